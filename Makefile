@@ -1,0 +1,31 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   installs, then runs detect on the bundled examples
+#   make test   installs, then runs the test suite
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/k8s-auto-fix
+CORPUS ?= ../shared/corpus
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: setup demo test bench-detect bench-parity parity-reference clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(CLI) detect examples --format table || test $$? -eq 1
+
+test: setup
+	$(PY) -m pytest
+
+bench-detect: setup
+	$(CLI) bench detect $(CORPUS)
+
+bench-parity: setup
+	$(CLI) bench parity $(CORPUS)
+
+parity-reference: setup
+	$(CLI) bench parity $(CORPUS) --context file --reference $(CORPUS)/reference/kube-linter-findings.jsonl
+
+clean:
+	rm -rf $(VENV) .tools build *.egg-info

@@ -1,0 +1,98 @@
+"""Health probes: missing ones, and ones aimed at ports the container does not expose."""
+
+from __future__ import annotations
+
+from .common import WORKLOADS, as_dict, as_list, go_quote, per_container
+from .registry import KubeLinter, Severity, check, template
+
+REGULAR = ("containers",)  # kube-linter checks probes on regular containers only
+
+
+def _missing_probe(field: str, label: str):
+    def rule(c, obj):
+        if c.spec.get(field) is None:
+            yield f"container {go_quote(c.name)} does not specify a {label} probe"
+
+    return per_container(rule, REGULAR)
+
+
+@template("liveness-probe")
+def liveness_probe():
+    return _missing_probe("livenessProbe", "liveness")
+
+
+@template("readiness-probe")
+def readiness_probe():
+    return _missing_probe("readinessProbe", "readiness")
+
+
+@template("startup-probe")
+def startup_probe():
+    return _missing_probe("startupProbe", "startup")
+
+
+def _exposed_ports(container) -> set:
+    # Numbers and names of TCP ports; "" is in the set because an unnamed
+    # port has the empty name, as in kube-linter.
+    exposed: set = set()
+    for port in as_list(container.spec.get("ports")):
+        port = as_dict(port)
+        if port.get("protocol") in (None, "", "TCP"):
+            exposed.add(("int", port.get("containerPort", 0)))
+            exposed.add(("str", str(port.get("name") or "")))
+    return exposed
+
+
+def _port_key(value: object) -> tuple[str, object]:
+    """An IntOrString port; an absent one is Go's zero value, the int 0."""
+    if value is None:
+        return ("int", 0)
+    return ("int", value) if isinstance(value, int) and not isinstance(value, bool) else ("str", str(value))
+
+
+def _probe_port(field: str):
+    def rule(c, obj):
+        probe = c.spec.get(field)
+        if not isinstance(probe, dict):
+            return
+        exposed = _exposed_ports(c)
+        name = go_quote(c.name)
+        for handler, label in (("httpGet", "HTTPGet"), ("tcpSocket", "TCPSocket")):
+            action = probe.get(handler)
+            if isinstance(action, dict) and _port_key(action.get("port")) not in exposed:
+                yield f"container {name} does not expose port {_port_key(action.get('port'))[1]} for the {label}"
+                return
+        grpc = probe.get("grpc")
+        if isinstance(grpc, dict) and ("int", grpc.get("port", 0)) not in exposed:
+            yield f"container {name} does not expose port {grpc.get('port', 0)} for the GRPC check"
+
+    return per_container(rule, REGULAR)
+
+
+template("liveness-port")(lambda: _probe_port("livenessProbe"))
+template("readiness-port")(lambda: _probe_port("readinessProbe"))
+template("startup-port")(lambda: _probe_port("startupProbe"))
+
+_PROBE_DOCS = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"
+
+for _kind in ("liveness", "readiness", "startup"):
+    check(
+        f"{_kind}-port",
+        template=f"{_kind}-port",
+        description=f"Indicates when containers have a {_kind} probe to a not exposed port.",
+        remediation=f"Check which ports you've exposed and ensure they match what you have specified in the {_kind} probe.",
+        severity=Severity.MEDIUM,
+        scope=WORKLOADS,
+    )
+
+for _kind in ("liveness", "readiness"):
+    check(
+        f"no-{_kind}-probe",
+        template=f"{_kind}-probe",
+        description=f"Indicates when containers fail to specify a {_kind} probe.",
+        remediation=f"Specify a {_kind} probe in your container. Refer to {_PROBE_DOCS} for details.",
+        severity=Severity.LOW,
+        scope=WORKLOADS,
+        enabled_by_default=False,
+        kube_linter=KubeLinter.OPTIONAL,
+    )

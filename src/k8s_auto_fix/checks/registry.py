@@ -1,0 +1,143 @@
+"""One registry of checks: the unit of policy knowledge.
+
+A check is data (id, description, remediation, severity, scope, whether
+kube-linter knows it) plus a ``detect`` function built from a parameterised
+template, the way kube-linter defines its built-in checks: ``sensitive-host-
+mounts`` and ``docker-sock`` are both the ``host-mounts`` template with other
+parameters. Templates are registered by name so that kube-linter config files
+can declare custom checks with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..manifests.context import Application
+    from ..manifests.objects import K8sObject
+
+
+class Severity(str, Enum):
+    """How bad a finding is, for ranking and for SARIF levels.
+
+    critical: a direct path to the node or cluster (privileged, host PID,
+    docker.sock); high: weakens isolation a lot (privilege escalation, host
+    mounts, capabilities); medium: hardening or reliability gaps with a real
+    failure mode (read-only root FS, resources, probes pointing nowhere);
+    low: hygiene (labels, deprecated fields, anti-affinity).
+    """
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def sarif_level(self) -> str:
+        return {"critical": "error", "high": "error", "medium": "warning", "low": "note"}[self.value]
+
+
+class KubeLinter(str, Enum):
+    """Whether the pinned kube-linter has a check of the same id."""
+
+    DEFAULT = "default"  # enabled by default there
+    OPTIONAL = "optional"  # exists there, off by default
+    NONE = "none"  # ours only
+
+
+@dataclass(frozen=True)
+class Violation:
+    message: str
+    container: str | None = None
+
+
+DetectFn = Callable[["K8sObject", "Application"], Iterable[Violation]]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    description: str
+    remediation: str
+    severity: Severity
+    scope: str  # the objects it looks at, in words (shown by `checks`)
+    template: str
+    detect: DetectFn
+    params: dict[str, Any] = field(default_factory=dict)
+    enabled_by_default: bool = True
+    kube_linter: KubeLinter = KubeLinter.DEFAULT
+
+
+class CheckConfigError(ValueError):
+    pass
+
+
+TemplateFactory = Callable[..., DetectFn]
+TEMPLATES: dict[str, TemplateFactory] = {}
+REGISTRY: dict[str, Check] = {}
+
+
+def template(name: str) -> Callable[[TemplateFactory], TemplateFactory]:
+    """Register a template: a factory taking the check's parameters."""
+
+    def register_template(factory: TemplateFactory) -> TemplateFactory:
+        TEMPLATES[name] = factory
+        return factory
+
+    return register_template
+
+
+def check(
+    id: str,
+    *,
+    template: str,
+    description: str,
+    remediation: str,
+    severity: Severity,
+    scope: str,
+    params: dict[str, Any] | None = None,
+    enabled_by_default: bool = True,
+    kube_linter: KubeLinter = KubeLinter.DEFAULT,
+) -> Check:
+    """Declare a check from a template and its parameters."""
+    built = build_check(id, template, params or {}, description, remediation, severity, scope)
+    registered = Check(
+        **{**built.__dict__, "enabled_by_default": enabled_by_default, "kube_linter": kube_linter}
+    )
+    if id in REGISTRY:
+        raise ValueError(f"check {id!r} registered twice")
+    REGISTRY[id] = registered
+    return registered
+
+
+def build_check(
+    id: str,
+    template_name: str,
+    params: dict[str, Any],
+    description: str = "",
+    remediation: str = "",
+    severity: Severity = Severity.MEDIUM,
+    scope: str = "",
+) -> Check:
+    factory = TEMPLATES.get(template_name)
+    if factory is None:
+        raise CheckConfigError(f"check {id!r}: unknown template {template_name!r}")
+    try:
+        detect = factory(**params)
+    except TypeError as err:
+        raise CheckConfigError(f"check {id!r}: bad parameters for template {template_name!r}: {err}") from None
+    return Check(
+        id=id,
+        description=description,
+        remediation=remediation,
+        severity=severity,
+        scope=scope,
+        template=template_name,
+        detect=detect,
+        params=params,
+        enabled_by_default=False,
+        kube_linter=KubeLinter.NONE,
+    )

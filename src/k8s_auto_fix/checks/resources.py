@@ -1,0 +1,99 @@
+"""Resource requests and limits."""
+
+from __future__ import annotations
+
+import math
+import re
+from decimal import Decimal, InvalidOperation
+
+from .common import WORKLOADS, as_dict, go_quote, per_container
+from .registry import Severity, check, template
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
+_SUFFIX = {
+    None: Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(value: object) -> Decimal | None:
+    """A Kubernetes resource quantity as a number of base units (cores, bytes)."""
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        return None
+    number, exponent, suffix = match.groups()
+    try:
+        base = Decimal(number)
+        return base * (Decimal(10) ** int(exponent[1:]) if exponent else _SUFFIX[suffix])
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _resource(container, kind: str, resource: str) -> tuple[Decimal | None, str]:
+    raw = as_dict(as_dict(container.spec.get("resources")).get(kind)).get(resource)
+    return parse_quantity(raw), "0" if raw is None else str(raw)
+
+
+def _requirements_template(resource: str, scale, unit_param: str):
+    # kube-linter compares cpu as whole millicores and memory as whole bytes,
+    # both rounded up; bounds are inclusive and a missing upper bound is open.
+    def factory(requirementsType="any", **bounds):
+        lower = bounds.get(f"lowerBound{unit_param}", 0)
+        upper = bounds.get(f"upperBound{unit_param}")
+        kinds = {"request": ["requests"], "limit": ["limits"], "any": ["requests", "limits"]}[requirementsType]
+
+        def rule(c, obj):
+            for kind in kinds:
+                value, shown = _resource(c, kind, resource)
+                if value is None:
+                    continue
+                scaled = scale(value)
+                if lower * _unit(unit_param) <= scaled and (upper is None or scaled <= upper * _unit(unit_param)):
+                    label = "request" if kind == "requests" else "limit"
+                    yield f"container {go_quote(c.name)} has {resource} {label} {shown if scaled else '0'}"
+
+        return per_container(rule)
+
+    return factory
+
+
+def _unit(unit_param: str) -> int:
+    return 1024 * 1024 if unit_param == "MB" else 1
+
+
+template("cpu-requirements")(_requirements_template("cpu", lambda v: math.ceil(v * 1000), "Millis"))
+template("memory-requirements")(_requirements_template("memory", lambda v: math.ceil(v), "MB"))
+
+check(
+    "unset-cpu-requirements",
+    template="cpu-requirements",
+    params={"lowerBoundMillis": 0, "requirementsType": "request", "upperBoundMillis": 0},
+    description="Indicates when containers do not have CPU requests and limits set.",
+    remediation=(
+        "Set CPU requests for your container based on its requirements. Refer to "
+        "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
+    ),
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
+check(
+    "unset-memory-requirements",
+    template="memory-requirements",
+    params={"lowerBoundMB": 0, "requirementsType": "limit", "upperBoundMB": 0},
+    description="Indicates when containers do not have memory requests and limits set.",
+    remediation=(
+        "Set memory limits for your container based on its requirements. Refer to "
+        "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
+    ),
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)

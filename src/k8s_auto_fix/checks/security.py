@@ -1,0 +1,319 @@
+"""Container and pod security settings: privileges, users, capabilities, sysctls."""
+
+from __future__ import annotations
+
+from .common import WORKLOADS, as_dict, as_list, go_quote, go_quote_list, per_container, pod_level, string_matcher
+from .registry import KubeLinter, Severity, check, template
+
+# --- templates ---------------------------------------------------------------
+
+
+@template("read-only-root-fs")
+def read_only_root_fs():
+    def rule(c, obj):
+        if c.security_context.get("readOnlyRootFilesystem") is not True:
+            yield f"container {go_quote(c.name)} does not have a read-only root file system"
+
+    return per_container(rule)
+
+
+@template("run-as-non-root")
+def run_as_non_root():
+    # A positive UID (container's, else the pod's) is enough; otherwise
+    # runAsNonRoot must be true, and then an explicit UID 0 contradicts it.
+    def rule(c, obj):
+        user = c.effective_security("runAsUser")
+        if isinstance(user, int) and not isinstance(user, bool) and user > 0:
+            return
+        if c.effective_security("runAsNonRoot") is True:
+            if user == 0:
+                yield f"container {go_quote(c.name)} is set to runAsNonRoot, but runAsUser set to 0"
+            return
+        yield f"container {go_quote(c.name)} is not set to runAsNonRoot"
+
+    return per_container(rule)
+
+
+@template("privilege-escalation-container")
+def privilege_escalation_container():
+    def rule(c, obj):
+        sc = c.spec.get("securityContext")
+        if not isinstance(sc, dict):
+            return
+        name = go_quote(c.name)
+        if sc.get("allowPrivilegeEscalation") is True:
+            yield f"container {name} has AllowPrivilegeEscalation set to true."
+        elif sc.get("privileged") is True:
+            yield f"container {name} is Privileged hence allows privilege escalation."
+        elif "SYS_ADMIN" in as_list(as_dict(sc.get("capabilities")).get("add")):
+            yield f"container {name} has SYS_ADMIN capability hence allows privilege escalation."
+
+    return per_container(rule)
+
+
+@template("privileged")
+def privileged():
+    def rule(c, obj):
+        if c.security_context.get("privileged") is True:
+            yield f"container {go_quote(c.name)} is privileged"
+
+    return per_container(rule)
+
+
+def _is_all(capability: object) -> bool:
+    return str(capability).lower() == "all"
+
+
+@template("verify-container-capabilities")
+def verify_container_capabilities(forbiddenCapabilities=(), exceptions=()):
+    forbidden = list(forbiddenCapabilities)
+    if any(_is_all(f) for f in forbidden):
+        if len(forbidden) != 1:
+            raise TypeError("'all' must be the only forbidden capability")
+        return per_container(_no_capabilities_at_all(list(exceptions)))
+    if exceptions:
+        raise TypeError("exceptions are only allowed when forbiddenCapabilities is ['all']")
+    matchers = [(f, string_matcher(f)) for f in forbidden]
+
+    def rule(c, obj):
+        sc = c.spec.get("securityContext")
+        if not isinstance(sc, dict) or not isinstance(sc.get("capabilities"), dict):
+            return
+        caps = sc["capabilities"]
+        added, dropped = as_list(caps.get("add")), as_list(caps.get("drop"))
+        name = go_quote(c.name)
+        for _, matches in matchers:
+            for cap in added:
+                if matches(str(cap)) or _is_all(cap):
+                    yield f"container {name} has ADD capability: {go_quote(cap)}, which matched with the forbidden capability for containers"
+        for wanted, matches in matchers:
+            if not any(matches(str(cap)) or _is_all(cap) for cap in dropped):
+                yield (
+                    f"container {name} has DROP capabilities: {go_quote_list(dropped)}, "
+                    f"but does not drop capability {go_quote(wanted)} which is required"
+                )
+
+    return per_container(rule)
+
+
+def _no_capabilities_at_all(exceptions: list[str]):
+    allowed = [string_matcher(e) for e in exceptions]
+
+    def rule(c, obj):
+        sc = c.spec.get("securityContext")
+        if not isinstance(sc, dict) or not isinstance(sc.get("capabilities"), dict):
+            return
+        caps = sc["capabilities"]
+        name = go_quote(c.name)
+        for cap in as_list(caps.get("add")):
+            if not any(m(str(cap)) for m in allowed):
+                yield (
+                    f"container {name} has ADD capability: {go_quote(cap)}, but no capabilities should be added "
+                    "at all and this capability is not included in the exceptions list"
+                )
+        dropped = as_list(caps.get("drop"))
+        if not any(_is_all(cap) for cap in dropped):
+            yield f"container {name} has DROP capabilities: {go_quote_list(dropped)}, but in fact all capabilities are required to be dropped"
+
+    return rule
+
+
+@template("unsafe-sysctls")
+def unsafe_sysctls(unsafeSysCtls=()):
+    prefixes = list(unsafeSysCtls)
+
+    def rule(spec, obj):
+        for sysctl in as_list(as_dict(spec.get("securityContext")).get("sysctls")):
+            name = str(as_dict(sysctl).get("name", ""))
+            for prefix in prefixes:
+                if name.startswith(prefix):
+                    yield f"resource specifies unsafe sysctl {go_quote(name)}."
+
+    return pod_level(rule)
+
+
+@template("unsafe-proc-mount")
+def unsafe_proc_mount():
+    def rule(c, obj):
+        if str(c.security_context.get("procMount", "")).lower() == "unmasked":
+            yield f"container {go_quote(c.name)} exposes /proc unsafely (via procMount=Unmasked)."
+
+    return per_container(rule)
+
+
+@template("seccomp-profile")
+def seccomp_profile(allowedTypes=("RuntimeDefault", "Localhost")):
+    allowed = set(allowedTypes)
+
+    def rule(c, obj):
+        profile = c.effective_security("seccompProfile")
+        kind = as_dict(profile).get("type")
+        if kind is None:
+            yield f"container {go_quote(c.name)} does not set a seccomp profile (seccompProfile.type)"
+        elif kind not in allowed:
+            yield f"container {go_quote(c.name)} uses seccomp profile {go_quote(kind)}, expected one of {', '.join(sorted(allowed))}"
+
+    return per_container(rule)
+
+
+@template("required-drop-capabilities")
+def required_drop_capabilities(capabilities=("ALL",)):
+    required = list(capabilities)
+
+    def rule(c, obj):
+        dropped = [str(cap).upper() for cap in as_list(as_dict(c.security_context.get("capabilities")).get("drop"))]
+        if "ALL" in dropped:
+            return
+        missing = [cap for cap in required if cap.upper() not in dropped]
+        if missing:
+            yield f"container {go_quote(c.name)} does not drop capabilities {', '.join(missing)}"
+
+    return per_container(rule)
+
+
+@template("forbidden-added-capabilities")
+def forbidden_added_capabilities(capabilities=("SYS_ADMIN",)):
+    # Kubernetes accepts both spellings; the CAP_ prefix is the kernel's.
+    forbidden = {str(cap).upper().removeprefix("CAP_") for cap in capabilities}
+
+    def rule(c, obj):
+        for cap in as_list(as_dict(c.security_context.get("capabilities")).get("add")):
+            if str(cap).upper().removeprefix("CAP_") in forbidden or _is_all(cap):
+                yield f"container {go_quote(c.name)} adds capability {go_quote(cap)}"
+
+    return per_container(rule)
+
+
+@template("run-as-uid")
+def run_as_uid(forbiddenUIDs=(0,)):
+    forbidden = set(forbiddenUIDs)
+
+    def rule(c, obj):
+        user = c.effective_security("runAsUser")
+        if user in forbidden and not isinstance(user, bool):
+            yield f"container {go_quote(c.name)} runs as UID {user}"
+
+    return per_container(rule)
+
+
+# --- checks ------------------------------------------------------------------
+
+check(
+    "no-read-only-root-fs",
+    template="read-only-root-fs",
+    description="Indicates when containers are running without a read-only root filesystem.",
+    remediation="Set readOnlyRootFilesystem to true in the container securityContext.",
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
+check(
+    "run-as-non-root",
+    template="run-as-non-root",
+    description="Indicates when containers are not set to runAsNonRoot.",
+    remediation=(
+        "Set runAsUser to a non-zero number and runAsNonRoot to true in your pod or container securityContext. "
+        "Refer to https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ for details."
+    ),
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
+check(
+    "privilege-escalation-container",
+    template="privilege-escalation-container",
+    description="Alert on containers of allowing privilege escalation that could gain more privileges than its parent process.",
+    remediation=(
+        "Ensure containers do not allow privilege escalation by setting allowPrivilegeEscalation=false, privileged=false "
+        "and removing CAP_SYS_ADMIN capability. See https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ "
+        "for more details."
+    ),
+    severity=Severity.HIGH,
+    scope=WORKLOADS,
+)
+check(
+    "privileged-container",
+    template="privileged",
+    description="Indicates when deployments have containers running in privileged mode.",
+    remediation="Do not run your container as privileged unless it is required.",
+    severity=Severity.CRITICAL,
+    scope=WORKLOADS,
+)
+check(
+    "drop-net-raw-capability",
+    template="verify-container-capabilities",
+    params={"forbiddenCapabilities": ["NET_RAW"]},
+    description="Indicates when containers do not drop NET_RAW capability",
+    remediation=(
+        "NET_RAW makes it so that an application within the container is able to craft raw packets, use raw sockets, "
+        "and bind to any address. Remove this capability in the containers under containers security contexts."
+    ),
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
+check(
+    "unsafe-sysctls",
+    template="unsafe-sysctls",
+    params={"unsafeSysCtls": ["kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.", "net."]},
+    description="Alert on deployments specifying unsafe sysctls that may lead to severe problems like wrong behavior of containers",
+    remediation=(
+        "Ensure container does not allow unsafe allocation of system resources by removing unsafe sysctls configurations. "
+        "For more details see https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/ "
+        "https://docs.docker.com/engine/reference/commandline/run/#configure-namespaced-kernel-parameters-sysctls-at-runtime."
+    ),
+    severity=Severity.HIGH,
+    scope=WORKLOADS,
+)
+check(
+    "unsafe-proc-mount",
+    template="unsafe-proc-mount",
+    description="Alert on deployments with unsafe /proc mount (procMount=Unmasked) that will bypass the default masking behavior of the container runtime",
+    remediation=(
+        "Ensure container does not unsafely exposes parts of /proc by setting procMount=Default.  Unmasked ProcMount bypasses "
+        "the default masking behavior of the container runtime. See https://kubernetes.io/docs/concepts/security/pod-security-standards/ "
+        "for more details."
+    ),
+    severity=Severity.HIGH,
+    scope=WORKLOADS,
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+
+# Ours: the policies of the original description that kube-linter lacks.
+check(
+    "unset-seccomp-profile",
+    template="seccomp-profile",
+    description="Indicates when containers run without a RuntimeDefault or Localhost seccomp profile (Pod Security Standards, restricted).",
+    remediation="Set securityContext.seccompProfile.type to RuntimeDefault in the pod (or container) securityContext.",
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+)
+check(
+    "capabilities-not-dropped",
+    template="required-drop-capabilities",
+    params={"capabilities": ["ALL"]},
+    description="Indicates when containers do not drop ALL capabilities (Pod Security Standards, restricted).",
+    remediation="Add ALL to securityContext.capabilities.drop and add back only the capabilities the container needs.",
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+)
+check(
+    "sys-admin-capability",
+    template="forbidden-added-capabilities",
+    params={"capabilities": ["SYS_ADMIN"]},
+    description="Indicates when containers add CAP_SYS_ADMIN (or ALL), which is close to full root on the node.",
+    remediation="Remove SYS_ADMIN from securityContext.capabilities.add; grant the narrow capability the workload needs instead.",
+    severity=Severity.CRITICAL,
+    scope=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+)
+check(
+    "run-as-root-uid",
+    template="run-as-uid",
+    params={"forbiddenUIDs": [0]},
+    description="Indicates when containers explicitly run as UID 0 (root), in the container or pod securityContext.",
+    remediation="Set runAsUser to a non-zero UID (and runAsNonRoot: true) in the pod or container securityContext.",
+    severity=Severity.HIGH,
+    scope=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+)

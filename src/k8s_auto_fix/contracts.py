@@ -1,0 +1,102 @@
+"""The JSON files the stages exchange (DESIGN.md section 3).
+
+Every file is a UTF-8 JSON array of objects, written atomically (temporary
+file in the same folder, then rename) and read back through one pydantic
+model, so a malformed file gives one clear error instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+
+class ContractError(Exception):
+    """A stage's input file is missing or does not follow its contract."""
+
+
+class ObjectRef(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    api_version: str = Field(alias="apiVersion")
+    kind: str
+    namespace: str = ""
+    name: str = ""
+
+
+class Detection(BaseModel):
+    """One finding: a check that fired on one object (and container)."""
+
+    id: str
+    manifest_path: str
+    manifest_yaml: str | None = None
+    policy_id: str
+    violation_text: str
+    object: ObjectRef
+    document_index: int = 0
+    list_index: int | None = None
+    line: int | None = None
+    severity: str = "medium"
+    container: str | None = None
+    engine: str = "builtin"
+
+
+def detection_id(path: str, obj: ObjectRef, check: str, container: str | None, message: str) -> str:
+    """Stable id: the same finding on the same input gets the same id."""
+    key = "\0".join(
+        [path, obj.api_version, obj.kind, obj.namespace, obj.name, check, container or "", message]
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# --- reading and writing -----------------------------------------------------
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_models(path: str | Path, items: list[BaseModel]) -> None:
+    write_json_atomic(path, [item.model_dump(by_alias=True, mode="json") for item in items])
+
+
+def read_models(path: str | Path, model: type[Model]) -> list[Model]:
+    """Load a contract file; any problem is one ``ContractError`` naming the file."""
+    try:
+        raw = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ContractError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise ContractError(f"{path}: not UTF-8 text") from None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ContractError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from None
+    try:
+        return TypeAdapter(list[model]).validate_python(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ContractError(
+            f"{path}: not a valid {model.__name__} list: at [{where}]: {first['msg']}"
+            f" ({err.error_count()} error(s))"
+        ) from None

@@ -1,0 +1,70 @@
+"""Which objects form one application.
+
+Cross-object checks (a Service without pods, a missing ServiceAccount, a PDB
+that selects nothing) are only as right as the set of objects they see.
+kube-linter's rule is the default: the manifest files directly inside one
+folder form one application (subfolders are applications of their own), and
+a Helm chart (a folder with ``Chart.yaml``) is one application with all its
+subfolders. ``file`` makes every file its own application, for corpora of
+unrelated snippets.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+
+from .objects import K8sObject
+
+
+class ContextMode(str, Enum):
+    DIR = "dir"
+    FILE = "file"
+
+
+@dataclass
+class Application:
+    """The objects one cross-object check may look at together."""
+
+    key: str
+    objects: list[K8sObject] = field(default_factory=list)
+
+    @cached_property
+    def workloads(self) -> list[K8sObject]:
+        return [o for o in self.objects if o.pod_spec is not None]
+
+    def of_kind(self, *kinds: str) -> list[K8sObject]:
+        return [o for o in self.objects if o.kind in kinds]
+
+
+def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:
+    if mode is ContextMode.FILE or path == "-":
+        return path
+    folder = os.path.dirname(path) or "."
+    root = _chart_root(folder, chart_roots if chart_roots is not None else {})
+    return root or folder
+
+
+def _chart_root(folder: str, cache: dict[str, str | None]) -> str | None:
+    """The nearest enclosing folder holding a Chart.yaml, if any."""
+    if folder in cache:
+        return cache[folder]
+    if os.path.isfile(os.path.join(folder, "Chart.yaml")):
+        root: str | None = folder
+    else:
+        parent = os.path.dirname(folder)
+        root = _chart_root(parent, cache) if parent and parent != folder else None
+    cache[folder] = root
+    return root
+
+
+def group_applications(objects: Iterable[K8sObject], mode: ContextMode) -> list[Application]:
+    apps: dict[str, Application] = {}
+    chart_roots: dict[str, str | None] = {}
+    for obj in objects:
+        key = application_key(obj.path, mode, chart_roots)
+        apps.setdefault(key, Application(key)).objects.append(obj)
+    return list(apps.values())

@@ -1,0 +1,316 @@
+"""Files -> Kubernetes objects, with every problem reported and nothing fatal.
+
+The hot path is PyYAML's C parser (``CSafeLoader``). Everything that can go
+wrong with real-world input (binary files, bad encodings, invalid YAML,
+duplicate keys, alias bombs, nesting deep enough to crash libyaml's recursive
+composer, unrendered Helm templates, huge files) becomes a ``LoadProblem`` for
+that one file; the other files are still loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .objects import K8sObject
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN_PATH = "-"
+
+DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+# libyaml's composer recurses once per nesting level and segfaults somewhere
+# past 20,000 levels; real manifests stay below 50. Anything deeper than this
+# is refused before the parser sees it.
+MAX_NESTING = 1000
+# A document whose aliases expand to more nodes than this is an alias bomb
+# ("billion laughs"); the expansion is counted on the node graph, never built.
+MAX_EXPANDED_NODES = 1_000_000
+
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """One file (or one document of it) that could not be used, and why."""
+
+    path: str
+    message: str
+    line: int | None = None
+    # "error": the input is broken; "note": valid YAML that is not a
+    # Kubernetes object, skipped on purpose.
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    objects: list[K8sObject] = field(default_factory=list)
+    problems: list[LoadProblem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def extend(self, other: LoadResult) -> None:
+        self.objects.extend(other.objects)
+        self.problems.extend(other.problems)
+        self.files.extend(other.files)
+
+    @property
+    def errors(self) -> list[LoadProblem]:
+        return [p for p in self.problems if p.level == "error"]
+
+
+class _ManifestError(Exception):
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+class _StrictLoader(yaml.CSafeLoader):
+    """CSafeLoader that refuses duplicate mapping keys (kubectl does too)."""
+
+    def construct_mapping(self, node, deep=False):
+        own_entries = node.value  # flatten_mapping deletes merge keys in place
+        mapping = super().construct_mapping(node, deep)
+        if len(mapping) != len(own_entries) or node.value is not own_entries:
+            _raise_on_duplicate_key(own_entries)
+        return mapping
+
+
+def _raise_on_duplicate_key(entries) -> None:
+    seen: set = set()
+    for key_node, _ in entries:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+        if key in seen:
+            raise _ManifestError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+        seen.add(key)
+
+
+# --- discovering files -------------------------------------------------------
+
+
+def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """Yield ``(path, problem)`` for every manifest file under ``paths``.
+
+    Folders are walked recursively in a stable (sorted) order; only files with
+    a manifest suffix are taken from folders, but a file named explicitly is
+    always read. A path that does not exist yields a problem.
+    """
+    for raw in paths:
+        if raw == STDIN_PATH:
+            yield STDIN_PATH, None
+            continue
+        path = Path(raw)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if name.endswith(MANIFEST_SUFFIXES):
+                        yield os.path.join(root, name), None
+        elif path.is_file():
+            yield str(path), None
+        else:
+            yield str(path), "no such file or directory"
+
+
+# --- reading one file --------------------------------------------------------
+
+
+def load_paths(paths: Iterable[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
+    result = LoadResult()
+    for path, problem in iter_manifest_files(paths):
+        if problem:
+            result.problems.append(LoadProblem(path, problem))
+            continue
+        result.extend(load_file(path, max_file_bytes))
+    return result
+
+
+def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
+    result = LoadResult(files=[path])
+    try:
+        raw = _read_bytes(path, max_file_bytes)
+        result.objects, result.problems = parse_manifest_text(path, _decode(raw))
+    except _ManifestError as err:
+        result.problems.append(LoadProblem(path, str(err), err.line))
+    return result
+
+
+def _read_bytes(path: str, max_file_bytes: int) -> bytes:
+    try:
+        if path == STDIN_PATH:
+            raw = sys.stdin.buffer.read(max_file_bytes + 1)
+        else:
+            if os.path.getsize(path) > max_file_bytes:
+                raise _ManifestError(_too_big(os.path.getsize(path), max_file_bytes))
+            with open(path, "rb") as handle:
+                raw = handle.read(max_file_bytes + 1)
+    except OSError as err:
+        raise _ManifestError(f"cannot read: {err.strerror or err}") from None
+    if len(raw) > max_file_bytes:
+        raise _ManifestError(_too_big(len(raw), max_file_bytes))
+    return raw
+
+
+def _too_big(size: int, cap: int) -> str:
+    return f"file is {size:,} bytes, over the size cap of {cap:,} (raise it with --max-file-size)"
+
+
+def _decode(raw: bytes) -> str:
+    if b"\x00" in raw[:8192]:
+        raise _ManifestError("binary file (contains NUL bytes), not a manifest")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise _ManifestError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})", line) from None
+
+
+def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[LoadProblem]]:
+    """Parse one file's text into objects; problems never raise."""
+    if not text.strip():
+        return [], [LoadProblem(path, "empty file, nothing to lint", level="note")]
+    if path.endswith(".json"):
+        documents = _json_documents(text)
+    else:
+        _refuse_deep_nesting(text)
+        documents = _yaml_documents(text)
+    objects: list[K8sObject] = []
+    problems: list[LoadProblem] = []
+    for index, (line, data, item_lines) in enumerate(documents):
+        _collect_objects(path, index, line, data, item_lines, objects, problems)
+    return objects, problems
+
+
+Document = tuple[int, object, "list[int] | None"]  # line, data, line of each List item
+
+
+def _json_documents(text: str) -> list[Document]:
+    try:
+        return [(1, json.loads(text), None)]
+    except json.JSONDecodeError as err:
+        raise _ManifestError(f"invalid JSON: {err.msg}", err.lineno) from None
+    except RecursionError:
+        raise _ManifestError(f"nesting deeper than {MAX_NESTING} levels") from None
+
+
+def _yaml_documents(text: str) -> list[Document]:
+    loader = _StrictLoader(text)
+    documents = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            if "*" in text:
+                _refuse_alias_bomb(node)
+            data = loader.construct_document(node)
+            documents.append((node.start_mark.line + 1, data, _list_item_lines(node, data)))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        message = f"invalid YAML: {err.problem or err.context}"
+        if "{{" in text:
+            message = "unrendered Helm template ({{ }}); render it with `helm template` first"
+        raise _ManifestError(message, mark.line + 1 if mark else None) from None
+    except yaml.YAMLError as err:
+        raise _ManifestError(f"invalid YAML: {err}") from None
+    finally:
+        loader.dispose()
+    return documents
+
+
+_DEEP_INDENT = re.compile(r"^[ \t]{%d,}" % MAX_NESTING, re.M)
+_BLOCK_INDICATOR_CHAIN = re.compile(r"(?:[-?:][ \t]+){%d,}" % (MAX_NESTING // 5))
+_FLOW_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _refuse_deep_nesting(text: str) -> None:
+    """Refuse nesting that would overflow libyaml's recursive composer."""
+    if text.count("[") + text.count("{") >= MAX_NESTING:
+        depth = 0
+        for match in _FLOW_BRACKETS.finditer(text):
+            depth += 1 if match.group() in "[{" else -1
+            if depth >= MAX_NESTING:
+                line = text.count("\n", 0, match.start()) + 1
+                raise _ManifestError(f"nesting deeper than {MAX_NESTING} levels", line)
+    for pattern in (_DEEP_INDENT, _BLOCK_INDICATOR_CHAIN):
+        match = pattern.search(text)
+        if match:
+            line = text.count("\n", 0, match.start()) + 1
+            raise _ManifestError(f"nesting deeper than {MAX_NESTING} levels", line)
+
+
+def _refuse_alias_bomb(root: yaml.Node) -> None:
+    """Count the nodes the document would expand to, sharing work per node."""
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1  # a cycle counts once instead of recursing forever
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += expanded(k) + expanded(v)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += expanded(item)
+        sizes[key] = total
+        return total
+
+    if expanded(root) > MAX_EXPANDED_NODES:
+        raise _ManifestError(
+            f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (alias bomb)",
+            root.start_mark.line + 1,
+        )
+
+
+def _list_item_lines(node: yaml.Node, data: object) -> list[int] | None:
+    if not (isinstance(data, dict) and str(data.get("kind", "")).endswith("List")):
+        return None
+    for key, value in node.value:
+        if key.value == "items" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return None
+
+
+# --- documents -> objects ----------------------------------------------------
+
+
+def _collect_objects(path, index, line, data, item_lines, objects, problems) -> None:
+    if data is None:
+        return
+    if not isinstance(data, dict) or not data.get("apiVersion") or not data.get("kind"):
+        problems.append(LoadProblem(path, "not a Kubernetes object (no apiVersion/kind), skipped", line, "note"))
+        return
+    if _is_unrendered(data):
+        problems.append(
+            LoadProblem(path, "unrendered Helm template ({{ }}); render it with `helm template` first", line)
+        )
+        return
+    items = data.get("items")
+    if str(data["kind"]).endswith("List") and isinstance(items, list):
+        for item_index, item in enumerate(items):
+            item_line = item_lines[item_index] if item_lines else line
+            if isinstance(item, dict) and item.get("apiVersion") and item.get("kind"):
+                objects.append(K8sObject(path, index, item_line, item, list_index=item_index))
+            else:
+                message = f"{data['kind']} item {item_index} has no apiVersion/kind, skipped"
+                problems.append(LoadProblem(path, message, item_line, "note"))
+        return
+    objects.append(K8sObject(path, index, line, data))
+
+
+def _is_unrendered(data: dict) -> bool:
+    metadata = data.get("metadata")
+    fields = [data.get("apiVersion"), data.get("kind")]
+    if isinstance(metadata, dict):
+        fields += [metadata.get("name"), metadata.get("namespace")]
+    return any(isinstance(value, str) and "{{" in value for value in fields)

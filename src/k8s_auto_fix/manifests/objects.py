@@ -1,0 +1,216 @@
+"""The object model every check works on.
+
+A ``K8sObject`` is one Kubernetes object as it was found (file, document,
+line) plus the views checks need: identity, the pod template of any workload
+kind, every container with its JSON Pointer, and the effective security
+settings of a container. Checks never locate pod templates themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+# Where the pod spec lives, per workload kind (JSON Pointer segments).
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "DeploymentConfig": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+# The API versions in which each workload kind exists (what kube-linter's
+# client-go scheme decodes). A `DaemonSet` in `apps/v1beta1` or a `CronJob` in
+# `batch/v2alpha1` never existed or was removed: it has no pod template to
+# check. `extensions/v1beta1` workloads are flagged by no-extensions-v1beta and
+# are not "deployment-like" for the other checks, as in kube-linter.
+WORKLOAD_API_VERSIONS: dict[str, frozenset[str]] = {
+    "Pod": frozenset({"v1"}),
+    "ReplicationController": frozenset({"v1"}),
+    "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2"}),
+    "StatefulSet": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2"}),
+    "DaemonSet": frozenset({"apps/v1", "apps/v1beta2"}),
+    "ReplicaSet": frozenset({"apps/v1", "apps/v1beta2"}),
+    "DeploymentConfig": frozenset({"apps.openshift.io/v1"}),
+    "Job": frozenset({"batch/v1"}),
+    "CronJob": frozenset({"batch/v1", "batch/v1beta1"}),
+}
+CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
+# Pod-level securityContext fields that a container-level one overrides.
+INHERITED_SECURITY_FIELDS = (
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "seLinuxOptions",
+    "seccompProfile",
+    "windowsOptions",
+    "appArmorProfile",
+)
+
+
+def escape_pointer(token: str) -> str:
+    """RFC 6901: ``~`` becomes ``~0`` and ``/`` becomes ``~1``."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def pointer(*segments: str | int) -> str:
+    return "".join("/" + escape_pointer(str(s)) for s in segments)
+
+
+@dataclass(frozen=True)
+class Identity:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+@dataclass(frozen=True)
+class Container:
+    """One container of a pod spec and where it is in the object."""
+
+    group: str  # containers, initContainers or ephemeralContainers
+    index: int
+    spec: dict
+    pointer: str  # JSON Pointer of the container in its object
+    pod_spec: dict
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", ""))
+
+    @property
+    def security_context(self) -> dict:
+        return _as_dict(self.spec.get("securityContext"))
+
+    def effective_security(self, field_name: str) -> Any:
+        """A container setting if present, else the pod's (when inheritable)."""
+        value = self.security_context.get(field_name)
+        if value is None and field_name in INHERITED_SECURITY_FIELDS:
+            value = _as_dict(self.pod_spec.get("securityContext")).get(field_name)
+        return value
+
+
+@dataclass(eq=False)
+class K8sObject:
+    path: str
+    document_index: int
+    line: int
+    data: dict
+    list_index: int | None = None  # position inside a `kind: List`
+    extra: dict = field(default_factory=dict)
+
+    # --- identity ----------------------------------------------------------
+
+    @property
+    def api_version(self) -> str:
+        return str(self.data.get("apiVersion", ""))
+
+    @property
+    def kind(self) -> str:
+        return str(self.data.get("kind", ""))
+
+    @property
+    def metadata(self) -> dict:
+        return _as_dict(self.data.get("metadata"))
+
+    @property
+    def name(self) -> str:
+        meta = self.metadata
+        return str(meta.get("name") or meta.get("generateName") or "")
+
+    @property
+    def namespace(self) -> str:
+        return str(self.metadata.get("namespace") or "")
+
+    @property
+    def labels(self) -> dict:
+        return _as_dict(self.metadata.get("labels"))
+
+    @property
+    def annotations(self) -> dict:
+        return _as_dict(self.metadata.get("annotations"))
+
+    @cached_property
+    def identity(self) -> Identity:
+        return Identity(self.api_version, self.kind, self.namespace, self.name)
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+
+    # --- pod template ------------------------------------------------------
+
+    @cached_property
+    def pod_spec_segments(self) -> tuple[str, ...] | None:
+        segments = POD_SPEC_PATHS.get(self.kind)
+        if segments is None or self.api_version not in WORKLOAD_API_VERSIONS[self.kind]:
+            return None
+        node: Any = self.data
+        for segment in segments:
+            node = node.get(segment) if isinstance(node, dict) else None
+        return segments if isinstance(node, dict) else None
+
+
+    @cached_property
+    def pod_spec(self) -> dict | None:
+        if self.pod_spec_segments is None:
+            return None
+        node: Any = self.data
+        for segment in self.pod_spec_segments:
+            node = node[segment]
+        return node
+
+    @property
+    def pod_spec_pointer(self) -> str | None:
+        segments = self.pod_spec_segments
+        return pointer(*segments) if segments else None
+
+    @property
+    def pod_labels(self) -> dict:
+        """Labels of the pods this object runs (a Pod's own labels)."""
+        if self.kind == "Pod":
+            return self.labels
+        segments = self.pod_spec_segments
+        if not segments:
+            return {}
+        node: Any = self.data
+        for segment in segments[:-1]:
+            node = node[segment]
+        return _as_dict(_as_dict(node.get("metadata")).get("labels"))
+
+    @cached_property
+    def containers(self) -> list[Container]:
+        spec = self.pod_spec
+        if spec is None:
+            return []
+        base = self.pod_spec_pointer
+        found = []
+        for group in CONTAINER_GROUPS:
+            items = spec.get(group)
+            if not isinstance(items, list):
+                continue
+            for index, item in enumerate(items):
+                if isinstance(item, dict):
+                    found.append(Container(group, index, item, f"{base}/{group}/{index}", spec))
+        return found
+
+    def containers_of(self, *groups: str) -> list[Container]:
+        return [c for c in self.containers if c.group in groups]
+
+    def __repr__(self) -> str:
+        return f"<K8sObject {self.identity} {self.path}#{self.document_index}>"
+
+
+def _as_dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}

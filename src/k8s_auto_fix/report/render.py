@@ -1,0 +1,75 @@
+"""Human and machine renderings of detect results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from ..checks.registry import Check
+from .sarif import to_sarif
+
+
+def payload(fmt: str, result, checks: Sequence[Check]):
+    if fmt == "sarif":
+        return to_sarif(result.detections, result.problems, checks)
+    return [d.model_dump(by_alias=True, mode="json") for d in result.detections]
+
+
+def print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def summary_line(result) -> str:
+    errors = len(result.errors)
+    skipped = f", {errors} file(s) could not be read" if errors else ""
+    return (
+        f"{len(result.detections)} finding(s) in {result.objects} object(s) "
+        f"from {result.files} file(s){skipped}"
+    )
+
+
+def print_table(result, console: Console) -> None:
+    if result.detections:
+        table = Table(show_lines=False, header_style="bold")
+        for column in ("location", "object", "check", "severity", "message"):
+            table.add_column(column, overflow="fold")
+        for d in result.detections:
+            location = f"{d.manifest_path}:{d.line}" if d.line else d.manifest_path
+            table.add_row(location, f"{d.object.kind}/{d.object.name}", d.policy_id, d.severity, d.violation_text)
+        console.print(table)
+        by_check = Counter(d.policy_id for d in result.detections)
+        console.print(", ".join(f"{check}: {n}" for check, n in by_check.most_common()))
+    console.print(summary_line(result))
+
+
+def print_checks(checks: Sequence[Check], fmt: str, console: Console) -> None:
+    if fmt == "json":
+        print_json(
+            [
+                {
+                    "id": c.id,
+                    "severity": c.severity.value,
+                    "enabled_by_default": c.enabled_by_default,
+                    "kube_linter": c.kube_linter.value,
+                    "template": c.template,
+                    "params": c.params,
+                    "scope": c.scope,
+                    "description": c.description,
+                    "remediation": c.remediation,
+                }
+                for c in checks
+            ]
+        )
+        return
+    table = Table(header_style="bold")
+    for column in ("check", "severity", "default", "kube-linter", "scope", "description"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        table.add_row(c.id, c.severity.value, "yes" if c.enabled_by_default else "no", c.kube_linter.value, c.scope, c.description)
+    console.print(table)
