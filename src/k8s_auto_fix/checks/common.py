@@ -24,9 +24,17 @@ def go_quote_list(values: Iterable[object]) -> str:
     return "[" + " ".join(go_quote(v) for v in values) + "]"
 
 
+_REPEATED_ANCHOR = re.compile(r"(?<!\\)([\^$])(?=[*+?{])")
+
+
 @lru_cache(maxsize=None)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def go_regex(pattern: str) -> re.Pattern:
+    """Compile a Go (RE2) pattern. RE2 lets an anchor be repeated (``^*$``,
+    which then matches every string); Python needs it grouped first."""
+    try:
+        return re.compile(pattern)
+    except re.error:
+        return re.compile(_REPEATED_ANCHOR.sub(r"(?:\1)", pattern))
 
 
 def string_matcher(pattern: str) -> Callable[[str], bool]:
@@ -37,13 +45,8 @@ def string_matcher(pattern: str) -> Callable[[str], bool]:
     if pattern.startswith("!"):
         inner = string_matcher(pattern[1:])
         return lambda value: not inner(value)
-    regex = _compiled(pattern)
+    regex = go_regex(pattern)
     return lambda value: regex.search(value) is not None
-
-
-def is_deployment_like(obj: K8sObject) -> bool:
-    """kube-linter's DeploymentLike scope with a pod template we can read."""
-    return obj.pod_spec is not None
 
 
 ContainerRule = Callable[[Container, K8sObject], Iterable[str]]
@@ -53,7 +56,7 @@ def per_container(rule: ContainerRule, groups: tuple[str, ...] | None = None) ->
     """Run ``rule`` on each container (init, regular, ephemeral, in that order)."""
 
     def detect(obj: K8sObject, app: Application) -> Iterator[Violation]:
-        if obj.pod_spec is None:
+        if not obj.is_deployment_like:
             return
         containers = obj.containers if groups is None else obj.containers_of(*groups)
         for container in containers:
@@ -67,10 +70,9 @@ def pod_level(rule: Callable[[dict, K8sObject], Iterable[str]]) -> DetectFn:
     """Run ``rule`` on the pod spec of a workload."""
 
     def detect(obj: K8sObject, app: Application) -> Iterator[Violation]:
-        spec = obj.pod_spec
-        if spec is None:
+        if not obj.is_deployment_like:
             return
-        for message in rule(spec, obj):
+        for message in rule(obj.pod_spec, obj):
             yield Violation(message)
 
     return detect

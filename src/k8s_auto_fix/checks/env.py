@@ -34,6 +34,27 @@ def read_secret_from_env_var():
     return per_container(rule)
 
 
+@template("duplicate-env-var")
+def duplicate_env_var():
+    def rule(c, obj):
+        seen: set[str] = set()
+        for env in _env(c):
+            name = str(env.get("name", ""))
+            if name in seen:
+                yield f"Duplicate environment variable {name} in container {go_quote(c.name)} found"
+            seen.add(name)
+
+    return per_container(rule)
+
+
+check(
+    "duplicate-env-var",
+    template="duplicate-env-var",
+    description="Check that duplicate named env vars aren't passed to a deployment like.",
+    remediation="Confirm that your DeploymentLike doesn't have duplicate env vars names.",
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
 check(
     "env-var-secret",
     template="env-var",

@@ -50,7 +50,7 @@ def host_mounts(dirs=()):
     matchers = [string_matcher(d) for d in dirs]
 
     def detect(obj, app):
-        if obj.pod_spec is None:
+        if not obj.is_deployment_like:
             return
         for volume, path in _host_path_volumes(obj):
             for matches in matchers:
@@ -67,7 +67,7 @@ def host_mounts(dirs=()):
 @template("writable-host-mount")
 def writable_host_mount():
     def detect(obj, app):
-        if obj.pod_spec is None:
+        if not obj.is_deployment_like:
             return
         for volume, _path in _host_path_volumes(obj):
             for container in obj.containers:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from .common import WORKLOADS, go_quote, go_quote_list, per_container
+from .common import WORKLOADS, go_quote, go_quote_list, go_regex, per_container
 from .registry import Severity, check, template
 
 
@@ -13,8 +11,8 @@ def latest_tag(BlockList=(), AllowList=()):
     if BlockList and AllowList:
         raise TypeError("BlockList and AllowList cannot both be set")
 
-    blocked = [re.compile(p) for p in BlockList]
-    allowed = [re.compile(p) for p in AllowList]
+    blocked = [go_regex(p) for p in BlockList]
+    allowed = [go_regex(p) for p in AllowList]
 
     def rule(c, obj):
         image = str(c.spec.get("image") or "")

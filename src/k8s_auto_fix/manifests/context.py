@@ -33,11 +33,24 @@ class Application:
     objects: list[K8sObject] = field(default_factory=list)
 
     @cached_property
-    def workloads(self) -> list[K8sObject]:
-        return [o for o in self.objects if o.pod_spec is not None]
+    def _pods_by_namespace(self) -> dict[str, list[K8sObject]]:
+        found: dict[str, list[K8sObject]] = {}
+        for obj in self.objects:
+            if obj.pod_spec is not None:
+                found.setdefault(obj.namespace, []).append(obj)
+        return found
 
-    def of_kind(self, *kinds: str) -> list[K8sObject]:
-        return [o for o in self.objects if o.kind in kinds]
+    def pod_owners(self, namespace: str) -> list[K8sObject]:
+        """Objects that run pods in ``namespace`` (exact match: "" is not "default")."""
+        return self._pods_by_namespace.get(namespace, [])
+
+    def find(self, api_version: str, kind: str, namespace: str | None = None) -> list[K8sObject]:
+        """Objects of one exact apiVersion and kind, optionally in one namespace."""
+        return [
+            o
+            for o in self.objects
+            if o.kind == kind and o.api_version == api_version and (namespace is None or o.namespace == namespace)
+        ]
 
 
 def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:

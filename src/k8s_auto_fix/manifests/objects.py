@@ -27,16 +27,17 @@ POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 # The API versions in which each workload kind exists (what kube-linter's
 # client-go scheme decodes). A `DaemonSet` in `apps/v1beta1` or a `CronJob` in
-# `batch/v2alpha1` never existed or was removed: it has no pod template to
-# check. `extensions/v1beta1` workloads are flagged by no-extensions-v1beta and
-# are not "deployment-like" for the other checks, as in kube-linter.
+# `batch/v2alpha1` never existed or was removed: it has no pod template.
+# `extensions/v1beta1` workloads have pods (a Service may select them) but are
+# not "deployment-like": container checks skip them, as kube-linter does, and
+# no-extensions-v1beta flags them instead.
 WORKLOAD_API_VERSIONS: dict[str, frozenset[str]] = {
     "Pod": frozenset({"v1"}),
     "ReplicationController": frozenset({"v1"}),
-    "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2"}),
+    "Deployment": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2", "extensions/v1beta1"}),
     "StatefulSet": frozenset({"apps/v1", "apps/v1beta1", "apps/v1beta2"}),
-    "DaemonSet": frozenset({"apps/v1", "apps/v1beta2"}),
-    "ReplicaSet": frozenset({"apps/v1", "apps/v1beta2"}),
+    "DaemonSet": frozenset({"apps/v1", "apps/v1beta2", "extensions/v1beta1"}),
+    "ReplicaSet": frozenset({"apps/v1", "apps/v1beta2", "extensions/v1beta1"}),
     "DeploymentConfig": frozenset({"apps.openshift.io/v1"}),
     "Job": frozenset({"batch/v1"}),
     "CronJob": frozenset({"batch/v1", "batch/v1beta1"}),
@@ -170,6 +171,11 @@ class K8sObject:
         for segment in self.pod_spec_segments:
             node = node[segment]
         return node
+
+    @property
+    def is_deployment_like(self) -> bool:
+        """A workload whose pods the container and pod checks look at."""
+        return self.pod_spec is not None and self.group != "extensions"
 
     @property
     def pod_spec_pointer(self) -> str | None:

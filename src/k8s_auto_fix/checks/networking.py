@@ -1,0 +1,156 @@
+"""Network policies and ingresses: what they select must exist."""
+
+from __future__ import annotations
+
+from ..manifests.selectors import SelectorError, from_label_selector, go_map
+from .common import WORKLOADS, as_dict, as_list
+from .registry import KubeLinter, Severity, Violation, check, template
+
+NETWORKING = "networking.k8s.io/v1"
+
+
+def _is_network_policy(obj) -> bool:
+    return obj.api_version == NETWORKING and obj.kind == "NetworkPolicy"
+
+
+def _go_selector_struct(selector: dict) -> str:
+    """%v of a metav1.LabelSelector value: {map[k:v] [{key In [a b]}]}."""
+    expressions = " ".join(
+        "{%s %s [%s]}" % (e.get("key", ""), e.get("operator", ""), " ".join(map(str, as_list(e.get("values")))))
+        for e in map(as_dict, as_list(selector.get("matchExpressions")))
+    )
+    return f"{{{go_map(as_dict(selector.get('matchLabels')))} [{expressions}]}}"
+
+
+def _selects_pods(selector, namespace: str, app) -> bool:
+    return any(selector.matches(owner.pod_labels) for owner in app.pod_owners(namespace))
+
+
+@template("non-isolated-pod")
+def non_isolated_pod():
+    def detect(obj, app):
+        if not obj.is_deployment_like:
+            return
+        for policy in app.find(NETWORKING, "NetworkPolicy", obj.namespace):
+            try:
+                selector = from_label_selector(as_dict(policy.data.get("spec")).get("podSelector"))
+            except SelectorError as err:
+                yield Violation(f"networkpolicy has invalid podSelector: {err}")
+                return
+            if selector.matches(obj.pod_labels):
+                return
+        yield Violation("pods created by this object are non-isolated")
+
+    return detect
+
+
+@template("dangling-networkpolicy")
+def dangling_networkpolicy():
+    def detect(obj, app):
+        if not _is_network_policy(obj):
+            return
+        raw = as_dict(obj.data.get("spec")).get("podSelector")
+        try:
+            selector = from_label_selector(raw)
+        except SelectorError as err:
+            yield Violation(f"networkpolicy has invalid podSelector: {err}")
+            return
+        if not _selects_pods(selector, obj.namespace, app):
+            yield Violation(f"no pods found matching networkpolicy's podSelector labels ({_go_selector_struct(as_dict(raw))}) ")
+
+    return detect
+
+
+@template("dangling-networkpolicypeer-podselector")
+def dangling_networkpolicypeer_podselector():
+    def detect(obj, app):
+        if not _is_network_policy(obj):
+            return
+        spec = as_dict(obj.data.get("spec"))
+        peers = [p for rule in as_list(spec.get("ingress")) for p in as_list(as_dict(rule).get("from"))]
+        peers += [p for rule in as_list(spec.get("egress")) for p in as_list(as_dict(rule).get("to"))]
+        for peer in map(as_dict, peers):
+            if peer.get("podSelector") is None or peer.get("namespaceSelector") is not None:
+                continue
+            try:
+                selector = from_label_selector(peer["podSelector"])
+            except SelectorError as err:
+                yield Violation(f"networkpolicy ingress rule has invalid podSelector: {err}")
+                continue
+            if not _selects_pods(selector, obj.namespace, app):
+                yield Violation(f"no pods found matching networkpolicy rule's podSelector labels ({selector})")
+
+    return detect
+
+
+@template("dangling-ingress")
+def dangling_ingress():
+    def backend_key(backend) -> tuple[str, object] | None:
+        service = as_dict(as_dict(backend).get("service"))
+        if not service:
+            return None
+        port = as_dict(service.get("port"))
+        return str(service.get("name", "")), port.get("name") or port.get("number", 0)
+
+    def detect(obj, app):
+        if obj.api_version != NETWORKING or obj.kind != "Ingress":
+            return
+        spec = as_dict(obj.data.get("spec"))
+        backends = [spec.get("defaultBackend")]
+        for rule in map(as_dict, as_list(spec.get("rules"))):
+            backends += [as_dict(p).get("backend") for p in as_list(as_dict(rule.get("http")).get("paths"))]
+        wanted = {key for key in map(backend_key, backends) if key is not None}
+        for service in app.find("v1", "Service", obj.namespace):
+            for port in map(as_dict, as_list(as_dict(service.data.get("spec")).get("ports"))):
+                wanted.discard((service.name, port.get("port")))
+                if port.get("name"):
+                    wanted.discard((service.name, port["name"]))
+        for name, port in sorted(wanted, key=str):
+            yield Violation(f"no service found matching ingress label ({name}), port {port}")
+
+    return detect
+
+
+check(
+    "non-isolated-pod",
+    template="non-isolated-pod",
+    description="Alert on deployment-like objects that are not selected by any NetworkPolicy.",
+    remediation=(
+        "Ensure pod does not accept unsafe traffic by isolating it with a NetworkPolicy. See "
+        "https://cloud.redhat.com/blog/guide-to-kubernetes-ingress-network-policies for more details."
+    ),
+    severity=Severity.LOW,
+    scope=WORKLOADS,
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+check(
+    "dangling-networkpolicy",
+    template="dangling-networkpolicy",
+    description="Indicates when networkpolicies do not have any associated deployments.",
+    remediation="Confirm that your networkpolicy's podselector correctly matches the labels on one of your deployments.",
+    severity=Severity.LOW,
+    scope="NetworkPolicy",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+check(
+    "dangling-networkpolicypeer-podselector",
+    template="dangling-networkpolicypeer-podselector",
+    description="Indicates when NetworkPolicyPeer in Egress/Ingress rules -in the Spec of NetworkPolicy- do not have any associated deployments. If applied on the same namespace, the NetworkPolicyPeer podSelector labels should match labels of one of your deployments.",
+    remediation="Confirm that your NetworkPolicy's Ingress/Egress peer's podselector correctly matches the labels on one of your deployments.",
+    severity=Severity.LOW,
+    scope="NetworkPolicy",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+check(
+    "dangling-ingress",
+    template="dangling-ingress",
+    description="Indicates when ingress do not have any associated services.",
+    remediation="Confirm that your ingress's backend service correctly matches the name and port of one of your services.",
+    severity=Severity.LOW,
+    scope="Ingress",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)

@@ -1,0 +1,203 @@
+"""Services and ServiceAccounts: what a workload or a Service points at must exist."""
+
+from __future__ import annotations
+
+import re
+
+from ..manifests.selectors import SelectorError, from_match_labels, go_map
+from .common import WORKLOADS, as_dict, as_list, go_quote, string_matcher
+from .registry import KubeLinter, Severity, Violation, check, template
+
+SERVICE = "Service (v1)"
+
+
+def _is_service(obj) -> bool:
+    return obj.api_version == "v1" and obj.kind == "Service"
+
+
+@template("dangling-service")
+def dangling_service(ignoredLabels=()):
+    ignored = set(ignoredLabels)
+
+    def detect(obj, app):
+        if not _is_service(obj):
+            return
+        spec = as_dict(obj.data.get("spec"))
+        if spec.get("type") == "ExternalName":
+            return
+        selector = spec.get("selector")
+        if not isinstance(selector, dict) or not selector:
+            yield Violation("service has no selector specified")
+            return
+        selector = {k: v for k, v in selector.items() if k not in ignored}
+        try:
+            wanted = from_match_labels(selector)
+        except SelectorError as err:
+            yield Violation(f"service has invalid label selector: {err}")
+            return
+        if not any(wanted.matches(owner.pod_labels) for owner in app.pod_owners(obj.namespace)):
+            yield Violation(f"no pods found matching service labels ({go_map(selector)})")
+
+    return detect
+
+
+# k8s.io/apimachinery validation.IsValidPortName, error texts in its order.
+def port_name_errors(name: str) -> list[str]:
+    errors = []
+    if len(name) > 15:
+        errors.append("must be no more than 15 characters")
+    if not re.fullmatch(r"[-a-z0-9]+", name):
+        errors.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search(r"[a-z]", name):
+        errors.append("must contain at least one letter (a-z)")
+    if "--" in name:
+        errors.append("must not contain consecutive hyphens")
+    if name and (name[0] == "-" or name[-1] == "-"):
+        errors.append("must not begin or end with a hyphen")
+    return errors
+
+
+@template("target-port")
+def target_port():
+    def detect(obj, app):
+        if obj.is_deployment_like:
+            for container in obj.containers:
+                for port in as_list(container.spec.get("ports")):
+                    name = as_dict(port).get("name")
+                    if name:
+                        for error in port_name_errors(str(name)):
+                            yield Violation(f"port name {go_quote(name)} in container {go_quote(container.name)} {error}", container.name)
+        elif _is_service(obj):
+            for port in as_list(as_dict(obj.data.get("spec")).get("ports")):
+                target = as_dict(port).get("targetPort")
+                if target is None or target == 0:
+                    continue
+                if isinstance(target, int) and not isinstance(target, bool):
+                    errors = [] if 1 <= target <= 65535 else ["must be between 1 and 65535, inclusive"]
+                else:
+                    errors = port_name_errors(str(target))
+                for error in errors:
+                    yield Violation(f"port targetPort {go_quote(target)} in service {go_quote(obj.name)} {error}")
+
+    return detect
+
+
+@template("forbidden-service-types")
+def forbidden_service_types(forbiddenServiceTypes=()):
+    def detect(obj, app):
+        if not _is_service(obj):
+            return
+        kind = str(as_dict(obj.data.get("spec")).get("type") or "")
+        for forbidden in forbiddenServiceTypes:
+            if kind and kind.lower() == str(forbidden).lower():
+                yield Violation(f"{go_quote(forbidden)} service type is forbidden.")
+
+    return detect
+
+
+def service_account_name(obj) -> str:
+    spec = obj.pod_spec or {}
+    return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "")
+
+
+@template("non-existent-service-account")
+def non_existent_service_account():
+    def detect(obj, app):
+        if not obj.is_deployment_like:
+            return
+        name = service_account_name(obj)
+        if name in ("", "default"):
+            return
+        if not any(sa.name == name for sa in app.find("v1", "ServiceAccount", obj.namespace)):
+            yield Violation(f"serviceAccount {go_quote(name)} not found")
+
+    return detect
+
+
+@template("deprecated-service-account-field")
+def deprecated_service_account_field():
+    def detect(obj, app):
+        if obj.is_deployment_like and obj.pod_spec.get("serviceAccount"):
+            value = obj.pod_spec["serviceAccount"]
+            yield Violation(f"serviceAccount is specified ({value}), but this field is deprecated; use serviceAccountName instead")
+
+    return detect
+
+
+@template("service-account")
+def service_account(serviceAccount=""):
+    matches = string_matcher(serviceAccount)
+
+    def detect(obj, app):
+        if not obj.is_deployment_like or obj.pod_spec.get("automountServiceAccountToken") is False:
+            return
+        name = service_account_name(obj)
+        if matches(name):
+            yield Violation(f"found matching serviceAccount ({go_quote(name)})")
+
+    return detect
+
+
+check(
+    "dangling-service",
+    template="dangling-service",
+    description="Indicates when services do not have any associated deployments.",
+    remediation="Confirm that your service's selector correctly matches the labels on one of your deployments.",
+    severity=Severity.LOW,
+    scope=SERVICE,
+)
+check(
+    "invalid-target-ports",
+    template="target-port",
+    description="Indicates when deployments or services are using port names that are violating specifications.",
+    remediation=(
+        "Ensure that port name is compliant with the IANA_SVC_NAME (RFC 6335) specification, and that "
+        "targetPort is a valid port number or IANA_SVC_NAME."
+    ),
+    severity=Severity.MEDIUM,
+    scope=f"{WORKLOADS}; {SERVICE}",
+)
+check(
+    "exposed-services",
+    template="forbidden-service-types",
+    params={"forbiddenServiceTypes": ["NodePort", "LoadBalancer"]},
+    description="Alert on services for forbidden types",
+    remediation="Ensure containers are not exposed through a forbidden service type such as NodePort or LoadBalancer.",
+    severity=Severity.MEDIUM,
+    scope=SERVICE,
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+check(
+    "non-existent-service-account",
+    template="non-existent-service-account",
+    description="Indicates when pods reference a service account that is not found.",
+    remediation="Create the missing service account, or refer to an existing service account.",
+    severity=Severity.MEDIUM,
+    scope=WORKLOADS,
+)
+check(
+    "deprecated-service-account-field",
+    template="deprecated-service-account-field",
+    description="Indicates when deployments use the deprecated serviceAccount field.",
+    remediation=(
+        "Use the serviceAccountName field instead. If you must specify serviceAccount, ensure values for "
+        "serviceAccount and serviceAccountName match."
+    ),
+    severity=Severity.LOW,
+    scope=WORKLOADS,
+)
+check(
+    "default-service-account",
+    template="service-account",
+    params={"serviceAccount": "^(|default)$"},
+    description="Indicates when pods use the default service account.",
+    remediation=(
+        "Create a dedicated service account for your pod. Refer to "
+        "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/ for details."
+    ),
+    severity=Severity.LOW,
+    scope=WORKLOADS,
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
