@@ -47,10 +47,13 @@ class Detection(BaseModel):
     engine: str = "builtin"
 
 
-def detection_id(path: str, obj: ObjectRef, check: str, container: str | None, message: str) -> str:
-    """Stable id: the same finding on the same input gets the same id."""
+def detection_id(path: str, obj: dict, check: str, container: str | None, message: str) -> str:
+    """Stable id: the same finding on the same input gets the same id.
+
+    ``obj`` is the object reference in contract form (apiVersion, kind,
+    namespace, name)."""
     key = "\0".join(
-        [path, obj.api_version, obj.kind, obj.namespace, obj.name, check, container or "", message]
+        [path, obj["apiVersion"], obj["kind"], obj["namespace"], obj["name"], check, container or "", message]
     )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
@@ -60,6 +63,15 @@ def detection_id(path: str, obj: ObjectRef, check: str, container: str | None, m
 Model = TypeVar("Model", bound=BaseModel)
 
 
+def dumps(payload: Any) -> str:
+    """JSON text for a contract file: a top-level array holds one item a line
+    (diff-friendly, and the C encoder does the work); anything else is indented."""
+    if isinstance(payload, list):
+        items = ",\n".join(json.dumps(item, ensure_ascii=False) for item in payload)
+        return f"[\n{items}\n]\n" if payload else "[]\n"
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     """Write JSON so that readers see the old file or the new one, never half."""
     path = Path(path)
@@ -67,8 +79,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
+            handle.write(dumps(payload))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

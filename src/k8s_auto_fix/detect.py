@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 import yaml
 
 from .checks import Check
-from .contracts import Detection, ObjectRef, detection_id
+from pydantic import TypeAdapter
+
+from .contracts import Detection, detection_id
 from .engines.builtin import Finding, run_checks
-from .manifests.context import ContextMode, application_key, group_applications
+from .manifests.context import Application, ContextMode, application_key, group_applications
 from .manifests.loader import DEFAULT_MAX_FILE_BYTES, STDIN_PATH, LoadProblem, iter_manifest_files, load_file
+from .manifests.objects import K8sObject
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 200
@@ -47,34 +50,90 @@ class DetectResult:
 
 def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:
     result = DetectResult()
-    groups: dict[str, list[str]] = {}
+    apps: dict[str, list[str]] = {}
     chart_roots: dict[str, str | None] = {}
     for path, problem in iter_manifest_files(paths):
         if problem:
             result.problems.append(LoadProblem(path, problem))
         else:
-            groups.setdefault(application_key(path, options.context, chart_roots), []).append(path)
+            apps.setdefault(application_key(path, options.context, chart_roots), []).append(path)
 
-    work = sorted(groups.values(), key=_group_bytes, reverse=True)
     jobs = options.jobs or os.cpu_count() or 1
-    file_count = sum(len(g) for g in work)
+    file_count = sum(len(files) for files in apps.values())
     if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
-        parts = _run_in_pool(work, checks, options, jobs)
+        parts = _run_in_pool(apps, checks, options, jobs)
     else:
-        parts = [_detect_groups(work, checks, options)]
+        parts = [_detect_batch_with([Work(key, files, split=False) for key, files in apps.items()], checks, options)]
 
+    split_objects: dict[str, list[K8sObject]] = {}
+    rows: list[dict] = []
     for part in parts:
-        result.detections.extend(part.detections)
+        rows.extend(part.rows)
         result.problems.extend(part.problems)
         result.files += part.files
         result.objects += part.objects
-    result.detections.sort(key=_detection_order)
+        for key, objects in part.split_objects.items():
+            split_objects.setdefault(key, []).extend(objects)
+    # Applications spread over several workers: their cross-object checks run
+    # here, once every part of them is back.
+    cross = [c for c in checks if c.cross_object]
+    for key, objects in split_objects.items():
+        objects.sort(key=lambda o: (o.path, o.document_index, o.list_index or 0))
+        app = Application(key, objects)
+        rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, cross))
+
+    # Workers send plain rows (cheap to pickle); one validation makes them models.
+    result.detections = sorted(DETECTIONS.validate_python(rows), key=_detection_order)
     result.problems.sort(key=lambda p: (p.path, p.line or 0))
     return result
 
 
-def _group_bytes(group: list[str]) -> int:
-    return sum(os.path.getsize(p) if p != STDIN_PATH else 0 for p in group)
+@dataclass(frozen=True)
+class Work:
+    """Files of one application, or a slice of a large one (``split``)."""
+
+    app_key: str
+    files: list[str]
+    split: bool
+
+
+@dataclass
+class _BatchResult(DetectResult):
+    rows: list[dict] = field(default_factory=list)  # detections, as contract dicts
+    split_objects: dict[str, list[K8sObject]] = field(default_factory=dict)
+
+
+def _file_bytes(path: str) -> int:
+    return os.path.getsize(path) if path != STDIN_PATH else 0
+
+
+def plan_batches(apps: dict[str, list[str]], batch_count: int) -> list[list[Work]]:
+    """Spread applications over batches of similar size, biggest first; an
+    application larger than one batch is sliced (and marked split)."""
+    sizes = {key: sum(_file_bytes(p) for p in files) for key, files in apps.items()}
+    target = max(1, sum(sizes.values()) // batch_count)
+    pieces: list[tuple[int, Work]] = []
+    for key, files in apps.items():
+        if sizes[key] <= target:
+            pieces.append((sizes[key], Work(key, files, split=False)))
+            continue
+        chunk: list[str] = []
+        chunk_bytes = 0
+        for path in files:
+            chunk.append(path)
+            chunk_bytes += _file_bytes(path)
+            if chunk_bytes >= target:
+                pieces.append((chunk_bytes, Work(key, chunk, split=True)))
+                chunk, chunk_bytes = [], 0
+        if chunk:
+            pieces.append((chunk_bytes, Work(key, chunk, split=True)))
+    batches: list[list[Work]] = [[] for _ in range(batch_count)]
+    loads = [0] * batch_count
+    for size, work in sorted(pieces, key=lambda p: p[0], reverse=True):
+        lightest = loads.index(min(loads))
+        batches[lightest].append(work)
+        loads[lightest] += size
+    return [b for b in batches if b]
 
 
 # --- worker side ---------------------------------------------------------------
@@ -82,61 +141,65 @@ def _group_bytes(group: list[str]) -> int:
 _worker_state: tuple[Sequence[Check], DetectOptions] | None = None
 
 
-def _run_in_pool(work, checks, options, jobs) -> list[DetectResult]:
+def _run_in_pool(apps, checks, options, jobs) -> list[_BatchResult]:
     global _worker_state
     _worker_state = (checks, options)
-    # Many small batches, biggest first, keep both cores busy to the end.
-    batches: list[list[list[str]]] = [[] for _ in range(jobs * 8)]
-    sizes = [0] * len(batches)
-    for group in work:
-        smallest = sizes.index(min(sizes))
-        batches[smallest].append(group)
-        sizes[smallest] += _group_bytes(group)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return pool.map(_detect_batch, [b for b in batches if b], chunksize=1)
+            return pool.map(_detect_batch, plan_batches(apps, jobs * 4), chunksize=1)
     finally:
         _worker_state = None
 
 
-def _detect_batch(groups: list[list[str]]) -> DetectResult:
+def _detect_batch(batch: list[Work]) -> _BatchResult:
     assert _worker_state is not None
     checks, options = _worker_state
-    return _detect_groups(groups, checks, options)
+    return _detect_batch_with(batch, checks, options)
 
 
-def _detect_groups(groups: list[list[str]], checks: Sequence[Check], options: DetectOptions) -> DetectResult:
-    result = DetectResult()
-    for paths in groups:
+def _detect_batch_with(batch: list[Work], checks: Sequence[Check], options: DetectOptions) -> _BatchResult:
+    result = _BatchResult()
+    local = [c for c in checks if not c.cross_object]
+    for work in batch:
         objects = []
-        for path in paths:
+        for path in work.files:
             loaded = load_file(path, options.max_file_bytes)
             objects.extend(loaded.objects)
             result.problems.extend(loaded.problems)
             result.files += 1
         result.objects += len(objects)
+        if work.split:
+            # Cross-object checks wait for the whole application (see detect()).
+            result.split_objects.setdefault(work.app_key, []).extend(objects)
+            app = Application(work.app_key, objects)
+            result.rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, local))
+            continue
         for app in group_applications(objects, options.context):
-            result.detections.extend(to_detection(f, options.embed_yaml) for f in run_checks(app, checks))
+            result.rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, checks))
     return result
 
 
-def to_detection(finding: Finding, embed_yaml: bool = False, engine: str = "builtin") -> Detection:
+DETECTIONS = TypeAdapter(list[Detection])
+
+
+def detection_row(finding: Finding, embed_yaml: bool = False, engine: str = "builtin") -> dict:
+    """A finding in the shape of the detections contract (validated later)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
-    ref = ObjectRef(apiVersion=obj.api_version, kind=obj.kind, namespace=obj.namespace, name=obj.name)
-    return Detection(
-        id=detection_id(obj.path, ref, check.id, violation.container, violation.message),
-        manifest_path=obj.path,
-        manifest_yaml=yaml.dump(obj.data, Dumper=yaml.CSafeDumper, sort_keys=False) if embed_yaml else None,
-        policy_id=check.id,
-        violation_text=violation.message,
-        object=ref,
-        document_index=obj.document_index,
-        list_index=obj.list_index,
-        line=obj.line,
-        severity=check.severity.value,
-        container=violation.container,
-        engine=engine,
-    )
+    ref = {"apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace, "name": obj.name}
+    return {
+        "id": detection_id(obj.path, ref, check.id, violation.container, violation.message),
+        "manifest_path": obj.path,
+        "manifest_yaml": yaml.dump(obj.data, Dumper=yaml.CSafeDumper, sort_keys=False) if embed_yaml else None,
+        "policy_id": check.id,
+        "violation_text": violation.message,
+        "object": ref,
+        "document_index": obj.document_index,
+        "list_index": obj.list_index,
+        "line": obj.line,
+        "severity": check.severity.value,
+        "container": violation.container,
+        "engine": engine,
+    }
 
 
 def _detection_order(d: Detection):

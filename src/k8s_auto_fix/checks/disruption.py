@@ -76,7 +76,7 @@ def _label_map(selector: object) -> dict | None:
     return {str(k): str(v) for k, v in as_dict(selector.get("matchLabels")).items()}
 
 
-@template("pdb-min-available")
+@template("pdb-min-available", cross_object=True)
 def pdb_min_available():
     def detect(obj, app):
         if not _is_pdb(obj):
@@ -132,7 +132,7 @@ def pdb_min_available():
     return detect
 
 
-@template("dangling-horizontalpodautoscaler")
+@template("dangling-horizontalpodautoscaler", cross_object=True)
 def dangling_horizontalpodautoscaler():
     def detect(obj, app):
         if obj.kind != "HorizontalPodAutoscaler" or obj.api_version not in HPA_VERSIONS:

@@ -26,7 +26,7 @@ def _selects_pods(selector, namespace: str, app) -> bool:
     return any(selector.matches(owner.pod_labels) for owner in app.pod_owners(namespace))
 
 
-@template("non-isolated-pod")
+@template("non-isolated-pod", cross_object=True)
 def non_isolated_pod():
     def detect(obj, app):
         if not obj.is_deployment_like:
@@ -44,7 +44,7 @@ def non_isolated_pod():
     return detect
 
 
-@template("dangling-networkpolicy")
+@template("dangling-networkpolicy", cross_object=True)
 def dangling_networkpolicy():
     def detect(obj, app):
         if not _is_network_policy(obj):
@@ -61,7 +61,7 @@ def dangling_networkpolicy():
     return detect
 
 
-@template("dangling-networkpolicypeer-podselector")
+@template("dangling-networkpolicypeer-podselector", cross_object=True)
 def dangling_networkpolicypeer_podselector():
     def detect(obj, app):
         if not _is_network_policy(obj):
@@ -83,7 +83,7 @@ def dangling_networkpolicypeer_podselector():
     return detect
 
 
-@template("dangling-ingress")
+@template("dangling-ingress", cross_object=True)
 def dangling_ingress():
     def backend_key(backend) -> tuple[str, object] | None:
         service = as_dict(as_dict(backend).get("service"))

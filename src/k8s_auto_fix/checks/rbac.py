@@ -56,7 +56,7 @@ def _subject(subject) -> dict:
     return out
 
 
-@template("access-to-resources")
+@template("access-to-resources", cross_object=True)
 def access_to_resources(resources=(), verbs=(), flagRolesNotFound=False):
     resource_patterns = [go_regex(p) for p in resources]
     verb_patterns = [go_regex(p) for p in verbs]

@@ -69,6 +69,9 @@ class Check:
     params: dict[str, Any] = field(default_factory=dict)
     enabled_by_default: bool = True
     kube_linter: KubeLinter = KubeLinter.DEFAULT
+    # Looks at other objects of the application (a Service's pods, a
+    # workload's ServiceAccount); the others only need the object itself.
+    cross_object: bool = False
 
 
 class CheckConfigError(ValueError):
@@ -77,14 +80,17 @@ class CheckConfigError(ValueError):
 
 TemplateFactory = Callable[..., DetectFn]
 TEMPLATES: dict[str, TemplateFactory] = {}
+CROSS_OBJECT_TEMPLATES: set[str] = set()
 REGISTRY: dict[str, Check] = {}
 
 
-def template(name: str) -> Callable[[TemplateFactory], TemplateFactory]:
+def template(name: str, cross_object: bool = False) -> Callable[[TemplateFactory], TemplateFactory]:
     """Register a template: a factory taking the check's parameters."""
 
     def register_template(factory: TemplateFactory) -> TemplateFactory:
         TEMPLATES[name] = factory
+        if cross_object:
+            CROSS_OBJECT_TEMPLATES.add(name)
         return factory
 
     return register_template
@@ -140,4 +146,5 @@ def build_check(
         params=params,
         enabled_by_default=False,
         kube_linter=KubeLinter.NONE,
+        cross_object=template_name in CROSS_OBJECT_TEMPLATES,
     )

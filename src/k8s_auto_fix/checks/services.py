@@ -15,7 +15,7 @@ def _is_service(obj) -> bool:
     return obj.api_version == "v1" and obj.kind == "Service"
 
 
-@template("dangling-service")
+@template("dangling-service", cross_object=True)
 def dangling_service(ignoredLabels=()):
     ignored = set(ignoredLabels)
 
@@ -35,7 +35,10 @@ def dangling_service(ignoredLabels=()):
         except SelectorError as err:
             yield Violation(f"service has invalid label selector: {err}")
             return
-        if not any(wanted.matches(owner.pod_labels) for owner in app.pod_owners(obj.namespace)):
+        # Only pods carrying one of the selector's labels can match it.
+        key, value = next(iter(selector.items())) if selector else (None, None)
+        candidates = app.pod_owners_with_label(obj.namespace, str(key), str(value)) if selector else app.pod_owners(obj.namespace)
+        if not any(wanted.matches(owner.pod_labels) for owner in candidates):
             yield Violation(f"no pods found matching service labels ({go_map(selector)})")
 
     return detect
@@ -100,7 +103,7 @@ def service_account_name(obj) -> str:
     return str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "")
 
 
-@template("non-existent-service-account")
+@template("non-existent-service-account", cross_object=True)
 def non_existent_service_account():
     def detect(obj, app):
         if not obj.is_deployment_like:

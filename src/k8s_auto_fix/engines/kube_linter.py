@@ -115,12 +115,12 @@ def _to_detection(item: dict, back: dict[str, str], by_id: dict[str, Check]) -> 
     raw_path = (obj.get("Metadata") or {}).get("FilePath", "")
     path = back.get(raw_path) or back.get(os.path.abspath(raw_path)) or os.path.normpath(raw_path)
     group, ver = gvk.get("Group", ""), gvk.get("Version", "")
-    ref = ObjectRef(
-        apiVersion=f"{group}/{ver}" if group else ver,
-        kind=gvk.get("Kind", ""),
-        namespace=k8s.get("Namespace", "") or "",
-        name=k8s.get("Name", "") or "",
-    )
+    ref = {
+        "apiVersion": f"{group}/{ver}" if group else ver,
+        "kind": gvk.get("Kind", ""),
+        "namespace": k8s.get("Namespace", "") or "",
+        "name": k8s.get("Name", "") or "",
+    }
     check_id = item.get("Check", "")
     message = (item.get("Diagnostic") or {}).get("Message", "")
     check = by_id.get(check_id)
@@ -129,7 +129,7 @@ def _to_detection(item: dict, back: dict[str, str], by_id: dict[str, Check]) -> 
         manifest_path=path,
         policy_id=check_id,
         violation_text=message,
-        object=ref,
+        object=ObjectRef(**ref),
         severity=(check.severity if check else Severity.MEDIUM).value,
         engine="kube-linter",
     )

@@ -44,13 +44,30 @@ class Application:
         """Objects that run pods in ``namespace`` (exact match: "" is not "default")."""
         return self._pods_by_namespace.get(namespace, [])
 
+    def pod_owners_with_label(self, namespace: str, key: str, value: str) -> list[K8sObject]:
+        """Pod owners in ``namespace`` whose pods carry the label ``key=value``."""
+        return self._pods_by_label.get((namespace, key, value), [])
+
+    @cached_property
+    def _pods_by_label(self) -> dict[tuple[str, str, str], list[K8sObject]]:
+        index: dict[tuple[str, str, str], list[K8sObject]] = {}
+        for namespace, owners in self._pods_by_namespace.items():
+            for owner in owners:
+                for key, value in owner.pod_labels.items():
+                    index.setdefault((namespace, str(key), str(value)), []).append(owner)
+        return index
+
+    @cached_property
+    def _by_type(self) -> dict[tuple[str, str], list[K8sObject]]:
+        index: dict[tuple[str, str], list[K8sObject]] = {}
+        for obj in self.objects:
+            index.setdefault((obj.api_version, obj.kind), []).append(obj)
+        return index
+
     def find(self, api_version: str, kind: str, namespace: str | None = None) -> list[K8sObject]:
         """Objects of one exact apiVersion and kind, optionally in one namespace."""
-        return [
-            o
-            for o in self.objects
-            if o.kind == kind and o.api_version == api_version and (namespace is None or o.namespace == namespace)
-        ]
+        found = self._by_type.get((api_version, kind), [])
+        return found if namespace is None else [o for o in found if o.namespace == namespace]
 
 
 def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:

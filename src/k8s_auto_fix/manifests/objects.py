@@ -9,7 +9,7 @@ settings of a container. Checks never locate pod templates themselves.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -109,46 +109,23 @@ class K8sObject:
     line: int
     data: dict
     list_index: int | None = None  # position inside a `kind: List`
-    extra: dict = field(default_factory=dict)
 
-    # --- identity ----------------------------------------------------------
-
-    @property
-    def api_version(self) -> str:
-        return str(self.data.get("apiVersion", ""))
-
-    @property
-    def kind(self) -> str:
-        return str(self.data.get("kind", ""))
-
-    @property
-    def metadata(self) -> dict:
-        return _as_dict(self.data.get("metadata"))
-
-    @property
-    def name(self) -> str:
+    def __post_init__(self) -> None:
+        # Read on every check of every object: computed once, kept as attributes.
+        data = self.data
+        self.api_version = str(data.get("apiVersion", ""))
+        self.kind = str(data.get("kind", ""))
+        self.metadata = _as_dict(data.get("metadata"))
         meta = self.metadata
-        return str(meta.get("name") or meta.get("generateName") or "")
-
-    @property
-    def namespace(self) -> str:
-        return str(self.metadata.get("namespace") or "")
-
-    @property
-    def labels(self) -> dict:
-        return _as_dict(self.metadata.get("labels"))
-
-    @property
-    def annotations(self) -> dict:
-        return _as_dict(self.metadata.get("annotations"))
+        self.name = str(meta.get("name") or meta.get("generateName") or "")
+        self.namespace = str(meta.get("namespace") or "")
+        self.labels = _as_dict(meta.get("labels"))
+        self.annotations = _as_dict(meta.get("annotations"))
+        self.group = self.api_version.rpartition("/")[0]
 
     @cached_property
     def identity(self) -> Identity:
         return Identity(self.api_version, self.kind, self.namespace, self.name)
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
 
     # --- pod template ------------------------------------------------------
 
@@ -182,7 +159,7 @@ class K8sObject:
         segments = self.pod_spec_segments
         return pointer(*segments) if segments else None
 
-    @property
+    @cached_property
     def pod_labels(self) -> dict:
         """Labels of the pods this object runs (a Pod's own labels)."""
         if self.kind == "Pod":

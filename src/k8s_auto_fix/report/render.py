@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..checks.registry import Check
+from ..contracts import dumps
 from .sarif import to_sarif
 
 
@@ -21,8 +21,7 @@ def payload(fmt: str, result, checks: Sequence[Check]):
 
 
 def print_json(data) -> None:
-    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-    sys.stdout.write("\n")
+    sys.stdout.write(dumps(data))
 
 
 def summary_line(result) -> str:
