@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-KUBE_LINTER_VERSION="${KUBE_LINTER_VERSION:-v0.7.6}"
+KUBE_LINTER_VERSION="${KUBE_LINTER_VERSION:-v0.8.3}"
 KUBECTL_VALIDATE_VERSION="${KUBECTL_VALIDATE_VERSION:-v0.0.4}"
 PYTHON="${PYTHON:-python3}"
 TOOLS_BIN="$PWD/.tools/bin"
@@ -42,3 +42,18 @@ go_install() {
 
 go_install kube-linter golang.stackrox.io/kube-linter/cmd/kube-linter "$KUBE_LINTER_VERSION"
 go_install kubectl-validate sigs.k8s.io/kubectl-validate "$KUBECTL_VALIDATE_VERSION"
+
+# The SARIF 2.1.0 JSON schema, to validate `detect --format sarif` in the
+# tests. Microsoft's SARIF multitool package on the npm registry ships it.
+SARIF_PACKAGE="@microsoft/sarif-multitool-linux@5.7.0"
+if [ ! -f .tools/sarif/sarif-2.1.0.json ]; then
+  if command -v npm >/dev/null 2>&1; then
+    mkdir -p .tools/sarif
+    (cd .tools/sarif && npm pack --silent "$SARIF_PACKAGE" >/dev/null 2>&1 \
+      && tar -xzf microsoft-sarif-multitool-linux-*.tgz package/sarif-2.1.0.json \
+      && mv package/sarif-2.1.0.json . && rm -rf package microsoft-sarif-multitool-linux-*.tgz) \
+      || echo "setup: WARNING: could not fetch the SARIF schema ($SARIF_PACKAGE); its test is skipped" >&2
+  else
+    echo "setup: WARNING: npm not found; the SARIF schema test is skipped" >&2
+  fi
+fi

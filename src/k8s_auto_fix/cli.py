@@ -25,7 +25,7 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks on a corpus: timings and agreement with kube-linter.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 

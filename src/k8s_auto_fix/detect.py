@@ -14,14 +14,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import yaml
-
-from .checks import Check
 from pydantic import TypeAdapter
 
+from .checks import Check
 from .contracts import Detection, detection_id
 from .engines.builtin import Finding, run_checks
-from .manifests.context import Application, ContextMode, application_key, group_applications
-from .manifests.loader import DEFAULT_MAX_FILE_BYTES, STDIN_PATH, LoadProblem, iter_manifest_files, load_file
+from .manifests.context import (
+    Application,
+    ContextMode,
+    application_key,
+    group_applications,
+)
+from .manifests.loader import (
+    DEFAULT_MAX_FILE_BYTES,
+    STDIN_PATH,
+    LoadProblem,
+    iter_manifest_files,
+    load_file,
+)
 from .manifests.objects import K8sObject
 
 # Below this many files a process pool costs more than it saves.

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from .common import WORKLOADS, as_dict, as_list, go_quote, per_container, pod_level, string_matcher
 from ..manifests.objects import Container, K8sObject
+from .common import (
+    WORKLOADS,
+    as_dict,
+    as_list,
+    go_quote,
+    per_container,
+    pod_level,
+    string_matcher,
+)
 from .registry import KubeLinter, Severity, Violation, check, template
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .common import WORKLOADS, as_dict, as_list, go_quote, go_quote_list, per_container, pod_level, string_matcher
+from .common import (
+    WORKLOADS,
+    as_dict,
+    as_list,
+    go_quote,
+    go_quote_list,
+    per_container,
+    pod_level,
+    string_matcher,
+)
 from .registry import KubeLinter, Severity, check, template
 
 # --- templates ---------------------------------------------------------------

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ..manifests.selectors import SelectorError, from_label_selector, from_match_labels, go_map, labels_string
+from ..manifests.selectors import (
+    SelectorError,
+    from_label_selector,
+    go_map,
+    labels_string,
+)
 from .common import WORKLOADS, as_dict, as_list, string_matcher
 from .registry import KubeLinter, Severity, Violation, check, template
 

@@ -21,7 +21,7 @@ from ..contracts import Detection, ObjectRef, detection_id
 from ..manifests.context import ContextMode
 from ..manifests.loader import STDIN_PATH, LoadProblem, iter_manifest_files
 
-INSTALL_HINT = "install it with `go install golang.stackrox.io/kube-linter/cmd/kube-linter@v0.7.6` or `make setup`"
+INSTALL_HINT = "install it with `go install golang.stackrox.io/kube-linter/cmd/kube-linter@v0.8.3` or `make setup`"
 
 
 class KubeLinterError(Exception):

@@ -90,6 +90,8 @@ def _build(node: yaml.Node, loader: yaml.CSafeLoader) -> object:
         result: dict = {}
         for key_node, value_node in node.value:
             key = key_node.value if key_node.tag == _STR else _build(key_node, loader)
+            if isinstance(key, (dict, list)):
+                raise _ManifestError("invalid YAML: a mapping key must be a scalar", key_node.start_mark.line + 1)
             if key in result:
                 raise _ManifestError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
             result[key] = _build(value_node, loader)
@@ -226,14 +228,11 @@ def _yaml_documents(text: str) -> list[Document]:
             documents.append((node.start_mark.line + 1, data, _list_item_lines(node, data)))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        message = f"invalid YAML: {err.problem or err.context}"
-        if "{{" in text:
-            message = "unrendered Helm template ({{ }}); render it with `helm template` first"
-        raise _ManifestError(message, mark.line + 1 if mark else None) from None
+        raise _yaml_problem(text, f"invalid YAML: {err.problem or err.context}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as err:
-        raise _ManifestError(f"invalid YAML: {err}") from None
-    except TypeError:  # a list or map used as a mapping key
-        raise _ManifestError("invalid YAML: unhashable mapping key") from None
+        raise _yaml_problem(text, f"invalid YAML: {err}", None) from None
+    except _ManifestError as err:
+        raise _yaml_problem(text, str(err), err.line) from None
     finally:
         loader.dispose()
     return documents
@@ -299,6 +298,12 @@ def _refuse_alias_bomb(root: yaml.Node) -> None:
             f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} nodes (alias bomb)",
             root.start_mark.line + 1,
         )
+
+
+def _yaml_problem(text: str, message: str, line: int | None) -> _ManifestError:
+    if "{{" in text:  # the usual reason a chart's template does not parse
+        message = "unrendered Helm template ({{ }}); render it with `helm template` first"
+    return _ManifestError(message, line)
 
 
 def _list_item_lines(node: yaml.Node, data: object) -> list[int] | None:

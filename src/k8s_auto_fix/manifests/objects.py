@@ -8,7 +8,6 @@ settings of a container. Checks never locate pod templates themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any

@@ -113,7 +113,7 @@ def _expression(expression: object) -> Requirement:
     _validate_key(key)
     if operator in ("In", "NotIn"):
         if not values:
-            raise SelectorError(f"values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty")
+            raise SelectorError("values: Invalid value: []string(nil): for 'in', 'notin' operators, values set can't be empty")
     elif operator in ("Exists", "DoesNotExist"):
         if values:
             raise SelectorError("values: Invalid value: for 'exists', 'doesnotexist' operators, values set must be empty")

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from k8s_auto_fix.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("K8S_AUTO_FIX_CORPUS", REPO.parent / "shared" / "corpus"))
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def cli(runner):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+
+    def invoke(*args: str, input: str | None = None):
+        result = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return invoke
+
+
+@pytest.fixture
+def detect_json(cli, tmp_path):
+    """detect PATHS -> list of detection dicts (and the exit code)."""
+
+    def run(*args: str):
+        out = tmp_path / "detections.json"
+        code, _, stderr = cli("detect", *args, "--out", str(out))
+        return code, json.loads(out.read_text()) if out.exists() else None, stderr
+
+    return run
+
+
+def corpus_required():
+    return pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
