@@ -81,7 +81,8 @@ def test_unrendered_helm_template_is_reported_and_skipped(tmp_path):
     for path in (parse_error, parses):
         result = load_file(str(path))
         assert result.objects == []
-        assert "unrendered Helm template" in result.problems[0].message
+        (problem,) = result.problems
+        assert "unrendered Helm template" in problem.message and problem.level == "warning"
 
 
 def _only_error(result):

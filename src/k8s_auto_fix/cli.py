@@ -96,7 +96,7 @@ def detect(
         result = run_detect(paths, checks, options)
 
     for problem in result.problems:
-        colour = "red" if problem.level == "error" else "yellow"
+        colour = {"error": "red", "warning": "yellow"}.get(problem.level, "dim")
         stderr.print(f"[{colour}]{problem.level}:[/{colour}] {problem}", soft_wrap=True)
 
     fmt = output_format or (OutputFormat.TABLE if out is None and sys.stdout.isatty() else OutputFormat.JSON)
@@ -117,14 +117,14 @@ def detect(
 
 @app.command("checks")
 def list_checks(
-    all_checks: Annotated[bool, typer.Option("--all", help="Also list checks that are off by default.")] = True,
-    output_format: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.TABLE,
+    default_only: Annotated[bool, typer.Option("--default-only", help="Only the checks that run by default.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.TABLE,
 ) -> None:
     """List the checks: id, severity, default, kube-linter status, scope."""
     from .checks import REGISTRY
     from .report import render
 
-    checks = [c for c in REGISTRY.values() if all_checks or c.enabled_by_default]
+    checks = sorted((c for c in REGISTRY.values() if c.enabled_by_default or not default_only), key=lambda c: c.id)
     render.print_checks(checks, output_format.value, Console(highlight=False))
 
 

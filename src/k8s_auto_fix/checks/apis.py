@@ -101,3 +101,38 @@ check(
     enabled_by_default=False,
     kube_linter=KubeLinter.OPTIONAL,
 )
+
+
+@template("sorted-keys")
+def sorted_keys(recursive=True):
+    # Go's sort.Strings order is bytewise: upper case sorts before lower case.
+    def unsorted(node, where):
+        if isinstance(node, dict):
+            keys = [str(k) for k in node]
+            expected = sorted(keys, key=lambda k: k.encode())
+            if len(keys) > 1 and keys != expected:
+                yield Violation(f"Keys are not sorted at {where}. Expected order: [{', '.join(expected)}], got: [{', '.join(keys)}]")
+            if recursive:
+                for key, value in node.items():
+                    yield from unsorted(value, key if where == "root" else f"{where}.{key}")
+        elif isinstance(node, list) and recursive:
+            for index, item in enumerate(node):
+                yield from unsorted(item, f"{where}[{index}]")
+
+    def detect(obj, app):
+        yield from unsorted(obj.data, "root")
+
+    return detect
+
+
+check(
+    "sorted-keys",
+    template="sorted-keys",
+    params={"recursive": True},
+    description="Ensures YAML keys are sorted alphabetically for consistency and easier review.",
+    remediation="Sort the keys of every mapping alphabetically.",
+    severity=Severity.LOW,
+    scope="any object",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)

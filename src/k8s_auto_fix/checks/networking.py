@@ -154,3 +154,47 @@ check(
     enabled_by_default=False,
     kube_linter=KubeLinter.OPTIONAL,
 )
+
+
+@template("dangling-servicemonitor", cross_object=True)
+def dangling_servicemonitor():
+    # kube-linter ignores matchExpressions and the monitor's own namespace here.
+    def detect(obj, app):
+        if obj.api_version != "monitoring.coreos.com/v1" or obj.kind != "ServiceMonitor":
+            return
+        spec = as_dict(obj.data.get("spec"))
+        ns_selector = as_dict(spec.get("namespaceSelector"))
+        names = [str(n) for n in as_list(ns_selector.get("matchNames"))]
+        any_namespace = ns_selector.get("any") is True
+        labels = {str(k): str(v) for k, v in as_dict(as_dict(spec.get("selector")).get("matchLabels")).items()}
+        if not names and not any_namespace and not labels:
+            yield Violation("service monitor has no selector specified")
+            return
+
+        def label_match(service) -> bool:
+            return all(str(service.labels.get(k)) == v and k in service.labels for k, v in labels.items())
+
+        for service in app.find("v1", "Service"):
+            if any_namespace or service.namespace in names:
+                if not labels or label_match(service):
+                    return
+            elif labels and label_match(service) and not names and not any_namespace:
+                return
+        selector = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+        yield Violation(
+            f"no services found matching the service monitor's label selector ({selector}) and namespace selector ([{' '.join(names)}])"
+        )
+
+    return detect
+
+
+check(
+    "dangling-servicemonitor",
+    template="dangling-servicemonitor",
+    description="Indicate when a service monitor's selectors don't match any service. ServiceMonitors are a custom resource only used by the Prometheus operator (https://prometheus-operator.dev/docs/operator/design/#servicemonitor).",
+    remediation="Check selectors and your services.",
+    severity=Severity.LOW,
+    scope="ServiceMonitor (monitoring.coreos.com/v1)",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)

@@ -306,3 +306,56 @@ check(
     enabled_by_default=False,
     kube_linter=KubeLinter.OPTIONAL,
 )
+
+
+@template("dnsconfig-options")
+def dnsconfig_options(Key="", Value=""):
+    def detect(obj, app):
+        if not obj.is_deployment_like:
+            return
+        config = obj.pod_spec.get("dnsConfig")
+        if not isinstance(config, dict):
+            yield Violation("Object does not define any DNSConfig rules.")
+            return
+        options = as_list(config.get("options"))
+        if not options:
+            yield Violation("Object does not define any DNSConfig Options.")
+            return
+        if not any(as_dict(o).get("name") == Key and str(as_dict(o).get("value", "")) == Value for o in options):
+            yield Violation(f'DNSConfig Options "{Key}:{Value}" not found.')
+
+    return detect
+
+
+@template("scc-deny-privileged-container")
+def scc_deny_privileged_container(AllowPrivilegedContainer=True):
+    def detect(obj, app):
+        if obj.api_version == "security.openshift.io/v1" and obj.kind == "SecurityContextConstraints":
+            if obj.data.get("allowPrivilegedContainer") is AllowPrivilegedContainer:
+                yield Violation(f"SCC has allowPrivilegedContainer set to {str(AllowPrivilegedContainer).lower()}")
+
+    return detect
+
+
+check(
+    "dnsconfig-options",
+    template="dnsconfig-options",
+    params={"Key": "ndots", "Value": "2"},
+    description="Alert on deployments that have no specified dnsConfig options",
+    remediation="Specify dnsconfig options in your Pod specification to ensure the expected DNS setting on the Pod.",
+    severity=Severity.LOW,
+    scope=WORKLOADS,
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)
+check(
+    "scc-deny-privileged-container",
+    template="scc-deny-privileged-container",
+    params={"AllowPrivilegedContainer": True},
+    description="Indicates when allowPrivilegedContainer SecurityContextConstraints set to true",
+    remediation="SecurityContextConstraints has AllowPrivilegedContainer set to \"true\". Using this option provides an opportunity for an adversary to gain full access to the host.",
+    severity=Severity.HIGH,
+    scope="SecurityContextConstraints (security.openshift.io/v1)",
+    enabled_by_default=False,
+    kube_linter=KubeLinter.OPTIONAL,
+)

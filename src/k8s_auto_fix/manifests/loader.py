@@ -41,8 +41,9 @@ class LoadProblem:
     path: str
     message: str
     line: int | None = None
-    # "error": the input is broken; "note": valid YAML that is not a
-    # Kubernetes object, skipped on purpose.
+    # "error": the input is broken (exit code 2); "warning": an unrendered
+    # Helm template, skipped; "note": valid YAML that is not a Kubernetes
+    # object, skipped on purpose.
     level: str = "error"
 
     def __str__(self) -> str:
@@ -67,9 +68,10 @@ class LoadResult:
 
 
 class _ManifestError(Exception):
-    def __init__(self, message: str, line: int | None = None):
+    def __init__(self, message: str, line: int | None = None, level: str = "error"):
         super().__init__(message)
         self.line = line
+        self.level = level
 
 
 _STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
@@ -150,7 +152,7 @@ def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadRe
         raw = _read_bytes(path, max_file_bytes)
         result.objects, result.problems = parse_manifest_text(path, _decode(raw))
     except _ManifestError as err:
-        result.problems.append(LoadProblem(path, str(err), err.line))
+        result.problems.append(LoadProblem(path, str(err), err.line, err.level))
     return result
 
 
@@ -300,9 +302,12 @@ def _refuse_alias_bomb(root: yaml.Node) -> None:
         )
 
 
+HELM_TEMPLATE = "unrendered Helm template ({{ }}); render it with `helm template` first"
+
+
 def _yaml_problem(text: str, message: str, line: int | None) -> _ManifestError:
     if "{{" in text:  # the usual reason a chart's template does not parse
-        message = "unrendered Helm template ({{ }}); render it with `helm template` first"
+        return _ManifestError(HELM_TEMPLATE, line, "warning")
     return _ManifestError(message, line)
 
 
@@ -325,9 +330,7 @@ def _collect_objects(path, index, line, data, item_lines, objects, problems) -> 
         problems.append(LoadProblem(path, "not a Kubernetes object (no apiVersion/kind), skipped", line, "note"))
         return
     if _is_unrendered(data):
-        problems.append(
-            LoadProblem(path, "unrendered Helm template ({{ }}); render it with `helm template` first", line)
-        )
+        problems.append(LoadProblem(path, HELM_TEMPLATE, line, "warning"))
         return
     items = data.get("items")
     if str(data["kind"]).endswith("List") and isinstance(items, list):

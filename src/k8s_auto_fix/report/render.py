@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..checks.registry import Check
@@ -35,12 +36,15 @@ def summary_line(result) -> str:
 
 def print_table(result, console: Console) -> None:
     if result.detections:
-        table = Table(show_lines=False, header_style="bold")
-        for column in ("location", "object", "check", "severity", "message"):
-            table.add_column(column, overflow="fold")
+        table = Table(header_style="bold", expand=True)
+        table.add_column("location", overflow="fold", ratio=2)
+        table.add_column("check", no_wrap=True)
+        table.add_column("severity", no_wrap=True)
+        table.add_column("message", overflow="fold", ratio=3)
         for d in result.detections:
             location = f"{d.manifest_path}:{d.line}" if d.line else d.manifest_path
-            table.add_row(location, f"{d.object.kind}/{d.object.name}", d.policy_id, d.severity, d.violation_text)
+            target = f"{d.object.kind}/{d.object.name}" + (f" [{d.container}]" if d.container else "")
+            table.add_row(escape(f"{location}\n{target}"), d.policy_id, d.severity, escape(d.violation_text))
         console.print(table)
         by_check = Counter(d.policy_id for d in result.detections)
         console.print(", ".join(f"{check}: {n}" for check, n in by_check.most_common()))
@@ -66,9 +70,10 @@ def print_checks(checks: Sequence[Check], fmt: str, console: Console) -> None:
             ]
         )
         return
-    table = Table(header_style="bold")
-    for column in ("check", "severity", "default", "kube-linter", "scope", "description"):
-        table.add_column(column, overflow="fold")
+    table = Table(header_style="bold", expand=True)
+    for column in ("check", "severity", "default", "kube-linter"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("description", overflow="fold")
     for c in checks:
-        table.add_row(c.id, c.severity.value, "yes" if c.enabled_by_default else "no", c.kube_linter.value, c.scope, c.description)
+        table.add_row(c.id, c.severity.value, "yes" if c.enabled_by_default else "no", c.kube_linter.value, escape(c.description))
     console.print(table)

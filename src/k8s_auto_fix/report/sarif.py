@@ -73,7 +73,7 @@ def _notification(problem: LoadProblem) -> dict:
     if problem.line:
         location["physicalLocation"]["region"] = {"startLine": problem.line}
     return {
-        "level": "error" if problem.level == "error" else "note",
+        "level": problem.level if problem.level in ("error", "warning") else "note",
         "message": {"text": problem.message},
         "locations": [location],
     }
