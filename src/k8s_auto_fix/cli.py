@@ -166,5 +166,189 @@ def bench_parity(
     raise typer.Exit(EXIT_CLEAN if report["ok"] else EXIT_FINDINGS)
 
 
+class ProposeMode(str, Enum):
+    RULES = "rules"
+
+
+class SchemaMode(str, Enum):
+    OFFLINE = "offline"
+    KUBECTL_VALIDATE = "kubectl-validate"
+    SERVER = "server"
+
+
+def load_image_pins(path: Path | None) -> dict[str, str]:
+    """--image-pins: a YAML or JSON map from image (as written) to its pinned form."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise fail(f"{path}: cannot read image pins: {err}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise fail(f"{path}: image pins must map image strings to pinned image strings")
+    return data
+
+
+ConfigFileOpt = Annotated[Path, typer.Option("--config", help="Run configuration (fix defaults, proposer).")]
+
+
+@app.command()
+def propose(
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json from detect.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write patches.json.")] = Path("patches.json"),
+    config: ConfigFileOpt = Path("configs/run.yaml"),
+    mode: Annotated[ProposeMode, typer.Option("--mode", help="rules: each check's deterministic fix.")] = ProposeMode.RULES,
+    image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
+) -> None:
+    """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
+    from .config import ConfigError, load_config
+    from .contracts import ContractError, Detection, read_models, write_models
+    from .propose.rules import propose_rules
+
+    try:
+        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
+        found = read_models(detections, Detection)
+    except (ConfigError, ContractError) as err:
+        raise fail(str(err)) from None
+    result = propose_rules(found, settings.fixes, load_image_pins(image_pins))
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/yellow] {warning}")
+    write_models(out, result.patches)
+    with_ops = sum(1 for p in result.patches if p.patch or p.creates)
+    stderr.print(
+        f"{len(result.patches)} fix(es) for {len(found)} finding(s): {with_ops} with a patch, "
+        f"{len(result.patches) - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
+    )
+
+
+@app.command()
+def verify(
+    patches: Annotated[Path, typer.Option("--patches", "-p", help="patches.json from propose.")],
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="The detections the patches are for.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write verified.json.")] = Path("verified.json"),
+    include_errors: Annotated[bool, typer.Option("--include-errors", help="Record each gate's reasons in `errors`.")] = False,
+    schema: Annotated[SchemaMode, typer.Option("--schema", help="offline (default), kubectl-validate, or server (dry run).")] = SchemaMode.OFFLINE,
+    kube_version: Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")] = "1.30",
+    crds: Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")] = None,
+    rescan: Annotated[Optional[str], typer.Option("--rescan", help="kube-linter: rescan patched objects with the real binary.")] = None,
+) -> None:
+    """Run every patch through the gates: apply, policy, regression, schema, safety (and rescan)."""
+    from .checks.selection import select_checks
+    from .contracts import ContractError, Detection, PatchRecord, read_models, write_models
+    from .verify.external import ExternalToolError
+    from .verify.schema import SchemaSetupError
+    from .verify.verifier import Verifier, VerifyOptions
+
+    if rescan not in (None, "kube-linter"):
+        raise fail("--rescan takes kube-linter")
+    try:
+        found = read_models(detections, Detection)
+        proposed = read_models(patches, PatchRecord)
+    except ContractError as err:
+        raise fail(str(err)) from None
+    options = VerifyOptions(
+        schema=schema.value, kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), rescan=rescan, include_errors=include_errors
+    )
+    try:
+        result = Verifier(select_checks(), options).verify(proposed, found)
+    except (ExternalToolError, SchemaSetupError) as err:
+        raise fail(str(err)) from None
+    write_models(out, result.verdicts)
+    accepted = sum(v.accepted for v in result.verdicts)
+    stderr.print(f"{accepted}/{len(result.verdicts)} patch(es) accepted; {result.manual} manual fix(es) not verified")
+    raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
+
+
+@app.command()
+def fix(
+    paths: PathsArg,
+    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff (the default); exit 1 if anything would change.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Rewrite the files in place.")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write fixed copies of the changed files here.")] = None,
+    emit_kustomize: Annotated[Optional[Path], typer.Option("--emit-kustomize", help="Write a Kustomize overlay with the fixes here.")] = None,
+    unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply `review` fixes.")] = False,
+    select: Annotated[Optional[list[str]], typer.Option("--select", help="Only fix these checks (repeatable).")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", help="Do not fix these checks (repeatable).")] = None,
+    context: ContextOpt = ContextMode.DIR,
+    config: ConfigFileOpt = Path("configs/run.yaml"),
+    image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
+    kube_version: Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")] = "1.30",
+    crds: Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")] = 0,
+) -> None:
+    """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes)."""
+    run, _ = _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs)
+    for problem in run.detected.problems:
+        if problem.level != "note":
+            stderr.print(f"{problem.level}: {problem}", soft_wrap=True)
+    for problem in run.problems:
+        stderr.print(f"[yellow]warning:[/yellow] {problem}")
+    from .fix.apply import unified_diff, write_in_place, write_to_folder
+
+    if write:
+        write_in_place(run)
+    if out_dir:
+        write_to_folder(run, out_dir, paths)
+    if emit_kustomize:
+        from .fix.kustomize import emit_kustomize as emit
+
+        emit(run, emit_kustomize, list(paths))
+    if diff or not (write or out_dir or emit_kustomize):
+        sys.stdout.write(unified_diff(run))
+    accepted = sum(v.accepted for v in run.verdicts)
+    stderr.print(
+        f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
+        f"{accepted}/{len(run.verdicts)} proposed patches verified; "
+        f"{len(run.detected.detections)} finding(s) in total"
+        + ("" if unsafe_fixes else " (review fixes need --unsafe-fixes)")
+    )
+    if run.detected.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if run.new_texts and not write else EXIT_CLEAN)
+
+
+def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):
+    from .checks.selection import select_checks
+    from .config import ConfigError, load_config
+    from .contracts import Applicability
+    from .detect import DetectOptions
+    from .fix.apply import run_fix
+    from .fix.engine import FixSettings
+    from .verify.verifier import VerifyOptions
+
+    try:
+        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
+        checks = select_checks()
+    except (ConfigError, CheckSelectionError) as err:
+        raise fail(str(err)) from None
+    unknown = [c for c in [*(select or []), *(ignore or [])] if c not in {k.id for k in checks} and c not in _all_check_ids()]
+    if unknown:
+        raise fail(f"unknown check(s): {', '.join(unknown)}")
+    allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
+    fix_settings = FixSettings(
+        settings=settings.fixes,
+        image_pins=load_image_pins(image_pins),
+        allowed=frozenset(allowed),
+        verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False),
+        checks=tuple(checks),
+        select=frozenset(select) if select else None,
+        ignore=frozenset(ignore or ()),
+    )
+    options = DetectOptions(context=context, jobs=jobs)
+    import time
+
+    start = time.perf_counter()
+    run = run_fix(paths, checks, options, fix_settings)
+    return run, time.perf_counter() - start
+
+
+def _all_check_ids() -> set[str]:
+    from .checks import REGISTRY
+
+    return set(REGISTRY)
+
+
 def main() -> None:
     app()

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -45,6 +46,56 @@ class Detection(BaseModel):
     severity: str = "medium"
     container: str | None = None
     engine: str = "builtin"
+    # The application the finding was made in (a folder, a chart or a file):
+    # later stages rebuild the same context from it.
+    application: str | None = None
+
+
+class Applicability(str, Enum):
+    """How safe a fix is to apply unattended (like ruff's safe/unsafe fixes)."""
+
+    SAFE = "safe"  # hardening a well-behaved workload survives
+    REVIEW = "review"  # likely right, but can break a workload
+    MANUAL = "manual"  # the tool cannot know the right value
+
+
+class PatchRecord(BaseModel):
+    """A proposed fix for one detection: RFC 6902 operations against its object."""
+
+    id: str  # = the detection id
+    policy_id: str
+    source: str = "rules"
+    patch: list[dict[str, Any]] = Field(default_factory=list)
+    applicability: Applicability = Applicability.REVIEW
+    explanation: str = ""
+    # A fix that creates an object (a missing ServiceAccount) instead of
+    # editing one: the new object; ``patch`` is then empty.
+    creates: dict[str, Any] | None = None
+    # sha256 of the object the patch was made for: a changed file is
+    # detected instead of patched blindly.
+    object_digest: str | None = None
+
+
+class Verdict(BaseModel):
+    """The verifier's judgement of one patch, gate by gate."""
+
+    id: str
+    policy_id: str = ""
+    accepted: bool
+    ok_apply: bool = False
+    ok_policy: bool = False
+    ok_regression: bool = False
+    ok_schema: bool = False
+    ok_safety: bool = False
+    ok_rescan: bool | None = None  # None: the rescan was not requested
+    applicability: Applicability = Applicability.REVIEW
+    patch_ops: int = 0
+    patched_yaml: str | None = None
+    errors: list[str] | None = None
+
+
+def object_digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def detection_id(path: str, obj: dict, check: str, container: str | None, message: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import yaml
@@ -52,13 +52,21 @@ class DetectResult:
     problems: list[LoadProblem] = field(default_factory=list)
     files: int = 0
     objects: int = 0
+    extras: list = field(default_factory=list)  # what a `post` hook returned, per application
 
     @property
     def errors(self) -> list[LoadProblem]:
         return [p for p in self.problems if p.level == "error"]
 
 
-def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:
+# A later stage run on each application right where it was loaded (the fix
+# pipeline): post(application, its detection rows) -> anything picklable.
+PostHook = Callable[[Application, list[dict]], object]
+
+
+def detect(
+    paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions(), post: PostHook | None = None
+) -> DetectResult:
     result = DetectResult()
     apps: dict[str, list[str]] = {}
     chart_roots: dict[str, str | None] = {}
@@ -71,14 +79,15 @@ def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions
     jobs = options.jobs or os.cpu_count() or 1
     file_count = sum(len(files) for files in apps.values())
     if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
-        parts = _run_in_pool(apps, checks, options, jobs)
+        parts = _run_in_pool(apps, checks, options, jobs, post)
     else:
-        parts = [_detect_batch_with([Work(key, files, split=False) for key, files in apps.items()], checks, options)]
+        parts = [_detect_batch_with([Work(key, files, split=False) for key, files in apps.items()], checks, options, post)]
 
     split_objects: dict[str, list[K8sObject]] = {}
     rows: list[dict] = []
     for part in parts:
         rows.extend(part.rows)
+        result.extras.extend(part.extras)
         result.problems.extend(part.problems)
         result.files += part.files
         result.objects += part.objects
@@ -90,7 +99,10 @@ def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions
     for key, objects in split_objects.items():
         objects.sort(key=lambda o: (o.path, o.document_index, o.list_index or 0))
         app = Application(key, objects)
-        rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, cross))
+        cross_rows = [detection_row(f, key, options.embed_yaml) for f in run_checks(app, cross)]
+        rows.extend(cross_rows)
+        if post is not None and cross_rows:
+            result.extras.append(post(app, cross_rows))
 
     # Workers send plain rows (cheap to pickle); one validation makes them models.
     result.detections = sorted(DETECTIONS.validate_python(rows), key=_detection_order)
@@ -148,12 +160,12 @@ def plan_batches(apps: dict[str, list[str]], batch_count: int) -> list[list[Work
 
 # --- worker side ---------------------------------------------------------------
 
-_worker_state: tuple[Sequence[Check], DetectOptions] | None = None
+_worker_state: tuple[Sequence[Check], DetectOptions, PostHook | None] | None = None
 
 
-def _run_in_pool(apps, checks, options, jobs) -> list[_BatchResult]:
+def _run_in_pool(apps, checks, options, jobs, post) -> list[_BatchResult]:
     global _worker_state
-    _worker_state = (checks, options)
+    _worker_state = (checks, options, post)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             return pool.map(_detect_batch, plan_batches(apps, jobs * 4), chunksize=1)
@@ -163,11 +175,11 @@ def _run_in_pool(apps, checks, options, jobs) -> list[_BatchResult]:
 
 def _detect_batch(batch: list[Work]) -> _BatchResult:
     assert _worker_state is not None
-    checks, options = _worker_state
-    return _detect_batch_with(batch, checks, options)
+    checks, options, post = _worker_state
+    return _detect_batch_with(batch, checks, options, post)
 
 
-def _detect_batch_with(batch: list[Work], checks: Sequence[Check], options: DetectOptions) -> _BatchResult:
+def _detect_batch_with(batch: list[Work], checks: Sequence[Check], options: DetectOptions, post: PostHook | None = None) -> _BatchResult:
     result = _BatchResult()
     local = [c for c in checks if not c.cross_object]
     for work in batch:
@@ -181,18 +193,25 @@ def _detect_batch_with(batch: list[Work], checks: Sequence[Check], options: Dete
         if work.split:
             # Cross-object checks wait for the whole application (see detect()).
             result.split_objects.setdefault(work.app_key, []).extend(objects)
+            # Its per-object findings can be fixed here, on this slice of it.
             app = Application(work.app_key, objects)
-            result.rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, local))
+            _collect(result, app, [detection_row(f, work.app_key, options.embed_yaml) for f in run_checks(app, local)], post)
             continue
         for app in group_applications(objects, options.context):
-            result.rows.extend(detection_row(f, options.embed_yaml) for f in run_checks(app, checks))
+            _collect(result, app, [detection_row(f, app.key, options.embed_yaml) for f in run_checks(app, checks)], post)
     return result
+
+
+def _collect(result: _BatchResult, app: Application, rows: list[dict], post: PostHook | None) -> None:
+    result.rows.extend(rows)
+    if post is not None and rows:
+        result.extras.append(post(app, rows))
 
 
 DETECTIONS = TypeAdapter(list[Detection])
 
 
-def detection_row(finding: Finding, embed_yaml: bool = False, engine: str = "builtin") -> dict:
+def detection_row(finding: Finding, app_key: str, embed_yaml: bool = False, engine: str = "builtin") -> dict:
     """A finding in the shape of the detections contract (validated later)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
     ref = {"apiVersion": obj.api_version, "kind": obj.kind, "namespace": obj.namespace, "name": obj.name}
@@ -209,6 +228,7 @@ def detection_row(finding: Finding, embed_yaml: bool = False, engine: str = "bui
         "severity": check.severity.value,
         "container": violation.container,
         "engine": engine,
+        "application": app_key,
     }
 
 

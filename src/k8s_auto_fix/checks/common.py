@@ -14,9 +14,15 @@ from .registry import DetectFn, Violation
 WORKLOADS = "workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, DeploymentConfig)"
 
 
+_PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
+
+
 def go_quote(value: object) -> str:
     """Go's %q for a string: double-quoted with backslash escapes."""
-    return json.dumps(str(value), ensure_ascii=False)
+    text = str(value)
+    if _PLAIN.fullmatch(text):  # the common case needs no escaping
+        return f'"{text}"'
+    return json.dumps(text, ensure_ascii=False)
 
 
 def go_quote_list(values: Iterable[object]) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import re
 
+from ..contracts import Applicability
 from ..manifests.selectors import SelectorError, from_label_selector
 from .common import as_dict
-from .registry import KubeLinter, Severity, Violation, check, template
+from .patching import set_value
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
 from .workloads import replicas, workload_selector
 
 PDB = "PodDisruptionBudget (policy/v1)"
@@ -160,6 +162,29 @@ def hpa_minimum_replicas(minReplicas=3):
     return detect
 
 
+def _fix_eviction_policy(ctx: FixContext) -> Proposal | None:
+    policy = ctx.settings.pdb_unhealthy_pod_eviction_policy
+    # IfHealthyBudget is what an unset field means: spelling it out changes nothing.
+    applicability = Applicability.SAFE if policy == "IfHealthyBudget" else None
+    return Proposal(set_value(ctx.obj.data, ("spec", "unhealthyPodEvictionPolicy"), policy), applicability)
+
+
+def _fix_max_unavailable(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, ("spec", "maxUnavailable"), ctx.settings.pdb_max_unavailable))
+
+
+EVICTION_POLICY_FIX = Fix(
+    Applicability.REVIEW,
+    "AlwaysAllow lets drains evict crash-looping pods, which a workload may rely on keeping (safe with IfHealthyBudget).",
+    _fix_eviction_policy,
+)
+MAX_UNAVAILABLE_FIX = Fix(
+    Applicability.REVIEW,
+    "Allowing a disruption lets node drains evict a pod; the right budget depends on the replica count.",
+    _fix_max_unavailable,
+)
+
+
 check(
     "pdb-unhealthy-pod-eviction-policy",
     template="pdb-unhealthy-pod-eviction-policy",
@@ -170,6 +195,7 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=PDB,
+    fix=EVICTION_POLICY_FIX,
 )
 check(
     "pdb-max-unavailable",
@@ -181,6 +207,7 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=PDB,
+    fix=MAX_UNAVAILABLE_FIX,
 )
 check(
     "pdb-min-available",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..contracts import Applicability
+from .patching import remove_indices
 from .common import WORKLOADS, as_dict, as_list, go_quote, per_container, string_matcher
-from .registry import KubeLinter, Severity, check, template
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 
 
 def _env(container) -> list[dict]:
@@ -47,6 +49,30 @@ def duplicate_env_var():
     return per_container(rule)
 
 
+def _fix_duplicate_env_var(ctx: FixContext) -> Proposal | None:
+    """Keep the last definition, which is the one the container sees."""
+    name = ctx.message.split(" ")[3]
+    entries = [as_dict(e) for e in as_list(ctx.container.spec.get("env"))]
+    indices = [i for i, e in enumerate(entries) if str(e.get("name", "")) == name]
+    return Proposal(remove_indices((*ctx.container.segments, "env"), indices[:-1]))
+
+
+def _manual(explanation: str):
+    return lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation=explanation)
+
+
+DUPLICATE_ENV_VAR_FIX = Fix(
+    Applicability.SAFE,
+    "When a name repeats, the container already gets the last value; the earlier ones are dead text.",
+    _fix_duplicate_env_var,
+)
+ENV_VAR_SECRET_FIX = Fix(
+    Applicability.MANUAL,
+    "Moving the value into a Secret means creating one with the real value, which only its owner can do.",
+    _manual("move the value into a Secret and reference it with valueFrom.secretKeyRef"),
+)
+
+
 check(
     "duplicate-env-var",
     template="duplicate-env-var",
@@ -54,6 +80,7 @@ check(
     remediation="Confirm that your DeploymentLike doesn't have duplicate env vars names.",
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=DUPLICATE_ENV_VAR_FIX,
 )
 check(
     "env-var-secret",
@@ -66,6 +93,7 @@ check(
     ),
     severity=Severity.HIGH,
     scope=WORKLOADS,
+    fix=ENV_VAR_SECRET_FIX,
 )
 check(
     "read-secret-from-env-var",

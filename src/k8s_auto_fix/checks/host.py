@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..manifests.objects import Container, K8sObject
+from ..contracts import Applicability
+from ..manifests.objects import Container, K8sObject, pointer
 from .common import (
     WORKLOADS,
     as_dict,
@@ -12,7 +13,8 @@ from .common import (
     pod_level,
     string_matcher,
 )
-from .registry import KubeLinter, Severity, Violation, check, template
+from .patching import remove, set_value
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
 
 
 def _pod_flag(field: str, message: str):
@@ -138,6 +140,60 @@ def host_port():
     return per_container(rule)
 
 
+# --- fixes -------------------------------------------------------------------
+
+
+def _fix_pod_flag(field: str):
+    def build(ctx: FixContext) -> Proposal | None:
+        return Proposal(set_value(ctx.obj.data, (*ctx.obj.pod_spec_segments, field), False))
+
+    return build
+
+
+def _fix_host_path_volume(ctx: FixContext) -> Proposal | None:
+    """Keep the volume (and every mount of it), swap its source for an emptyDir."""
+    volumes = as_list(ctx.obj.pod_spec.get("volumes"))
+    name = ctx.message.split('"')[1] if '"' in ctx.message else None
+    for index, volume in enumerate(volumes):
+        volume = as_dict(volume)
+        if volume.get("name") == name and isinstance(volume.get("hostPath"), dict):
+            base = (*ctx.obj.pod_spec_segments, "volumes", index)
+            return Proposal([remove((*base, "hostPath")), {"op": "add", "path": pointer(*base, "emptyDir"), "value": {}}])
+    return None
+
+
+def _fix_host_port(ctx: FixContext) -> Proposal | None:
+    ports = as_list(ctx.container.spec.get("ports"))
+    indices = [i for i, p in enumerate(ports) if isinstance(as_dict(p).get("hostPort"), int) and as_dict(p)["hostPort"] > 0]
+    return Proposal([remove((*ctx.container.segments, "ports", i, "hostPort")) for i in indices])
+
+
+def _fix_writable_host_mount(ctx: FixContext) -> Proposal | None:
+    host_volumes = {as_dict(v).get("name") for v, _ in _host_path_volumes(ctx.obj)}
+    ops = []
+    for index, mount in enumerate(as_list(ctx.container.spec.get("volumeMounts"))):
+        if as_dict(mount).get("name") in host_volumes and as_dict(mount).get("readOnly") is not True:
+            ops += set_value(ctx.obj.data, (*ctx.container.segments, "volumeMounts", index, "readOnly"), True)
+    return Proposal(ops)
+
+
+HOST_NAMESPACE_REASON = "Node agents, CNI plugins and monitoring daemons share host namespaces on purpose."
+HOST_NETWORK_FIX = Fix(Applicability.REVIEW, HOST_NAMESPACE_REASON, _fix_pod_flag("hostNetwork"))
+HOST_PID_FIX = Fix(Applicability.REVIEW, HOST_NAMESPACE_REASON, _fix_pod_flag("hostPID"))
+HOST_IPC_FIX = Fix(Applicability.REVIEW, HOST_NAMESPACE_REASON, _fix_pod_flag("hostIPC"))
+HOST_PATH_VOLUME_FIX = Fix(
+    Applicability.REVIEW,
+    "The volume and its mounts stay; its content no longer comes from the node, which the workload may rely on.",
+    _fix_host_path_volume,
+)
+HOST_PORT_FIX = Fix(
+    Applicability.REVIEW,
+    "Clients reaching the pod through the node's port must move to a Service.",
+    _fix_host_port,
+)
+WRITABLE_HOST_MOUNT_FIX = Fix(Applicability.REVIEW, "The workload may write to the host path on purpose.", _fix_writable_host_mount)
+
+
 check(
     "host-network",
     template="host-network",
@@ -145,6 +201,7 @@ check(
     remediation="Ensure the host's network namespace is not shared.",
     severity=Severity.CRITICAL,
     scope=WORKLOADS,
+    fix=HOST_NETWORK_FIX,
 )
 check(
     "host-pid",
@@ -153,6 +210,7 @@ check(
     remediation="Ensure the host's process namespace is not shared.",
     severity=Severity.CRITICAL,
     scope=WORKLOADS,
+    fix=HOST_PID_FIX,
 )
 check(
     "host-ipc",
@@ -161,6 +219,7 @@ check(
     remediation="Ensure the host's IPC namespace is not shared.",
     severity=Severity.HIGH,
     scope=WORKLOADS,
+    fix=HOST_IPC_FIX,
 )
 check(
     "sensitive-host-mounts",
@@ -193,6 +252,7 @@ check(
     scope=WORKLOADS,
     enabled_by_default=False,
     kube_linter=KubeLinter.OPTIONAL,
+    fix=WRITABLE_HOST_MOUNT_FIX,
 )
 check(
     "ssh-port",
@@ -223,6 +283,7 @@ check(
     severity=Severity.HIGH,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=HOST_PATH_VOLUME_FIX,
 )
 check(
     "host-port",
@@ -232,4 +293,5 @@ check(
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=HOST_PORT_FIX,
 )

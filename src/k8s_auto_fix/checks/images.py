@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..contracts import Applicability
+from .patching import set_value
 from .common import WORKLOADS, go_quote, go_quote_list, go_regex, per_container
-from .registry import Severity, check, template
+from .registry import Fix, FixContext, Proposal, Severity, check, template
 
 
 @template("latest-tag")
@@ -31,6 +33,26 @@ def latest_tag(BlockList=(), AllowList=()):
     return per_container(rule)
 
 
+def _fix_latest_tag(ctx: FixContext) -> Proposal | None:
+    """Only a user-supplied pin replaces an image: a tag is never invented."""
+    image = str(ctx.container.spec.get("image") or "")
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    pinned = ctx.image_pins.get(image) or ctx.image_pins.get(repository)
+    if not pinned:
+        return Proposal(
+            applicability=Applicability.MANUAL,
+            explanation=f"no pin for {image!r}: add it to the --image-pins file (image -> tag or digest)",
+        )
+    return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "image"), pinned), explanation=f"{image} -> {pinned}")
+
+
+LATEST_TAG_FIX = Fix(
+    Applicability.SAFE,
+    "Applied only with a pin the user supplied (--image-pins); without one the fix is manual.",
+    _fix_latest_tag,
+)
+
+
 check(
     "latest-tag",
     template="latest-tag",
@@ -40,4 +62,5 @@ check(
     remediation="Use a container image with a specific tag other than latest.",
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=LATEST_TAG_FIX,
 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..contracts import Applicability
+from .patching import append
 from .common import WORKLOADS, as_dict, as_list, go_quote, per_container
-from .registry import KubeLinter, Severity, check, template
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 
 REGULAR = ("containers",)  # kube-linter checks probes on regular containers only
 
@@ -73,6 +75,28 @@ template("liveness-port")(lambda: _probe_port("livenessProbe"))
 template("readiness-port")(lambda: _probe_port("readinessProbe"))
 template("startup-port")(lambda: _probe_port("startupProbe"))
 
+def _fix_probe_port(field: str):
+    """Declare the port the probe already uses; ports are informational, so
+    this changes nothing at run time. A named port that does not exist needs
+    a person to say which number it is."""
+
+    def build(ctx: FixContext) -> Proposal | None:
+        probe = as_dict(ctx.container.spec.get(field))
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            action = probe.get(handler)
+            if not isinstance(action, dict):
+                continue
+            kind, port = _port_key(action.get("port"))
+            if (kind, port) in _exposed_ports(ctx.container):
+                continue
+            if kind != "int" or not 0 < port < 65536:
+                return Proposal(applicability=Applicability.MANUAL, explanation=f"the probe names port {port!r}, which no container port defines")
+            return Proposal(append(ctx.obj.data, (*ctx.container.segments, "ports"), {"containerPort": port, "protocol": "TCP"}))
+        return None
+
+    return Fix(Applicability.SAFE, "Container ports are informational; declaring the probed one changes no behaviour.", build)
+
+
 _PROBE_DOCS = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"
 
 for _kind in ("liveness", "readiness", "startup"):
@@ -83,6 +107,7 @@ for _kind in ("liveness", "readiness", "startup"):
         remediation=f"Check which ports you've exposed and ensure they match what you have specified in the {_kind} probe.",
         severity=Severity.MEDIUM,
         scope=WORKLOADS,
+        fix=_fix_probe_port(f"{_kind}Probe"),
     )
 
 for _kind in ("liveness", "readiness"):

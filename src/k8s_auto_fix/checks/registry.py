@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..contracts import Applicability
+
 if TYPE_CHECKING:
+    from ..config import FixDefaults
     from ..manifests.context import Application
-    from ..manifests.objects import K8sObject
+    from ..manifests.objects import Container, K8sObject
 
 
 class Severity(str, Enum):
@@ -58,6 +61,38 @@ DetectFn = Callable[["K8sObject", "Application"], Iterable[Violation]]
 
 
 @dataclass(frozen=True)
+class FixContext:
+    """What a fix may look at: the object, its application, the finding."""
+
+    obj: K8sObject
+    app: Application
+    container: Container | None  # the container the finding names, if any
+    message: str
+    settings: FixDefaults
+    image_pins: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A fix for one finding: operations, or an object to create, or nothing
+    but an explanation (a `manual` fix the tool cannot make)."""
+
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    applicability: Applicability | None = None  # None: the fix's declared one
+    explanation: str = ""
+    creates: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Fix:
+    """How a check's findings are fixed, and how safe that is (with why)."""
+
+    applicability: Applicability
+    reason: str
+    build: Callable[[FixContext], Proposal | None]
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     description: str
@@ -72,6 +107,7 @@ class Check:
     # Looks at other objects of the application (a Service's pods, a
     # workload's ServiceAccount); the others only need the object itself.
     cross_object: bool = False
+    fix: Fix | None = None
 
 
 class CheckConfigError(ValueError):
@@ -107,11 +143,12 @@ def check(
     params: dict[str, Any] | None = None,
     enabled_by_default: bool = True,
     kube_linter: KubeLinter = KubeLinter.DEFAULT,
+    fix: Fix | None = None,
 ) -> Check:
-    """Declare a check from a template and its parameters."""
+    """Declare a check from a template and its parameters (and its fix)."""
     built = build_check(id, template, params or {}, description, remediation, severity, scope)
     registered = Check(
-        **{**built.__dict__, "enabled_by_default": enabled_by_default, "kube_linter": kube_linter}
+        **{**built.__dict__, "enabled_by_default": enabled_by_default, "kube_linter": kube_linter, "fix": fix}
     )
     if id in REGISTRY:
         raise ValueError(f"check {id!r} registered twice")

@@ -6,8 +6,10 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from ..contracts import Applicability
+from .patching import set_value
 from .common import WORKLOADS, as_dict, go_quote, per_container
-from .registry import Severity, check, template
+from .registry import Fix, FixContext, Proposal, Severity, check, template
 
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
 _SUFFIX = {
@@ -73,6 +75,29 @@ def _unit(unit_param: str) -> int:
 template("cpu-requirements")(_requirements_template("cpu", lambda v: math.ceil(v * 1000), "Millis"))
 template("memory-requirements")(_requirements_template("memory", lambda v: math.ceil(v), "MB"))
 
+def _fix_cpu_request(ctx: FixContext) -> Proposal | None:
+    resources = as_dict(ctx.container.spec.get("resources"))
+    request = ctx.settings.resources.cpu_request
+    limit = parse_quantity(as_dict(resources.get("limits")).get("cpu"))
+    if limit and limit < parse_quantity(request):
+        request = as_dict(resources.get("limits"))["cpu"]  # a request above the limit is invalid
+    return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "requests", "cpu"), request))
+
+
+def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
+    resources = as_dict(ctx.container.spec.get("resources"))
+    limit = ctx.settings.resources.memory_limit
+    request = parse_quantity(as_dict(resources.get("requests")).get("memory"))
+    if request and request > parse_quantity(limit):
+        limit = as_dict(resources.get("requests"))["memory"]  # a limit below the request is invalid
+    return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "limits", "memory"), limit))
+
+
+GUESSED = "The value is a default from configs/run.yaml, not a measurement of this workload."
+CPU_REQUEST_FIX = Fix(Applicability.REVIEW, GUESSED, _fix_cpu_request)
+MEMORY_LIMIT_FIX = Fix(Applicability.REVIEW, GUESSED + " A limit too low gets the container OOM-killed.", _fix_memory_limit)
+
+
 check(
     "unset-cpu-requirements",
     template="cpu-requirements",
@@ -84,6 +109,7 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=CPU_REQUEST_FIX,
 )
 check(
     "unset-memory-requirements",
@@ -96,4 +122,5 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=MEMORY_LIMIT_FIX,
 )

@@ -12,7 +12,9 @@ from .common import (
     pod_level,
     string_matcher,
 )
-from .registry import KubeLinter, Severity, check, template
+from ..contracts import Applicability
+from .patching import append, remove_indices, set_value
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 
 # --- templates ---------------------------------------------------------------
 
@@ -205,6 +207,150 @@ def run_as_uid(forbiddenUIDs=(0,)):
     return per_container(rule)
 
 
+# --- fixes -------------------------------------------------------------------
+
+
+def _sc(ctx: FixContext) -> tuple:
+    return (*ctx.container.segments, "securityContext")
+
+
+def _fix_read_only_root_fs(ctx: FixContext) -> Proposal | None:
+    ops = set_value(ctx.obj.data, (*_sc(ctx), "readOnlyRootFilesystem"), True)
+    tmp = ctx.settings.read_only_root_fs
+    mounts = as_list(ctx.container.spec.get("volumeMounts"))
+    if tmp.tmp_volume and not any(as_dict(m).get("mountPath") == tmp.tmp_mount_path for m in mounts):
+        name = _free_volume_name(ctx.obj.pod_spec, tmp.tmp_volume_name)
+        if not any(as_dict(v).get("name") == name for v in as_list(ctx.obj.pod_spec.get("volumes"))):
+            ops += append(ctx.obj.data, (*ctx.obj.pod_spec_segments, "volumes"), {"name": name, "emptyDir": {}})
+        ops += append(ctx.obj.data, (*ctx.container.segments, "volumeMounts"), {"name": name, "mountPath": tmp.tmp_mount_path})
+    return Proposal(ops, explanation=f"readOnlyRootFilesystem: true, with a writable emptyDir at {tmp.tmp_mount_path}" if len(ops) > 1 else "")
+
+
+def _free_volume_name(pod_spec: dict, wanted: str) -> str:
+    """``wanted``, reused if it is already an emptyDir, else a name not taken."""
+    volumes = {as_dict(v).get("name"): as_dict(v) for v in as_list(pod_spec.get("volumes"))}
+    if wanted not in volumes or "emptyDir" in volumes[wanted]:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}" in volumes:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def _fix_run_as_non_root(ctx: FixContext) -> Proposal | None:
+    ops = set_value(ctx.obj.data, (*_sc(ctx), "runAsNonRoot"), True)
+    if ctx.container.effective_security("runAsUser") == 0:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user)
+    return Proposal(ops)
+
+
+def _fix_privilege_escalation(ctx: FixContext) -> Proposal | None:
+    sc = ctx.container.security_context
+    ops, applicability = [], Applicability.SAFE
+    if sc.get("allowPrivilegeEscalation") is True:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False)
+    if sc.get("privileged") is True:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False)
+        applicability = Applicability.REVIEW
+    added = as_list(as_dict(sc.get("capabilities")).get("add"))
+    sys_admin = [i for i, cap in enumerate(added) if cap == "SYS_ADMIN"]
+    if sys_admin:
+        ops += remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added))
+        applicability = Applicability.REVIEW
+    return Proposal(ops, applicability)
+
+
+def _fix_privileged(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False))
+
+
+def _fix_drop_net_raw(ctx: FixContext) -> Proposal | None:
+    caps = as_dict(ctx.container.security_context.get("capabilities"))
+    ops, applicability = [], Applicability.SAFE
+    added = [i for i, cap in enumerate(as_list(caps.get("add"))) if "NET_RAW" in str(cap) or _is_all(cap)]
+    if added:
+        ops += remove_indices((*_sc(ctx), "capabilities", "add"), added, len(as_list(caps.get("add"))))
+        applicability = Applicability.REVIEW
+    if not any("NET_RAW" in str(cap) or _is_all(cap) for cap in as_list(caps.get("drop"))):
+        ops += append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "NET_RAW")
+    return Proposal(ops, applicability)
+
+
+def _fix_unsafe_sysctls(ctx: FixContext) -> Proposal | None:
+    name = ctx.message.split('"')[1] if '"' in ctx.message else None
+    sysctls = as_list(as_dict(ctx.obj.pod_spec.get("securityContext")).get("sysctls"))
+    indices = [i for i, s in enumerate(sysctls) if as_dict(s).get("name") == name]
+    return Proposal(remove_indices((*ctx.obj.pod_spec_segments, "securityContext", "sysctls"), indices, len(sysctls)))
+
+
+def _fix_unsafe_proc_mount(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "procMount"), "Default"))
+
+
+def _fix_seccomp(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "seccompProfile"), {"type": ctx.settings.seccomp_profile}))
+
+
+def _fix_drop_all(ctx: FixContext) -> Proposal | None:
+    return Proposal(append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "ALL"))
+
+
+def _fix_sys_admin(ctx: FixContext) -> Proposal | None:
+    added = as_list(as_dict(ctx.container.security_context.get("capabilities")).get("add"))
+    indices = [i for i, cap in enumerate(added) if str(cap).upper().removeprefix("CAP_") == "SYS_ADMIN" or _is_all(cap)]
+    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), indices, len(added)))
+
+
+def _fix_root_uid(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user))
+
+
+READ_ONLY_ROOT_FS_FIX = Fix(
+    Applicability.REVIEW,
+    "Images that write outside /tmp (caches, pid files, logs) fail with a read-only root filesystem.",
+    _fix_read_only_root_fs,
+)
+RUN_AS_NON_ROOT_FIX = Fix(
+    Applicability.REVIEW,
+    "The kubelet refuses to start a container whose image runs as root once runAsNonRoot is true.",
+    _fix_run_as_non_root,
+)
+PRIVILEGE_ESCALATION_FIX = Fix(
+    Applicability.SAFE,
+    "allowPrivilegeEscalation: false only stops setuid binaries gaining privileges; clearing privileged or "
+    "SYS_ADMIN (review) can break CNI, storage and debugging workloads that need them.",
+    _fix_privilege_escalation,
+)
+PRIVILEGED_FIX = Fix(
+    Applicability.REVIEW,
+    "CNI plugins, storage drivers and node agents run privileged on purpose.",
+    _fix_privileged,
+)
+DROP_NET_RAW_FIX = Fix(
+    Applicability.SAFE,
+    "Dropping NET_RAW only removes raw sockets (ping, packet crafting); removing an explicit ADD of it is review.",
+    _fix_drop_net_raw,
+)
+UNSAFE_SYSCTLS_FIX = Fix(Applicability.REVIEW, "The workload asked for the sysctl; it may depend on it.", _fix_unsafe_sysctls)
+UNSAFE_PROC_MOUNT_FIX = Fix(Applicability.SAFE, "Default is the masking every other container runs with.", _fix_unsafe_proc_mount)
+SECCOMP_FIX = Fix(
+    Applicability.SAFE,
+    "RuntimeDefault is the container runtime's default profile; well-behaved workloads run under it unchanged.",
+    _fix_seccomp,
+)
+DROP_ALL_FIX = Fix(
+    Applicability.REVIEW,
+    "Dropping ALL removes default capabilities (CHOWN, SETUID, NET_BIND_SERVICE) that root images often use.",
+    _fix_drop_all,
+)
+SYS_ADMIN_FIX = Fix(Applicability.REVIEW, "The container asked for SYS_ADMIN; it may need it (mounts, namespaces).", _fix_sys_admin)
+ROOT_UID_FIX = Fix(
+    Applicability.REVIEW,
+    "The UID is a guess (fixes.run_as_user); files in the image may belong to root.",
+    _fix_root_uid,
+)
+
+
 # --- checks ------------------------------------------------------------------
 
 check(
@@ -214,6 +360,7 @@ check(
     remediation="Set readOnlyRootFilesystem to true in the container securityContext.",
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=READ_ONLY_ROOT_FS_FIX,
 )
 check(
     "run-as-non-root",
@@ -225,6 +372,7 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=RUN_AS_NON_ROOT_FIX,
 )
 check(
     "privilege-escalation-container",
@@ -237,6 +385,7 @@ check(
     ),
     severity=Severity.HIGH,
     scope=WORKLOADS,
+    fix=PRIVILEGE_ESCALATION_FIX,
 )
 check(
     "privileged-container",
@@ -245,6 +394,7 @@ check(
     remediation="Do not run your container as privileged unless it is required.",
     severity=Severity.CRITICAL,
     scope=WORKLOADS,
+    fix=PRIVILEGED_FIX,
 )
 check(
     "drop-net-raw-capability",
@@ -257,6 +407,7 @@ check(
     ),
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=DROP_NET_RAW_FIX,
 )
 check(
     "unsafe-sysctls",
@@ -270,6 +421,7 @@ check(
     ),
     severity=Severity.HIGH,
     scope=WORKLOADS,
+    fix=UNSAFE_SYSCTLS_FIX,
 )
 check(
     "unsafe-proc-mount",
@@ -284,6 +436,7 @@ check(
     scope=WORKLOADS,
     enabled_by_default=False,
     kube_linter=KubeLinter.OPTIONAL,
+    fix=UNSAFE_PROC_MOUNT_FIX,
 )
 
 # Ours: the policies of the original description that kube-linter lacks.
@@ -295,6 +448,7 @@ check(
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=SECCOMP_FIX,
 )
 check(
     "capabilities-not-dropped",
@@ -305,6 +459,7 @@ check(
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=DROP_ALL_FIX,
 )
 check(
     "sys-admin-capability",
@@ -315,6 +470,7 @@ check(
     severity=Severity.CRITICAL,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=SYS_ADMIN_FIX,
 )
 check(
     "run-as-root-uid",
@@ -325,4 +481,5 @@ check(
     severity=Severity.HIGH,
     scope=WORKLOADS,
     kube_linter=KubeLinter.NONE,
+    fix=ROOT_UID_FIX,
 )

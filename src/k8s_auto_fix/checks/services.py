@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 
+from ..contracts import Applicability
+
 from ..manifests.selectors import SelectorError, from_match_labels, go_map
 from .common import WORKLOADS, as_dict, as_list, go_quote, string_matcher
-from .registry import KubeLinter, Severity, Violation, check, template
+from .patching import remove, set_value
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
 
 SERVICE = "Service (v1)"
 
@@ -141,6 +144,40 @@ def service_account(serviceAccount=""):
     return detect
 
 
+def _fix_missing_service_account(ctx: FixContext) -> Proposal | None:
+    """Create the ServiceAccount the workload names, next to it; it grants nothing."""
+    name = service_account_name(ctx.obj)
+    metadata = {"name": name} | ({"namespace": ctx.obj.namespace} if ctx.obj.namespace else {})
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
+    if not ctx.settings.service_account_automount:
+        account["automountServiceAccountToken"] = False
+    return Proposal(creates=account, explanation=f"create ServiceAccount {name!r}")
+
+
+def _fix_deprecated_service_account_field(ctx: FixContext) -> Proposal | None:
+    """serviceAccountName wins over serviceAccount, so moving the value there
+    (when serviceAccountName is unset) and dropping the old field changes nothing."""
+    spec, base = ctx.obj.pod_spec, ctx.obj.pod_spec_segments
+    ops = [] if spec.get("serviceAccountName") else set_value(ctx.obj.data, (*base, "serviceAccountName"), spec["serviceAccount"])
+    return Proposal(ops + [remove((*base, "serviceAccount"))])
+
+
+MISSING_SERVICE_ACCOUNT_FIX = Fix(
+    Applicability.REVIEW,
+    "Pods naming a missing ServiceAccount are refused, so creating it makes the workload start; but the "
+    "account may be meant to come from elsewhere (another chart, a cloud IAM binding).",
+    _fix_missing_service_account,
+)
+DEPRECATED_SERVICE_ACCOUNT_FIX = Fix(
+    Applicability.SAFE, "serviceAccountName already takes precedence; the pod runs as the same account.", _fix_deprecated_service_account_field
+)
+DANGLING_SERVICE_FIX = Fix(
+    Applicability.MANUAL,
+    "Which pods a Service should select is the author's intent; a guessed selector could route traffic anywhere.",
+    lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation="point the selector at the intended pods, or remove the Service"),
+)
+
+
 check(
     "dangling-service",
     template="dangling-service",
@@ -148,6 +185,7 @@ check(
     remediation="Confirm that your service's selector correctly matches the labels on one of your deployments.",
     severity=Severity.LOW,
     scope=SERVICE,
+    fix=DANGLING_SERVICE_FIX,
 )
 check(
     "invalid-target-ports",
@@ -178,6 +216,7 @@ check(
     remediation="Create the missing service account, or refer to an existing service account.",
     severity=Severity.MEDIUM,
     scope=WORKLOADS,
+    fix=MISSING_SERVICE_ACCOUNT_FIX,
 )
 check(
     "deprecated-service-account-field",
@@ -189,6 +228,7 @@ check(
     ),
     severity=Severity.LOW,
     scope=WORKLOADS,
+    fix=DEPRECATED_SERVICE_ACCOUNT_FIX,
 )
 check(
     "default-service-account",

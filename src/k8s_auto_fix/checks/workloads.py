@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..contracts import Applicability
 from ..manifests.selectors import (
     SelectorError,
     from_label_selector,
@@ -9,7 +10,8 @@ from ..manifests.selectors import (
     labels_string,
 )
 from .common import WORKLOADS, as_dict, as_list, string_matcher
-from .registry import KubeLinter, Severity, Violation, check, template
+from .patching import append, remove, set_value
+from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
 
 HOSTNAME = "kubernetes.io/hostname"
 
@@ -209,6 +211,42 @@ def job_ttl_seconds_after_finished():
     return detect
 
 
+def _fix_anti_affinity(ctx: FixContext) -> Proposal | None:
+    """A preferred (never blocking) spread of this workload's pods over nodes."""
+    labels = ctx.obj.pod_labels
+    if not labels:
+        return Proposal(applicability=Applicability.MANUAL, explanation="the pods have no labels to select them by")
+    term = {
+        "weight": 100,
+        "podAffinityTerm": {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": HOSTNAME},
+    }
+    path = (*ctx.obj.pod_spec_segments, "affinity", "podAntiAffinity", "preferredDuringSchedulingIgnoredDuringExecution")
+    return Proposal(append(ctx.obj.data, path, term))
+
+
+def _fix_job_ttl(ctx: FixContext) -> Proposal | None:
+    if ctx.obj.kind == "Job":
+        return Proposal(set_value(ctx.obj.data, ("spec", "ttlSecondsAfterFinished"), ctx.settings.job_ttl_seconds_after_finished))
+    return Proposal([remove(("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"))], Applicability.REVIEW)
+
+
+ANTI_AFFINITY_FIX = Fix(
+    Applicability.SAFE,
+    "A preferred anti-affinity term only ranks nodes; it never keeps a pod from being scheduled.",
+    _fix_anti_affinity,
+)
+JOB_TTL_FIX = Fix(
+    Applicability.SAFE,
+    "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them (CronJob: review).",
+    _fix_job_ttl,
+)
+MISMATCHING_SELECTOR_FIX = Fix(
+    Applicability.MANUAL,
+    "A selector cannot be changed on a live Deployment and labels identify pods to Services; the author must choose.",
+    lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation="make spec.selector and the pod template labels agree"),
+)
+
+
 check(
     "mismatching-selector",
     template="mismatching-selector",
@@ -216,6 +254,7 @@ check(
     remediation="Confirm that your deployment selector correctly matches the labels in its pod template.",
     severity=Severity.HIGH,
     scope=WORKLOADS,
+    fix=MISMATCHING_SELECTOR_FIX,
 )
 check(
     "no-anti-affinity",
@@ -233,6 +272,7 @@ check(
     ),
     severity=Severity.LOW,
     scope=WORKLOADS,
+    fix=ANTI_AFFINITY_FIX,
 )
 check(
     "job-ttl-seconds-after-finished",
@@ -247,6 +287,7 @@ check(
     ),
     severity=Severity.LOW,
     scope="Job, CronJob (batch/v1)",
+    fix=JOB_TTL_FIX,
 )
 check(
     "minimum-three-replicas",

@@ -30,14 +30,18 @@ def ignored_checks(obj: K8sObject) -> tuple[bool, set[str]]:
     return ignore_all, named
 
 
+def check_object(obj: K8sObject, app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
+    """Run checks on one object, with its application as the context."""
+    ignore_all, ignored = ignored_checks(obj)
+    if ignore_all:
+        return
+    for check in checks:
+        if check.id not in ignored:
+            for violation in check.detect(obj, app):
+                yield Finding(check, obj, violation)
+
+
 def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
     checks = list(checks)
     for obj in app.objects:
-        ignore_all, ignored = ignored_checks(obj)
-        if ignore_all:
-            continue
-        for check in checks:
-            if check.id in ignored:
-                continue
-            for violation in check.detect(obj, app):
-                yield Finding(check, obj, violation)
+        yield from check_object(obj, app, checks)

@@ -58,16 +58,28 @@ class Application:
         return index
 
     @cached_property
-    def _by_type(self) -> dict[tuple[str, str], list[K8sObject]]:
-        index: dict[tuple[str, str], list[K8sObject]] = {}
+    def _by_type(self) -> dict[tuple, list[K8sObject]]:
+        index: dict[tuple, list[K8sObject]] = {}
         for obj in self.objects:
             index.setdefault((obj.api_version, obj.kind), []).append(obj)
+            index.setdefault((obj.api_version, obj.kind, obj.namespace), []).append(obj)
         return index
 
     def find(self, api_version: str, kind: str, namespace: str | None = None) -> list[K8sObject]:
         """Objects of one exact apiVersion and kind, optionally in one namespace."""
-        found = self._by_type.get((api_version, kind), [])
-        return found if namespace is None else [o for o in found if o.namespace == namespace]
+        key = (api_version, kind) if namespace is None else (api_version, kind, namespace)
+        return self._by_type.get(key, [])
+
+    def with_extra(self, extra: list[K8sObject]) -> Application:
+        """This application plus objects a fix creates; the indexes are extended, not rebuilt."""
+        grown = Application(self.key, self.objects + extra)
+        index = {k: list(v) for k, v in self._by_type.items()}
+        for obj in extra:
+            index.setdefault((obj.api_version, obj.kind), []).append(obj)
+            index.setdefault((obj.api_version, obj.kind, obj.namespace), []).append(obj)
+        grown.__dict__["_by_type"] = index
+        grown.__dict__["_pods_by_namespace"] = self._pods_by_namespace
+        return grown
 
 
 def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:

@@ -82,8 +82,12 @@ class Container:
     group: str  # containers, initContainers or ephemeralContainers
     index: int
     spec: dict
-    pointer: str  # JSON Pointer of the container in its object
+    segments: tuple  # JSON Pointer segments of the container in its object
     pod_spec: dict
+
+    @property
+    def pointer(self) -> str:
+        return pointer(*self.segments)
 
     @property
     def name(self) -> str:
@@ -176,7 +180,7 @@ class K8sObject:
         spec = self.pod_spec
         if spec is None:
             return []
-        base = self.pod_spec_pointer
+        base = self.pod_spec_segments
         found = []
         for group in CONTAINER_GROUPS:
             items = spec.get(group)
@@ -184,11 +188,14 @@ class K8sObject:
                 continue
             for index, item in enumerate(items):
                 if isinstance(item, dict):
-                    found.append(Container(group, index, item, f"{base}/{group}/{index}", spec))
+                    found.append(Container(group, index, item, (*base, group, index), spec))
         return found
 
     def containers_of(self, *groups: str) -> list[Container]:
         return [c for c in self.containers if c.group in groups]
+
+    def container_named(self, name: str | None) -> Container | None:
+        return next((c for c in self.containers if c.name == name), None) if name is not None else None
 
     def __repr__(self) -> str:
         return f"<K8sObject {self.identity} {self.path}#{self.document_index}>"

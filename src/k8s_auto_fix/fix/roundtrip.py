@@ -1,0 +1,200 @@
+"""Writing fixes back so the edit looks like a person made it.
+
+A file is split into its documents at the ``---`` lines; a document without
+edits keeps its exact text. An edited document goes through ruamel.yaml's
+round-trip mode (comments, key order, quoting and flow style kept), in the
+file's own indentation, and the patch operations are applied to that tree in
+order. Objects a fix creates are appended as new documents.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from .engine import ObjectEdit
+
+_DOC_MARKER = re.compile(r"^---(?:[ \t].*)?$", re.M)
+
+
+class RoundTripError(Exception):
+    pass
+
+
+def split_documents(text: str) -> list[str]:
+    """The file as chunks, each starting at a document marker (the first may not)."""
+    starts = [m.start() for m in _DOC_MARKER.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts = [0, *starts]
+    return [text[a:b] for a, b in zip(starts, [*starts[1:], len(text)])]
+
+
+def _has_content(chunk: str) -> bool:
+    body = _DOC_MARKER.sub("", chunk, count=1) if _DOC_MARKER.match(chunk) else chunk
+    return any(line.strip() and not line.lstrip().startswith("#") for line in body.splitlines())
+
+
+def guess_indent(text: str) -> tuple[int, int]:
+    """(mapping indent, sequence dash offset) most used in the file."""
+    mapping: Counter = Counter()
+    offsets: Counter = Counter()
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    for line, following in zip(lines, lines[1:]):
+        stripped = line.rstrip()
+        if not stripped.endswith(":") or stripped.lstrip().startswith("- "):
+            continue
+        indent, next_indent = len(line) - len(line.lstrip()), len(following) - len(following.lstrip())
+        if following.lstrip().startswith("- "):
+            offsets[next_indent - indent] += 1
+        elif next_indent > indent:
+            mapping[next_indent - indent] += 1
+    return (mapping.most_common(1)[0][0] if mapping else 2), (offsets.most_common(1)[0][0] if offsets else 0)
+
+
+def _yaml(text: str) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a long line
+    indent, offset = guess_indent(text)
+    yaml.indent(mapping=indent, sequence=offset + 2, offset=offset)
+    return yaml
+
+
+def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
+    """The file's new text with every edit applied."""
+    chunks = split_documents(text)
+    content = [i for i, chunk in enumerate(chunks) if _has_content(chunk)]
+    yaml = _yaml(text)
+    by_doc: dict[int, list[ObjectEdit]] = {}
+    for edit in edits:
+        by_doc.setdefault(edit.document_index, []).append(edit)
+    for document_index, doc_edits in by_doc.items():
+        if document_index >= len(content):
+            raise RoundTripError(f"document {document_index} not found")
+        position = content[document_index]
+        chunk = chunks[position]
+        marker = ""
+        match = _DOC_MARKER.match(chunk)
+        if match:
+            marker, chunk = chunk[: match.end() + 1], chunk[match.end() + 1 :]
+        tree = yaml.load(chunk)
+        for edit in doc_edits:
+            target = tree if edit.list_index is None else tree["items"][edit.list_index]
+            for op in edit.ops:
+                apply_op(target, op)
+        out = io.StringIO()
+        yaml.dump(tree, out)
+        chunks[position] = marker + out.getvalue()
+    new_text = "".join(chunks)
+    created = [obj for edit in edits for obj in edit.creates]
+    for obj in _unique(created):
+        if not new_text.endswith("\n"):
+            new_text += "\n"
+        out = io.StringIO()
+        yaml.dump(obj, out)
+        new_text += "---\n" + out.getvalue()
+    return new_text
+
+
+def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str | None]:
+    """(new text or None if unchanged, problem or None) for one file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            original = handle.read()
+        updated = apply_edits(original, edits)
+    except (OSError, UnicodeDecodeError, RoundTripError) as err:
+        return None, f"{path}: not rewritten: {err}"
+    except Exception as err:  # ruamel's own errors: report the file, keep going
+        return None, f"{path}: not rewritten: {type(err).__name__}: {err}"
+    return (updated if updated != original else None), None
+
+
+def _unique(objects: list[dict]) -> list[dict]:
+    seen, unique = set(), []
+    for obj in objects:
+        key = (obj.get("apiVersion"), obj.get("kind"), (obj.get("metadata") or {}).get("namespace"), (obj.get("metadata") or {}).get("name"))
+        if key not in seen:
+            seen.add(key)
+            unique.append(obj)
+    return unique
+
+
+# --- RFC 6902 on a round-trip tree ---------------------------------------------------
+
+
+def _parts(path: str) -> list[str]:
+    if path == "":
+        return []
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def _walk(tree, parts: list[str]):
+    node = tree
+    for part in parts:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
+def _to_rt(value):
+    """Plain data -> ruamel containers, so new blocks follow the file's style."""
+    if isinstance(value, dict):
+        out = CommentedMap()
+        for k, v in value.items():
+            out[k] = _to_rt(v)
+        return out
+    if isinstance(value, list):
+        return CommentedSeq([_to_rt(v) for v in value])
+    return value
+
+
+def apply_op(tree, op: dict) -> None:
+    kind, parts = op["op"], _parts(op["path"])
+    if kind == "test":
+        return
+    if kind in ("move", "copy"):
+        source = _parts(op["from"])
+        value = _walk(tree, source)
+        if kind == "move":
+            _remove(tree, source)
+        else:
+            import copy
+
+            value = copy.deepcopy(value)
+        _add(tree, parts, value)
+        return
+    if kind == "remove":
+        _remove(tree, parts)
+    elif kind == "add":
+        _add(tree, parts, _to_rt(op["value"]))
+    elif kind == "replace":
+        parent, last = _walk(tree, parts[:-1]), parts[-1]
+        if isinstance(parent, list):
+            parent[int(last)] = _to_rt(op["value"])
+        else:
+            parent[last] = _to_rt(op["value"])
+    else:
+        raise RoundTripError(f"unknown op {kind!r}")
+
+
+def _add(tree, parts: list[str], value) -> None:
+    parent, last = _walk(tree, parts[:-1]), parts[-1]
+    if isinstance(parent, list):
+        if last == "-":
+            parent.append(value)
+        else:
+            parent.insert(int(last), value)
+    else:
+        parent[last] = value
+
+
+def _remove(tree, parts: list[str]) -> None:
+    parent, last = _walk(tree, parts[:-1]), parts[-1]
+    if isinstance(parent, list):
+        del parent[int(last)]
+    else:
+        del parent[last]

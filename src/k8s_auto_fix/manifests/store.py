@@ -1,0 +1,58 @@
+"""Objects by location, loaded once: what propose, verify and fix read.
+
+A detection names a file, a document (and list item) and the application it
+was found in; the store loads each file once and rebuilds an application from
+its key the way detect formed it (a folder's own files, a chart, or a file).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .context import Application, ContextMode, application_key
+from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, load_file
+from .objects import K8sObject
+
+
+class ObjectStore:
+    def __init__(self, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES):
+        self.max_file_bytes = max_file_bytes
+        self._files: dict[str, LoadResult] = {}
+        self._apps: dict[str, Application] = {}
+
+    def file(self, path: str) -> LoadResult:
+        if path not in self._files:
+            self._files[path] = load_file(path, self.max_file_bytes)
+        return self._files[path]
+
+    def preload(self, loaded: dict[str, LoadResult], applications: dict[str, list[K8sObject]]) -> None:
+        """Use files and applications loaded elsewhere (a detect worker) instead of reading them again."""
+        self._files.update(loaded)
+        for key, objects in applications.items():
+            self._apps[key] = Application(key, objects)
+
+    def loaded_objects(self) -> list[K8sObject]:
+        return [o for loaded in self._files.values() for o in loaded.objects]
+
+    def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
+        for obj in self.file(path).objects:
+            if obj.document_index == document_index and obj.list_index == list_index:
+                return obj
+        return None
+
+    def application(self, key: str | None, path: str) -> Application:
+        """The application ``key`` (as detect recorded it); the file alone if unknown."""
+        key = key or path
+        if key not in self._apps:
+            self._apps[key] = Application(key, [o for f in self._files_of(key) for o in self.file(f).objects])
+        return self._apps[key]
+
+    def _files_of(self, key: str) -> list[str]:
+        if not os.path.isdir(key):
+            return [key]
+        chart_roots: dict[str, str | None] = {}
+        if os.path.isfile(os.path.join(key, "Chart.yaml")):
+            return [p for p, problem in iter_manifest_files([key]) if not problem]
+        names = sorted(os.listdir(key))
+        files = [os.path.join(key, n) for n in names if os.path.isfile(os.path.join(key, n))]
+        return [f for f, problem in iter_manifest_files(files) if not problem and application_key(f, ContextMode.DIR, chart_roots) == key]
