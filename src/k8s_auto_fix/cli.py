@@ -279,7 +279,7 @@ def fix(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")] = 0,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes)."""
-    run, _ = _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs)
+    run = _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs)
     for problem in run.detected.problems:
         if problem.level != "note":
             stderr.print(f"{problem.level}: {problem}", soft_wrap=True)
@@ -309,12 +309,34 @@ def fix(
     raise typer.Exit(EXIT_FINDINGS if run.new_texts and not write else EXIT_CLEAN)
 
 
+@bench_app.command("fix")
+def bench_fix_command(
+    paths: PathsArg,
+    context: ContextOpt = ContextMode.DIR,
+    unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply `review` fixes.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the report as JSON.")] = None,
+) -> None:
+    """Time the fix pipeline on a corpus and report acceptance per check and rejections per gate."""
+    from .bench.fix import bench_fix
+
+    checks, detect_options, settings = _fix_setup(unsafe_fixes, None, None, context, Path("configs/run.yaml"), None, "1.30", None, 0)
+    report = bench_fix(paths, checks, detect_options, settings, Console(highlight=False))
+    if out:
+        write_json_atomic(out, report)
+
+
 def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):
+    from .fix.apply import run_fix
+
+    checks, options, fix_settings = _fix_setup(unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs)
+    return run_fix(paths, checks, options, fix_settings)
+
+
+def _fix_setup(unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):
     from .checks.selection import select_checks
     from .config import ConfigError, load_config
     from .contracts import Applicability
     from .detect import DetectOptions
-    from .fix.apply import run_fix
     from .fix.engine import FixSettings
     from .verify.verifier import VerifyOptions
 
@@ -336,12 +358,7 @@ def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, k
         select=frozenset(select) if select else None,
         ignore=frozenset(ignore or ()),
     )
-    options = DetectOptions(context=context, jobs=jobs)
-    import time
-
-    start = time.perf_counter()
-    run = run_fix(paths, checks, options, fix_settings)
-    return run, time.perf_counter() - start
+    return checks, DetectOptions(context=context, jobs=jobs), fix_settings
 
 
 def _all_check_ids() -> set[str]:

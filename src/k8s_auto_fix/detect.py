@@ -168,7 +168,7 @@ def _run_in_pool(apps, checks, options, jobs, post) -> list[_BatchResult]:
     _worker_state = (checks, options, post)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return pool.map(_detect_batch, plan_batches(apps, jobs * 4), chunksize=1)
+            return pool.map(_detect_batch, plan_batches(apps, jobs * 16), chunksize=1)
     finally:
         _worker_state = None
 

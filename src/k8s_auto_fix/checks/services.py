@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from ..contracts import Applicability
+from ..manifests.names import name_errors
 
 from ..manifests.selectors import SelectorError, from_match_labels, go_map
 from .common import WORKLOADS, as_dict, as_list, go_quote, string_matcher
@@ -147,6 +148,9 @@ def service_account(serviceAccount=""):
 def _fix_missing_service_account(ctx: FixContext) -> Proposal | None:
     """Create the ServiceAccount the workload names, next to it; it grants nothing."""
     name = service_account_name(ctx.obj)
+    namespace = ctx.obj.namespace
+    if name_errors({"metadata": {"name": name, "namespace": namespace}}):
+        return Proposal(applicability=Applicability.MANUAL, explanation=f"{namespace}/{name} is not a valid ServiceAccount name")
     metadata = {"name": name} | ({"namespace": ctx.obj.namespace} if ctx.obj.namespace else {})
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
     if not ctx.settings.service_account_automount:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..contracts import Applicability
 from ..manifests.selectors import (
+    from_match_labels,
     SelectorError,
     from_label_selector,
     go_map,
@@ -214,8 +215,12 @@ def job_ttl_seconds_after_finished():
 def _fix_anti_affinity(ctx: FixContext) -> Proposal | None:
     """A preferred (never blocking) spread of this workload's pods over nodes."""
     labels = ctx.obj.pod_labels
+    try:
+        from_match_labels(labels)
+    except SelectorError:
+        labels = {}
     if not labels:
-        return Proposal(applicability=Applicability.MANUAL, explanation="the pods have no labels to select them by")
+        return Proposal(applicability=Applicability.MANUAL, explanation="the pods have no valid labels to select them by")
     term = {
         "weight": 100,
         "podAffinityTerm": {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": HOSTNAME},

@@ -63,6 +63,7 @@ class FixSettings:
     checks: tuple[Check, ...]
     select: frozenset[str] | None = None  # only fix these checks
     ignore: frozenset[str] = frozenset()
+    render: bool = True  # produce the fixed file texts (off: verification only)
 
     def wants(self, check_id: str) -> bool:
         return (self.select is None or check_id in self.select) and check_id not in self.ignore
@@ -94,16 +95,32 @@ class FixEngine:
             edit = self._combine(obj, app, found, verifier)
             if edit.ops or edit.creates:
                 outcome.edits.append(edit)
-        render(outcome)  # here, in the worker, where it runs in parallel
+        if self.settings.render:
+            render(outcome)  # here, in the worker, where it runs in parallel
         return outcome
 
     def _combine(self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier) -> ObjectEdit:
+        """All chosen fixes of one object, each proposed on the object as the
+        previous ones left it; the result is judged once as a whole, and only
+        if that fails are the fixes judged (and kept) one by one."""
+        ordered = sorted(detections, key=lambda d: (d.policy_id, d.container or "", d.violation_text))
+        edit = self._apply_in_order(original, app, ordered, verifier, judge_each=False)
+        created = [K8sObject(original.path, -1, 0, c) for c in edit.creates]
+        fixed = [d for d in ordered if d.id in edit.fixed]
+        final = K8sObject(original.path, original.document_index, original.line, apply_patch(original.data, edit.ops), original.list_index)
+        if verifier.judge_combined(original, final, created, fixed, app, edit.ops):
+            edit = self._apply_in_order(original, app, ordered, verifier, judge_each=True)
+        return edit
+
+    def _apply_in_order(
+        self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier, judge_each: bool
+    ) -> ObjectEdit:
         edit = ObjectEdit(
             original.path, original.document_index, original.list_index,
             original.api_version, original.kind, original.namespace, original.name,
         )
         current = original
-        for detection in sorted(detections, key=lambda d: (d.policy_id, d.container or "", d.violation_text)):
+        for detection in detections:
             key = (detection.policy_id, detection.container, detection.violation_text)
             check = REGISTRY[detection.policy_id]
             if key not in verifier._findings(current, app, [check]):
@@ -121,13 +138,12 @@ class FixEngine:
             if proposal is None or (not proposal.ops and proposal.creates is None):
                 continue
             after = K8sObject(original.path, original.document_index, original.line, patched, original.list_index)
-            created = K8sObject(original.path, -1, 0, proposal.creates) if proposal.creates else None
-            # Judged against the previous step: the invariants only ever
-            # tighten, so each step passing means the whole change passes.
-            verdict = Verdict(id=detection.id, accepted=False)
-            errors = verifier.judge(verdict, current, after, created, detection, app, proposal.ops, schema=True)
-            if errors:
-                continue
+            if judge_each:
+                # Judged against the previous step: the invariants only ever
+                # tighten, so each step passing means the whole change passes.
+                created = K8sObject(original.path, -1, 0, proposal.creates) if proposal.creates else None
+                if verifier.judge(Verdict(id=detection.id, accepted=False), current, after, created, detection, app, proposal.ops, schema=True):
+                    continue
             current = after
             edit.ops += proposal.ops
             if proposal.creates:

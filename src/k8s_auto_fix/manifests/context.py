@@ -71,15 +71,27 @@ class Application:
         return self._by_type.get(key, [])
 
     def with_extra(self, extra: list[K8sObject]) -> Application:
-        """This application plus objects a fix creates; the indexes are extended, not rebuilt."""
-        grown = Application(self.key, self.objects + extra)
-        index = {k: list(v) for k, v in self._by_type.items()}
-        for obj in extra:
-            index.setdefault((obj.api_version, obj.kind), []).append(obj)
-            index.setdefault((obj.api_version, obj.kind, obj.namespace), []).append(obj)
-        grown.__dict__["_by_type"] = index
-        grown.__dict__["_pods_by_namespace"] = self._pods_by_namespace
-        return grown
+        """This application plus objects a fix creates, sharing its indexes."""
+        return _Extended(self, extra)
+
+
+class _Extended(Application):
+    """An application seen with a few more objects (nothing is re-indexed)."""
+
+    def __init__(self, base: Application, extra: list[K8sObject]):
+        super().__init__(base.key, base.objects + extra)
+        self._base, self._extra = base, extra
+
+    def find(self, api_version: str, kind: str, namespace: str | None = None) -> list[K8sObject]:
+        added = [o for o in self._extra if o.api_version == api_version and o.kind == kind and namespace in (None, o.namespace)]
+        return self._base.find(api_version, kind, namespace) + added
+
+    def pod_owners(self, namespace: str) -> list[K8sObject]:
+        return self._base.pod_owners(namespace) + [o for o in self._extra if o.pod_spec is not None and o.namespace == namespace]
+
+    def pod_owners_with_label(self, namespace: str, key: str, value: str) -> list[K8sObject]:
+        added = [o for o in self.pod_owners(namespace) if o in self._extra and str(o.pod_labels.get(key)) == value]
+        return self._base.pod_owners_with_label(namespace, key, value) + added
 
 
 def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:

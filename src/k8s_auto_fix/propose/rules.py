@@ -20,6 +20,12 @@ class ProposeResult:
     without_fix: dict[str, int] = field(default_factory=dict)  # check -> findings it cannot fix
 
 
+def _digest(obj, memo: dict[int, tuple]) -> str:
+    if id(obj) not in memo:
+        memo[id(obj)] = (obj, object_digest(obj.data))  # the object pins its id
+    return memo[id(obj)][1]
+
+
 def propose_rules(
     detections: Iterable[Detection],
     settings: FixDefaults,
@@ -28,7 +34,7 @@ def propose_rules(
 ) -> ProposeResult:
     store = store or ObjectStore()
     result = ProposeResult()
-    digests: dict[int, str] = {}
+    digests: dict[int, tuple] = {}
     for detection in detections:
         check = REGISTRY.get(detection.policy_id)
         if check is None or check.fix is None:
@@ -68,7 +74,7 @@ def propose_rules(
                 applicability=proposal.applicability or check.fix.applicability,
                 explanation=proposal.explanation or check.fix.reason,
                 creates=proposal.creates,
-                object_digest=digests.get(id(obj)) or digests.setdefault(id(obj), object_digest(obj.data)),
+                object_digest=_digest(obj, digests),
             )
         result.patches.append(record)
     return result

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import fastjsonschema
 
+from ..manifests.names import name_errors
+
 DEFAULT_KUBE_VERSION = "1.30"  # the newest kubectl-validate v0.0.4 knows, so both gates agree
 # Removed API versions have no schema in the shipped releases; they are
 # validated against the version that replaced them with the same shape.
@@ -48,6 +50,7 @@ def _schema_root() -> Path:
     return Path(str(importlib.resources.files("kubernetes_validate"))) / "kubernetes-json-schema"
 
 
+@lru_cache(maxsize=None)
 def available_versions() -> list[str]:
     found = {m.group(1) for p in _schema_root().iterdir() if (m := re.match(r"v(\d+\.\d+)\.\d+-local-strict$", p.name))}
     return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
@@ -106,7 +109,7 @@ class SchemaValidator:
         if not usable:
             raise SchemaSetupError(f"no schemas for Kubernetes {kube_version}; available: {versions[0]} to {versions[-1]}")
         self.kube_version = usable[-1]
-        self._dir = next(_schema_root().glob(f"v{self.kube_version}.*-local-strict"))
+        self._dir = _version_dir(self.kube_version)
         self._validators: dict[tuple, object] = {}  # compiled validators and kind schemas
         self._crd_schemas: dict[tuple[str, str], dict] = {}
         for crd in crds:
@@ -130,18 +133,19 @@ class SchemaValidator:
         quick = self._validator(api_version, kind, fast_fail=True)
         if quick is None:
             return [f"no schema for {api_version} {kind} in Kubernetes {self.kube_version} or in the CRDs given"]
+        names = name_errors(obj)
         try:
             quick(obj)
-            return []
+            return names
         except fastjsonschema.JsonSchemaValueException:
             pass
         try:
             self._validator(api_version, kind, fast_fail=False)(obj)
         except fastjsonschema.JsonSchemaValuesException as err:
-            return sorted({e.message for e in err.errors})
+            return names + sorted({e.message for e in err.errors})
         except fastjsonschema.JsonSchemaValueException as err:
-            return [err.message]
-        return []
+            return names + [err.message]
+        return names
 
     def new_errors(self, before: dict, after: dict, ops: list[dict]) -> list[str]:
         """Schema errors in ``after`` that ``before`` did not have, looking only
@@ -152,6 +156,10 @@ class SchemaValidator:
         top = self._top_schema(api_version, kind)
         if top is None or (api_version, kind) != (before.get("apiVersion"), before.get("kind")):
             return self._diff(self.errors(before), self.errors(after))
+        if before.get("metadata") is not after.get("metadata"):
+            new_names = self._diff(name_errors(before), name_errors(after))
+        else:
+            new_names = []
         roots: set[tuple] = set()
         for op in ops:
             for path in (op.get("path"), op.get("from")):
@@ -167,7 +175,7 @@ class SchemaValidator:
                     roots.add(self._definition_root(top, parts))
                 else:
                     roots.add(self._definition_root(top, parts[:-1]))
-        new: list[str] = []
+        new: list[str] = new_names
         for depth_parts, definition in sorted(roots, key=lambda r: len(r[0])):
             if any(depth_parts[: len(other)] == other for other, _ in roots if len(other) < len(depth_parts)):
                 continue  # inside another subtree that is validated whole
@@ -279,6 +287,11 @@ class SchemaValidator:
             top["properties"] = props
         top["definitions"] = needed
         return top
+
+
+@lru_cache(maxsize=None)
+def _version_dir(version: str) -> Path:
+    return next(_schema_root().glob(f"v{version}.*-local-strict"))
 
 
 @lru_cache(maxsize=None)

@@ -29,6 +29,7 @@ from . import safety
 from .schema import DEFAULT_KUBE_VERSION, SchemaValidator
 
 FindingKey = tuple[str, str | None, str]  # check, container, message
+_VALIDATORS: dict[tuple, SchemaValidator] = {}
 # What a patch that does not fit its object raises while being applied.
 PATCH_ERRORS = (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError, IndexError)
 
@@ -164,6 +165,32 @@ class Verifier:
             errors += [f"schema: {e}" for e in new_schema]
         return errors
 
+    def judge_combined(
+        self,
+        before: K8sObject,
+        after: K8sObject,
+        created: list[K8sObject],
+        detections: Sequence[Detection],
+        app: Application,
+        ops: list[dict],
+    ) -> list[str]:
+        """The gates for several fixes of one object applied together: every
+        targeted finding gone, nothing new, no new schema error, no broken invariant."""
+        targeted = {d.policy_id: REGISTRY[d.policy_id] for d in detections}
+        checks = [*self.checks, *(c for c in targeted.values() if c not in self.checks)]
+        context = app.with_extra(created) if created else app
+        findings = self._findings(after, context, checks)
+        errors = [f"policy: {d.policy_id} still fires: {d.violation_text}" for d in detections if (d.policy_id, d.container, d.violation_text) in findings]
+        new = findings - self._before(before, app, checks)
+        for obj in created:
+            new |= self._findings(obj, context, self.checks)
+        errors += [f"regression: {c}: {m}" for c, _, m in sorted(new, key=str)]
+        errors += [f"safety: {b}" for b in safety.violations(before, after, {d.policy_id for d in detections})]
+        errors += [f"schema: {e}" for e in self._validator().new_errors(before.data, after.data, ops)]
+        for obj in created:
+            errors += [f"schema: {e}" for e in self._validator().errors(obj.data)]
+        return errors
+
     def new_schema_errors(self, before: K8sObject, after: K8sObject, created: K8sObject | None, ops: list[dict]) -> list[str]:
         new = self._validator().new_errors(before.data, after.data, ops)
         return new + (self._validator().errors(created.data) if created is not None else [])
@@ -192,14 +219,15 @@ class Verifier:
 
     def _validator(self) -> SchemaValidator:
         if self._schema is None:
-            self._schema = SchemaValidator(self.options.kube_version, self._crds())
+            crds = self._crds()
+            key = (self.options.kube_version, tuple(sorted(object_digest(c) for c in crds)))
+            if key not in _VALIDATORS:  # one per process and CRD set: their compiled schemas are reused
+                _VALIDATORS[key] = SchemaValidator(self.options.kube_version, crds)
+            self._schema = _VALIDATORS[key]
         return self._schema
 
     def _digest(self, obj: K8sObject) -> str:
-        key = ("digest", id(obj))
-        if key not in self._cache:
-            self._cache[key] = object_digest(obj.data)
-        return self._cache[key]
+        return self._memo("digest", obj, lambda: object_digest(obj.data))
 
     def _crds(self) -> list[dict]:
         """CRDs given with --crds, and those in every file read so far."""
@@ -207,11 +235,17 @@ class Verifier:
         objects += self.store.loaded_objects()
         return [o.data for o in objects if o.kind == "CustomResourceDefinition"]
 
+    def _memo(self, kind: str, obj: K8sObject, compute, *extra):
+        """Per-object memo. The object is kept with its value, so its id
+        cannot be reused by another object while the entry exists."""
+        key = (kind, id(obj), *extra)
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not obj:
+            hit = self._cache[key] = (obj, compute())
+        return hit[1]
+
     def _before(self, obj: K8sObject, app: Application, checks: Sequence[Check]) -> set[FindingKey]:
-        key = ("findings", id(obj), tuple(c.id for c in checks))
-        if key not in self._cache:
-            self._cache[key] = self._findings(obj, app, checks)
-        return self._cache[key]
+        return self._memo("findings", obj, lambda: self._findings(obj, app, checks), tuple(c.id for c in checks))
 
     @staticmethod
     def _findings(obj: K8sObject, app: Application, checks: Sequence[Check]) -> set[FindingKey]:

@@ -1,0 +1,55 @@
+"""Metrics of the fix stage: acceptance per check, rejections per gate, patch size."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from ..contracts import PatchRecord, Verdict
+
+GATES = ("apply", "policy", "regression", "schema", "safety", "rescan")
+
+
+def fix_metrics(patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> dict:
+    per_check: dict[str, Counter] = defaultdict(Counter)
+    rejections: dict[str, Counter] = defaultdict(Counter)  # gate -> check -> count
+    reasons: dict[str, list[str]] = defaultdict(list)
+    for verdict in verdicts:
+        row = per_check[verdict.policy_id]
+        row["verified"] += 1
+        row["accepted"] += verdict.accepted
+        if verdict.accepted:
+            continue
+        gate = first_failed_gate(verdict)
+        rejections[gate][verdict.policy_id] += 1
+        if verdict.errors and len(reasons[verdict.policy_id]) < 3:
+            reasons[verdict.policy_id].append(verdict.errors[0])
+    for patch in patches:
+        if not patch.patch and patch.creates is None:
+            per_check[patch.policy_id]["manual"] += 1
+    accepted = sum(v.accepted for v in verdicts)
+    ops = [v.patch_ops for v in verdicts if v.patch_ops]
+    return {
+        "patches": len(patches),
+        "verified": len(verdicts),
+        "accepted": accepted,
+        "acceptance_rate": round(accepted / len(verdicts), 5) if verdicts else None,
+        "manual": sum(1 for p in patches if not p.patch and p.creates is None),
+        "median_patch_ops": statistics.median(ops) if ops else 0,
+        "per_check": {check: dict(counts) for check, counts in sorted(per_check.items())},
+        "rejections": {gate: dict(counts) for gate, counts in rejections.items()},
+        "rejection_examples": dict(reasons),
+    }
+
+
+def first_failed_gate(verdict: Verdict) -> str:
+    flags = {
+        "apply": verdict.ok_apply,
+        "policy": verdict.ok_policy,
+        "regression": verdict.ok_regression,
+        "schema": verdict.ok_schema,
+        "safety": verdict.ok_safety,
+        "rescan": verdict.ok_rescan is not False,
+    }
+    return next((gate for gate in GATES if not flags[gate]), "unknown")
