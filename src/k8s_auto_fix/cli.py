@@ -236,7 +236,13 @@ def verify(
 ) -> None:
     """Run every patch through the gates: apply, policy, regression, schema, safety (and rescan)."""
     from .checks.selection import select_checks
-    from .contracts import ContractError, Detection, PatchRecord, read_models, write_models
+    from .contracts import (
+        ContractError,
+        Detection,
+        PatchRecord,
+        read_models,
+        write_models,
+    )
     from .verify.external import ExternalToolError
     from .verify.schema import SchemaSetupError
     from .verify.verifier import Verifier, VerifyOptions

@@ -9,7 +9,16 @@ from ..contracts import Applicability
 from ..manifests.selectors import SelectorError, from_label_selector
 from .common import as_dict
 from .patching import set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
+from .registry import (
+    Fix,
+    FixContext,
+    KubeLinter,
+    Proposal,
+    Severity,
+    Violation,
+    check,
+    template,
+)
 from .workloads import replicas, workload_selector
 
 PDB = "PodDisruptionBudget (policy/v1)"

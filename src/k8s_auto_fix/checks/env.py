@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..contracts import Applicability
-from .patching import remove_indices
 from .common import WORKLOADS, as_dict, as_list, go_quote, per_container, string_matcher
+from .patching import remove_indices
 from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 
 

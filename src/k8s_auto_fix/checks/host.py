@@ -14,7 +14,16 @@ from .common import (
     string_matcher,
 )
 from .patching import remove, set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
+from .registry import (
+    Fix,
+    FixContext,
+    KubeLinter,
+    Proposal,
+    Severity,
+    Violation,
+    check,
+    template,
+)
 
 
 def _pod_flag(field: str, message: str):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..contracts import Applicability
-from .patching import set_value
 from .common import WORKLOADS, go_quote, go_quote_list, go_regex, per_container
+from .patching import set_value
 from .registry import Fix, FixContext, Proposal, Severity, check, template
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..contracts import Applicability
-from .patching import append
 from .common import WORKLOADS, as_dict, as_list, go_quote, per_container
+from .patching import append
 from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 
 REGULAR = ("containers",)  # kube-linter checks probes on regular containers only

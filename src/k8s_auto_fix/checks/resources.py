@@ -7,8 +7,8 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ..contracts import Applicability
-from .patching import set_value
 from .common import WORKLOADS, as_dict, go_quote, per_container
+from .patching import set_value
 from .registry import Fix, FixContext, Proposal, Severity, check, template
 
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")

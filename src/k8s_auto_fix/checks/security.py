@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..contracts import Applicability
 from .common import (
     WORKLOADS,
     as_dict,
@@ -12,7 +13,6 @@ from .common import (
     pod_level,
     string_matcher,
 )
-from ..contracts import Applicability
 from .patching import append, remove_indices, set_value
 from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
 

@@ -6,11 +6,19 @@ import re
 
 from ..contracts import Applicability
 from ..manifests.names import name_errors
-
 from ..manifests.selectors import SelectorError, from_match_labels, go_map
 from .common import WORKLOADS, as_dict, as_list, go_quote, string_matcher
 from .patching import remove, set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
+from .registry import (
+    Fix,
+    FixContext,
+    KubeLinter,
+    Proposal,
+    Severity,
+    Violation,
+    check,
+    template,
+)
 
 SERVICE = "Service (v1)"
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from ..contracts import Applicability
 from ..manifests.selectors import (
-    from_match_labels,
     SelectorError,
     from_label_selector,
+    from_match_labels,
     go_map,
     labels_string,
 )
 from .common import WORKLOADS, as_dict, as_list, string_matcher
 from .patching import append, remove, set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, Violation, check, template
+from .registry import (
+    Fix,
+    FixContext,
+    KubeLinter,
+    Proposal,
+    Severity,
+    Violation,
+    check,
+    template,
+)
 
 HOSTNAME = "kubernetes.io/hostname"
 

@@ -70,6 +70,7 @@ class Verifier:
         self.options = options
         self.store = store or ObjectStore()
         self._schema: SchemaValidator | None = None
+        self._record_of: dict[int, PatchRecord] = {}
         self._cache: dict[tuple, object] = {}  # per original object: its findings, its schema errors
 
     # --- public --------------------------------------------------------------
@@ -78,6 +79,8 @@ class Verifier:
         by_id = {d.id: d for d in detections}
         result = VerifyResult()
         candidates: list[_Candidate] = []
+        patches = list(patches)
+        position = {id(record): i for i, record in enumerate(patches)}
         for record in patches:
             if not record.patch and record.creates is None:
                 result.manual += 1
@@ -97,8 +100,7 @@ class Verifier:
 
             rescan_with_kube_linter(candidates)
         result.verdicts.extend(self._finish(c) for c in candidates)
-        order = {record.id: i for i, record in enumerate(patches)} if isinstance(patches, list) else {}
-        result.verdicts.sort(key=lambda v: order.get(v.id, 0))
+        result.verdicts.sort(key=lambda v: position[id(self._record_of[id(v)])])
         return result
 
     # --- gates ---------------------------------------------------------------
@@ -109,7 +111,7 @@ class Verifier:
             return self._rejected(record, [f"{detection.manifest_path}: the object is no longer in the file"])
         if record.object_digest and record.object_digest != self._digest(before):
             return self._rejected(record, [f"{detection.manifest_path}: the object changed since the patch was proposed"])
-        verdict = Verdict(id=record.id, policy_id=record.policy_id, accepted=False, applicability=record.applicability, patch_ops=len(record.patch))
+        verdict = self._new_verdict(record)
         try:
             patched = apply_patch(before.data, record.patch)
         except PATCH_ERRORS as err:
@@ -235,6 +237,11 @@ class Verifier:
         objects += self.store.loaded_objects()
         return [o.data for o in objects if o.kind == "CustomResourceDefinition"]
 
+    def _new_verdict(self, record: PatchRecord) -> Verdict:
+        verdict = Verdict(id=record.id, policy_id=record.policy_id, accepted=False, applicability=record.applicability, patch_ops=len(record.patch))
+        self._record_of[id(verdict)] = record  # verdicts come out in the order of their patches
+        return verdict
+
     def _memo(self, kind: str, obj: K8sObject, compute, *extra):
         """Per-object memo. The object is kept with its value, so its id
         cannot be reused by another object while the entry exists."""
@@ -261,7 +268,7 @@ class Verifier:
         return app.with_extra([created])
 
     def _rejected(self, record: PatchRecord, errors: list[str], verdict: Verdict | None = None) -> Verdict:
-        verdict = verdict or Verdict(id=record.id, policy_id=record.policy_id, accepted=False, applicability=record.applicability, patch_ops=len(record.patch))
+        verdict = verdict or self._new_verdict(record)
         verdict.accepted = False
         if self.options.include_errors:
             verdict.errors = errors
