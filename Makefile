@@ -7,19 +7,23 @@ CLI := $(VENV)/bin/k8s-auto-fix
 CORPUS ?= ../shared/corpus
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup demo test bench-detect bench-parity parity-reference clean
+.PHONY: setup demo test bench-detect bench-parity bench-fix parity-reference clean
 
 setup:
 	bash scripts/setup.sh
 
 demo: setup
 	$(CLI) detect examples --format table || test $$? -eq 1
+	$(CLI) fix examples --unsafe-fixes || test $$? -eq 1
 
 test: setup
 	$(PY) -m pytest
 
 bench-detect: setup
 	$(CLI) bench detect $(CORPUS)
+
+bench-fix: setup
+	$(CLI) bench fix $(CORPUS)
 
 bench-parity: setup
 	$(CLI) bench parity $(CORPUS)

@@ -233,6 +233,7 @@ def verify(
     kube_version: Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")] = "1.30",
     crds: Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")] = None,
     rescan: Annotated[Optional[str], typer.Option("--rescan", help="kube-linter: rescan patched objects with the real binary.")] = None,
+    patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
 ) -> None:
     """Run every patch through the gates: apply, policy, regression, schema, safety (and rescan)."""
     from .checks.selection import select_checks
@@ -255,7 +256,12 @@ def verify(
     except ContractError as err:
         raise fail(str(err)) from None
     options = VerifyOptions(
-        schema=schema.value, kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), rescan=rescan, include_errors=include_errors
+        schema=schema.value,
+        kube_version=kube_version,
+        crd_paths=tuple(str(p) for p in crds or ()),
+        rescan=rescan,
+        include_errors=include_errors,
+        include_yaml=patched_yaml,
     )
     try:
         result = Verifier(select_checks(), options).verify(proposed, found)
@@ -264,6 +270,11 @@ def verify(
     write_models(out, result.verdicts)
     accepted = sum(v.accepted for v in result.verdicts)
     stderr.print(f"{accepted}/{len(result.verdicts)} patch(es) accepted; {result.manual} manual fix(es) not verified")
+    from .report.metrics import first_failed_gate
+
+    for verdict in result.verdicts:
+        if not verdict.accepted:
+            stderr.print(f"rejected ({first_failed_gate(verdict)}): {verdict.policy_id} {verdict.id}")
     raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
 
 

@@ -123,7 +123,7 @@ class FixEngine:
         for detection in detections:
             key = (detection.policy_id, detection.container, detection.violation_text)
             check = REGISTRY[detection.policy_id]
-            if key not in verifier._findings(current, app, [check]):
+            if key not in verifier.findings_about(current, app, check, detection.container):
                 edit.fixed.append(detection.id)  # an earlier fix took care of it
                 continue
             ctx = FixContext(

@@ -41,7 +41,7 @@ class VerifyOptions:
     crd_paths: tuple[str, ...] = ()
     rescan: str | None = None  # "kube-linter"
     include_errors: bool = True
-    include_yaml: bool = True
+    include_yaml: bool = False  # patched_yaml: the patched object as YAML (large on big inputs)
 
 
 @dataclass
@@ -253,6 +253,11 @@ class Verifier:
 
     def _before(self, obj: K8sObject, app: Application, checks: Sequence[Check]) -> set[FindingKey]:
         return self._memo("findings", obj, lambda: self._findings(obj, app, checks), tuple(c.id for c in checks))
+
+    def findings_about(self, obj: K8sObject, app: Application, check: Check, container: str | None) -> set[FindingKey]:
+        """One check's findings, on one container only when the finding names one."""
+        scope = {(c.group, c.index) for c in obj.containers if c.name == container} if container is not None else None
+        return self._findings(_only_containers(obj, scope), app, [check])
 
     @staticmethod
     def _findings(obj: K8sObject, app: Application, checks: Sequence[Check]) -> set[FindingKey]:
