@@ -295,7 +295,9 @@ def fix(
     crds: Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources.")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")] = 0,
 ) -> None:
-    """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes)."""
+    """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
+
+    Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
     run = _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs)
     for problem in run.detected.problems:
         if problem.level != "note":
@@ -323,7 +325,8 @@ def fix(
     )
     if run.detected.errors:
         raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_FINDINGS if run.new_texts and not write else EXIT_CLEAN)
+    remaining = len(run.detected.detections) - run.fixed_findings
+    raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)
 
 
 @bench_app.command("fix")

@@ -112,11 +112,3 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def edits_by_object(run: FixRun) -> dict[tuple, list[ObjectEdit]]:
-    grouped: dict[tuple, list[ObjectEdit]] = defaultdict(list)
-    for edits in run.edits.values():
-        for edit in edits:
-            grouped[(edit.api_version, edit.kind, edit.namespace, edit.name)].append(edit)
-    return grouped

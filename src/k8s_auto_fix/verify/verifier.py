@@ -20,7 +20,7 @@ import jsonpointer
 import yaml
 
 from ..checks import REGISTRY, Check
-from ..contracts import Applicability, Detection, PatchRecord, Verdict, object_digest
+from ..contracts import Detection, PatchRecord, Verdict, object_digest
 from ..engines.builtin import check_object
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
@@ -340,7 +340,3 @@ def _objects_under(store: ObjectStore, path: str) -> list[K8sObject]:
     from ..manifests.loader import iter_manifest_files
 
     return [o for f, problem in iter_manifest_files([path]) if not problem for o in store.file(f).objects]
-
-
-def applicability_allows(applicability: Applicability, unsafe: bool) -> bool:
-    return applicability is Applicability.SAFE or (unsafe and applicability is Applicability.REVIEW)
