@@ -168,6 +168,9 @@ def bench_parity(
 
 class ProposeMode(str, Enum):
     RULES = "rules"
+    GROK = "grok"
+    VENDOR = "vendor"
+    VLLM = "vllm"
 
 
 class SchemaMode(str, Enum):
@@ -199,8 +202,11 @@ def propose(
     detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json from detect.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write patches.json.")] = Path("patches.json"),
     config: ConfigFileOpt = Path("configs/run.yaml"),
-    mode: Annotated[ProposeMode, typer.Option("--mode", help="rules: each check's deterministic fix.")] = ProposeMode.RULES,
+    mode: Annotated[
+        Optional[ProposeMode], typer.Option("--mode", help="rules (deterministic), or a model: grok, vendor, vllm (default: the config's).")
+    ] = None,
     image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from .config import ConfigError, load_config
@@ -212,6 +218,10 @@ def propose(
         found = read_models(detections, Detection)
     except (ConfigError, ContractError) as err:
         raise fail(str(err)) from None
+    chosen = (mode.value if mode else None) or settings.proposer.mode
+    if chosen != "rules":
+        _propose_with_model(chosen, settings, found, out, load_image_pins(image_pins), jobs)
+        return
     result = propose_rules(found, settings.fixes, load_image_pins(image_pins))
     for warning in result.warnings:
         stderr.print(f"[yellow]warning:[/yellow] {warning}")
@@ -220,6 +230,42 @@ def propose(
     stderr.print(
         f"{len(result.patches)} fix(es) for {len(found)} finding(s): {with_ops} with a patch, "
         f"{len(result.patches) - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
+    )
+
+
+def _propose_with_model(mode: str, settings, found, out: Path, pins: dict, jobs: int) -> None:
+    import os
+
+    from .checks.selection import select_checks
+    from .contracts import write_models
+    from .manifests.store import ObjectStore
+    from .propose.llm.client import ChatClient
+    from .propose.llm.loop import ModelProposer
+    from .verify.verifier import Verifier, VerifyOptions
+
+    endpoint = settings.endpoint(mode)
+    api_key = None
+    if endpoint.api_key_env:
+        api_key = os.environ.get(endpoint.api_key_env)
+        if not api_key:
+            raise fail(f"--mode {mode} needs an API key in ${endpoint.api_key_env} (set it, or change {mode}.api_key_env)")
+    client = ChatClient(endpoint, settings.proposer, api_key)
+    store = ObjectStore()
+    verifier = Verifier(select_checks(), VerifyOptions(), store)
+    try:
+        result = ModelProposer(client, settings, verifier, store, mode, pins).propose_all(found, jobs)
+    finally:
+        client.close()
+    write_models(out, result.patches)
+    sources: dict[str, int] = {}
+    for patch in result.patches:
+        sources[patch.source] = sources.get(patch.source, 0) + 1
+    usage = result.usage.as_dict()
+    stderr.print(
+        f"{len(result.patches)} patch record(s) for {len(found)} finding(s) via {endpoint.model}: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
+        + f"; {len(result.unfixed)} unfixed; {usage['requests']} request(s), {usage['prompt_tokens']}+{usage['completion_tokens']} tokens, "
+        f"{usage['latency_s']} s model time"
     )
 
 

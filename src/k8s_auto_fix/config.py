@@ -46,15 +46,44 @@ class FixDefaults(_Strict):
 
 class ProposerSettings(_Strict):
     mode: str = Field("rules", pattern="^(rules|grok|vendor|vllm)$")
-    retries: int = Field(2, ge=0)
-    timeout_seconds: float = Field(60, gt=0)
+    retries: int = Field(2, ge=0)  # HTTP retries per request (429, 5xx, timeouts)
+    timeout_seconds: float = Field(60, gt=0)  # read timeout of one request
+    connect_timeout_seconds: float = Field(10, gt=0)
+    max_ops: int = Field(20, ge=1)  # a model patch with more operations is refused
+
+
+class EndpointSettings(_Strict):
+    """One OpenAI-compatible chat-completions endpoint."""
+
+    endpoint: str
+    model: str
+    api_key_env: str | None = None  # the environment variable holding the key
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer"
+    temperature: float = 0.0
+    max_tokens: int = Field(1024, gt=0)
+    requests_per_minute: int | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
+
+
+class RulesSettings(_Strict):
+    enabled: bool = True  # merge the rule fix into model patches, fall back to it
 
 
 class RunConfig(_Strict):
     seed: int = 1337
-    max_attempts: int = Field(3, ge=1)
+    max_attempts: int = Field(3, ge=1)  # model attempts per finding, with verifier feedback
     proposer: ProposerSettings = ProposerSettings()
+    grok: EndpointSettings = EndpointSettings(
+        endpoint="https://api.x.ai/v1", model="grok-4-fast-reasoning", api_key_env="XAI_API_KEY"
+    )
+    vendor: EndpointSettings = EndpointSettings(endpoint="https://api.openai.com/v1", model="gpt-4o", api_key_env="OPENAI_API_KEY")
+    vllm: EndpointSettings = EndpointSettings(endpoint="http://localhost:8000/v1", model="Qwen/Qwen2.5-Coder-7B-Instruct", api_key_env=None)
+    rules: RulesSettings = RulesSettings()
     fixes: FixDefaults = FixDefaults()
+
+    def endpoint(self, mode: str) -> EndpointSettings:
+        return {"grok": self.grok, "vendor": self.vendor, "vllm": self.vllm}[mode]
 
 
 def load_config(path: str | Path | None) -> RunConfig:

@@ -74,6 +74,8 @@ class PatchRecord(BaseModel):
     # sha256 of the object the patch was made for: a changed file is
     # detected instead of patched blindly.
     object_digest: str | None = None
+    # Model modes: requests, tokens, latency and attempts spent on this patch.
+    usage: dict[str, Any] | None = None
 
 
 class Verdict(BaseModel):

@@ -1,0 +1,101 @@
+"""Guards on a model's answer: only a strict, relevant RFC 6902 patch gets through.
+
+1. Strip code fences and prose; take the first top-level JSON array.
+2. Every element is an operation RFC 6902 allows, with the fields it needs.
+3. Paths exist where the operation needs them (remove, replace, test, and the
+   ``from`` of move/copy); an add's parent exists.
+4. At most ``max_ops`` operations.
+5. Relevance: an operation may only touch the object's ``spec`` (``data`` for
+   a ConfigMap or Secret); when the finding names a container, no other
+   container; never apiVersion, kind, metadata, a selector or pod labels.
+6. It does not write a redacted placeholder back.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ...manifests.objects import K8sObject
+from .redact import mentions_placeholder
+
+OPS = {"add": ("path", "value"), "remove": ("path",), "replace": ("path", "value"), "move": ("from", "path"), "copy": ("from", "path"), "test": ("path", "value")}
+PROTECTED = ("/apiVersion", "/kind", "/metadata")
+
+
+class GuardError(ValueError):
+    pass
+
+
+def extract_json_array(text: str) -> list:
+    """The first top-level JSON array in ``text`` (fences and prose around it are ignored)."""
+    decoder = json.JSONDecoder()
+    for start, char in enumerate(text):
+        if char != "[":
+            continue
+        try:
+            value, _ = decoder.raw_decode(text[start:])
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, list):
+            return value
+    raise GuardError("no top-level JSON array in the answer")
+
+
+def check_patch(text: str, obj: K8sObject, container: str | None, max_ops: int) -> list[dict]:
+    ops = extract_json_array(text)
+    if not ops:
+        raise GuardError("empty patch")
+    if len(ops) > max_ops:
+        raise GuardError(f"{len(ops)} operations, more than the {max_ops} allowed")
+    root, own, others = allowed_paths(obj, container)
+    for index, op in enumerate(ops):
+        _check_op(index, op, root, own, others)
+    _check_paths_exist(ops, obj.data)
+    if mentions_placeholder(ops):
+        raise GuardError("the patch writes a redacted placeholder back")
+    return ops
+
+
+def allowed_paths(obj: K8sObject, container: str | None) -> tuple[str, str | None, list[str]]:
+    """(the root ops must stay under, the named container, the other containers)."""
+    root = "/data" if obj.kind in ("ConfigMap", "Secret") else "/spec"
+    named = obj.container_named(container)
+    if named is None:
+        return root, None, []
+    return root, named.pointer, [c.pointer for c in obj.containers if c is not named]
+
+
+def _inside(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _check_op(index: int, op: object, root: str, own: str | None, others: list[str]) -> None:
+    if not isinstance(op, dict) or op.get("op") not in OPS:
+        raise GuardError(f"operation {index}: not an RFC 6902 operation: {json.dumps(op)[:120]}")
+    for required in OPS[op["op"]]:
+        if required not in op:
+            raise GuardError(f"operation {index}: {op['op']} needs {required!r}")
+    for key in ("path", "from"):
+        if key in op:
+            path = op[key]
+            if not isinstance(path, str) or (path and not path.startswith("/")):
+                raise GuardError(f"operation {index}: {key} {path!r} is not a JSON Pointer")
+            if path.startswith(PROTECTED) or "/selector" in path or "/template/metadata" in path:
+                raise GuardError(f"operation {index}: {path} is not the finding's to change")
+            if not _inside(path, root):
+                raise GuardError(f"operation {index}: {path} is outside {root}")
+            if own is not None and any(_inside(path, other) for other in others):
+                raise GuardError(f"operation {index}: {path} belongs to another container than the finding's")
+
+
+def _check_paths_exist(ops: list[dict], data: dict) -> None:
+    """Apply the operations one by one (on a copy that shares untouched parts):
+    each must find the paths it needs in the object as the earlier ones left it."""
+    from ...verify.verifier import PATCH_ERRORS, apply_patch
+
+    current = data
+    for index, op in enumerate(ops):
+        try:
+            current = apply_patch(current, [op])
+        except PATCH_ERRORS as err:
+            raise GuardError(f"operation {index}: {err}") from None

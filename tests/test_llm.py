@@ -1,0 +1,179 @@
+"""The model proposer against a local chat-completions server (no internet)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chat_server import ScriptedChat
+from conftest import write
+
+from k8s_auto_fix.checks.selection import select_checks
+from k8s_auto_fix.config import EndpointSettings, RunConfig
+from k8s_auto_fix.detect import DetectOptions, detect
+from k8s_auto_fix.manifests.store import ObjectStore
+from k8s_auto_fix.propose.llm.client import ChatClient, RateBudget
+from k8s_auto_fix.propose.llm.guards import GuardError, check_patch, extract_json_array
+from k8s_auto_fix.propose.llm.loop import ModelProposer
+from k8s_auto_fix.verify.verifier import Verifier, VerifyOptions
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  containers:
+  - name: app
+    image: nginx:1.25
+    env:
+    - {name: DB_PASSWORD, value: hunter2-planted-9f3a}
+    - {name: MODE, value: production}
+"""
+SECRET = """
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: shop}
+stringData:
+  token: planted-token-77c1d0
+data:
+  key: cGxhbnRlZC1iYXNlNjQtNDQ0
+"""
+GOOD = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True}}])
+
+
+def run_model(tmp_path, server: ScriptedChat, check: str = "no-read-only-root-fs", rules: bool = False, timeout: float = 5.0, jobs: int = 1, extra: str = ""):
+    write(tmp_path, "app.yaml", POD + "---" + SECRET + extra)
+    checks = select_checks()
+    found = [d for d in detect([str(tmp_path)], checks, DetectOptions(jobs=1)).detections if d.policy_id == check]
+    config = RunConfig.model_validate({"max_attempts": 3, "proposer": {"retries": 2, "timeout_seconds": timeout}, "rules": {"enabled": rules}})
+    client = ChatClient(EndpointSettings(endpoint=server.url, model="test-model", api_key_env="TEST_KEY"), config.proposer, api_key="sk-test")
+    store = ObjectStore()
+    proposer = ModelProposer(client, config, Verifier(checks, VerifyOptions(), store), store, "vendor")
+    try:
+        return proposer.propose_all(found, jobs), found
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [GOOD, f"```json\n{GOOD}\n```", f"Here is the fix you asked for:\n{GOOD}\nIt makes the root filesystem read-only."],
+    ids=["plain", "fenced", "prose"],
+)
+def test_a_valid_patch_in_any_wrapping_is_accepted(tmp_path, answer):
+    with ScriptedChat([{"content": answer}]) as server:
+        result, _ = run_model(tmp_path, server)
+    (patch,) = result.patches
+    assert patch.source == "vendor" and patch.patch == json.loads(GOOD)
+    assert patch.usage["attempts"] == 1 and result.usage.prompt_tokens == 100
+    assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-test"
+
+
+def test_rejected_patch_is_retried_with_the_verifiers_errors(tmp_path):
+    wrong_field = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True, "readOnlyFs": True}}])
+    with ScriptedChat([{"content": wrong_field}, {"content": GOOD}]) as server:
+        result, _ = run_model(tmp_path, server)
+    assert result.patches[0].patch == json.loads(GOOD) and result.patches[0].usage["attempts"] == 2
+    retry = server.user_texts()[1]
+    assert "rejected by the verifier" in retry and "schema" in retry and "readOnlyFs" in retry
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["this is not json", json.dumps([{"op": "replace", "path": "/spec/containers/0/securityContext/readOnlyRootFilesystem", "value": True}]),
+     json.dumps([{"op": "add", "path": "/metadata/labels/x", "value": "y"}])],
+    ids=["invalid-json", "wrong-path", "outside-the-finding"],
+)
+def test_guard_failures_are_fed_back_then_fall_back_to_the_rule_fix(tmp_path, bad):
+    with ScriptedChat([{"content": bad}]) as server:
+        result, _ = run_model(tmp_path, server, rules=True)
+    (patch,) = result.patches
+    assert len(server.requests) == 3  # max_attempts
+    assert patch.source == "rules-fallback" and patch.patch
+    assert "rejected" in server.user_texts()[1]
+
+
+def test_unfixed_without_rules(tmp_path):
+    with ScriptedChat([{"content": "[]"}]) as server:
+        result, _ = run_model(tmp_path, server, rules=False)
+    assert result.unfixed and result.patches[0].patch == [] and result.patches[0].explanation.startswith("unfixed")
+
+
+def test_rule_fix_is_merged_in_as_guardrails(tmp_path):
+    partial = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"runAsNonRoot": True}}])
+    with ScriptedChat([{"content": partial}]) as server:
+        result, _ = run_model(tmp_path, server, check="no-read-only-root-fs", rules=True)
+    (patch,) = result.patches
+    assert patch.source == "vendor+rules"
+    assert patch.patch[0] == json.loads(partial)[0] and len(patch.patch) > 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [{"status": 429, "headers": {"Retry-After": "0.2"}}, {"status": 500}, {"sleep": 1.5}, {"raw": {"choices": []}}],
+    ids=["429-retry-after", "500", "read-timeout", "empty-choices"],
+)
+def test_transient_failures_are_retried(tmp_path, failure):
+    with ScriptedChat([failure, {"content": GOOD}]) as server:
+        result, _ = run_model(tmp_path, server, timeout=0.5)
+    assert result.patches[0].patch == json.loads(GOOD)
+    assert len(server.requests) == 2
+    if "headers" in failure:
+        assert server.arrivals[1] - server.arrivals[0] >= 0.2
+
+
+def test_no_secret_value_reaches_the_model(tmp_path):
+    with ScriptedChat([{"content": "[]"}]) as server:
+        run_model(tmp_path, server, check="no-read-only-root-fs")
+        run_model(tmp_path, server, check="run-as-non-root")
+    sent = json.dumps([r["body"] for r in server.requests])
+    assert server.requests
+    for planted in ("hunter2-planted-9f3a", "planted-token-77c1d0", "cGxhbnRlZC1iYXNlNjQtNDQ0"):
+        assert planted not in sent
+    assert "production" in sent  # non-secret values are kept
+
+
+def test_a_patch_writing_a_placeholder_back_is_refused(tmp_path):
+    write(tmp_path, "app.yaml", POD)
+    obj = ObjectStore().object(str(tmp_path / "app.yaml"), 0)
+    sneaky = json.dumps([{"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "X", "value": "<redacted-1>"}}])
+    with pytest.raises(GuardError, match="placeholder"):
+        check_patch(sneaky, obj, "app", 20)
+    assert extract_json_array('noise [1, 2] tail') == [1, 2]
+
+
+def test_concurrent_requests_share_the_budget(tmp_path):
+    containers = "".join(f"\n  - name: c{i}\n    image: nginx:1.25" for i in range(12))
+    many = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: many}\nspec:\n  containers:" + containers + "\n"
+
+    def answer(body):
+        text = body["messages"][1]["content"]
+        index = int(text.split("Container: c")[1].split("\n")[0]) if "Container: c" in text else 0
+        return {"content": json.dumps([{"op": "add", "path": f"/spec/containers/{index}/securityContext", "value": {"readOnlyRootFilesystem": True}}])}
+
+    with ScriptedChat(responder=answer, delay=0.05) as server:
+        result, found = run_model(tmp_path, server, jobs=8, extra=many)
+    assert len(result.patches) == len(found) and server.max_in_flight >= 4
+
+
+def test_rate_budget_waits_when_the_minute_is_full():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    budget = RateBudget(requests_per_minute=3, tokens_per_minute=None, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        budget.acquire(10)
+    assert slept == []
+    budget.acquire(10)
+    assert sum(slept) >= 59
+
+
+def test_missing_api_key_is_one_line_and_sends_nothing(tmp_path, cli, monkeypatch):
+    monkeypatch.delenv("XAI_API_KEY", raising=False)
+    detections = write(tmp_path, "d.json", "[]")
+    code, _, stderr = cli("propose", "--detections", str(detections), "--mode", "grok", "--out", str(tmp_path / "p.json"))
+    assert code == 2 and "$XAI_API_KEY" in stderr and len(stderr.strip().splitlines()) == 1
