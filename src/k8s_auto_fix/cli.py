@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks on a corpus: timings and agreement with kube-linter.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+llm_app = typer.Typer(help="Model endpoints: probe latency and sustainable concurrency.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -431,6 +433,77 @@ def _all_check_ids() -> set[str]:
     from .checks import REGISTRY
 
     return set(REGISTRY)
+
+
+def _model_client(mode: str, config: Path, retries: int | None = None):
+    import os
+
+    from .config import ConfigError, load_config
+    from .propose.llm.client import ChatClient
+
+    try:
+        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+    endpoint = settings.endpoint(mode)
+    api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+    if endpoint.api_key_env and not api_key:
+        raise fail(f"--mode {mode} needs an API key in ${endpoint.api_key_env}")
+    proposer = settings.proposer if retries is None else settings.proposer.model_copy(update={"retries": retries})
+    return settings, ChatClient(endpoint, proposer, api_key)
+
+
+@llm_app.command("probe")
+def llm_probe(
+    mode: Annotated[ProposeMode, typer.Option("--mode", help="grok, vendor or vllm.")] = ProposeMode.VENDOR,
+    config: ConfigFileOpt = Path("configs/run.yaml"),
+    max_concurrency: Annotated[int, typer.Option("--max-concurrency", help="Stop growing here.")] = 16,
+    rounds: Annotated[int, typer.Option("--rounds", help="Requests per level, per concurrent slot.")] = 2,
+) -> None:
+    """Measure latency per concurrency level and the highest level without 429s (JSON on stdout)."""
+    from .propose.llm.probe import probe
+
+    if mode is ProposeMode.RULES:
+        raise fail("probe needs a model mode: grok, vendor or vllm")
+    _, client = _model_client(mode.value, config, retries=0)
+    try:
+        from .report.render import print_json
+
+        print_json(probe(client, max_concurrency, rounds))
+    finally:
+        client.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8080,
+    mode: Annotated[ProposeMode, typer.Option("--mode", help="rules, or a model mode.")] = ProposeMode.RULES,
+    config: ConfigFileOpt = Path("configs/run.yaml"),
+    token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = "K8S_AUTO_FIX_TOKEN",
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Refuse larger requests (413).")] = 1024 * 1024,
+) -> None:
+    """Serve the proposer over HTTP: POST /v1/propose, GET /healthz, GET /metrics."""
+    import os
+
+    import uvicorn
+
+    from .config import ConfigError, load_config
+    from .propose.service import ServiceState, create_app
+
+    token = os.environ.get(token_env)
+    if not token:
+        raise fail(f"serve needs a bearer token in ${token_env}")
+    if mode is ProposeMode.RULES:
+        try:
+            settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
+        except ConfigError as err:
+            raise fail(str(err)) from None
+        client = None
+    else:
+        settings, client = _model_client(mode.value, config)
+    state = ServiceState(settings, token, mode.value, client, max_body_bytes)
+    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

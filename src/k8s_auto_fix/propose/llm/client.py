@@ -26,6 +26,10 @@ MAX_BACKOFF_S = 30.0
 class ModelError(Exception):
     """The endpoint did not give a usable answer (after the retries)."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
 
 @dataclass
 class Usage:
@@ -115,7 +119,7 @@ class ChatClient:
         }
         usage = Usage()
         expected = sum(len(m["content"]) for m in messages) // 4 + self.endpoint.max_tokens
-        attempt = 0
+        attempt, status = 0, None
         while True:
             self.budget.acquire(expected)
             start = time.perf_counter()
@@ -134,11 +138,12 @@ class ChatClient:
                     return text, usage
                 if response.status_code not in RETRYABLE_STATUS:
                     self._record(usage)
-                    raise ModelError(f"HTTP {response.status_code}: {response.text[:200]}")
+                    raise ModelError(f"HTTP {response.status_code}: {response.text[:200]}", response.status_code)
                 failure, retry_after = f"HTTP {response.status_code}", _retry_after(response)
+                status = response.status_code
             if attempt >= self.settings.retries:
                 self._record(usage)
-                raise ModelError(f"{failure} after {attempt + 1} attempt(s)")
+                raise ModelError(f"{failure} after {attempt + 1} attempt(s)", status if failure.startswith("HTTP") else None)
             attempt += 1
             usage.retries += 1
             time.sleep(retry_after if retry_after is not None else _backoff(attempt))
