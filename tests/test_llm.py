@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_server import ScriptedChat
 from conftest import write
 
+from k8s_auto_fix.bench.chat_server import ScriptedChat
 from k8s_auto_fix.checks.selection import select_checks
 from k8s_auto_fix.config import EndpointSettings, RunConfig
 from k8s_auto_fix.detect import DetectOptions, detect

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 import uvicorn
-from chat_server import ScriptedChat
 
+from k8s_auto_fix.bench.chat_server import ScriptedChat
 from k8s_auto_fix.checks.selection import select_checks
 from k8s_auto_fix.config import EndpointSettings, RunConfig
 from k8s_auto_fix.detect import DetectOptions, detect

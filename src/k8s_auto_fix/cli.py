@@ -393,6 +393,46 @@ def bench_fix_command(
         write_json_atomic(out, report)
 
 
+@bench_app.command("llm")
+def bench_llm(
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json to propose fixes for.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 8,
+    latency: Annotated[float, typer.Option("--latency", help="Seconds the local stub takes per answer.")] = 0.05,
+    limit: Annotated[int, typer.Option("--limit", help="Use the first N detections.")] = 200,
+) -> None:
+    """Time `propose --mode vendor` against a local chat-completions stub (no network).
+
+    The stub answers `[]`, which the guards refuse, so every finding uses all
+    its attempts: the worst case for the request count."""
+    import time
+
+    from .bench.chat_server import ScriptedChat
+    from .checks.selection import select_checks
+    from .config import EndpointSettings, RunConfig
+    from .contracts import ContractError, Detection, read_models
+    from .manifests.store import ObjectStore
+    from .propose.llm.client import ChatClient
+    from .propose.llm.loop import ModelProposer
+    from .verify.verifier import Verifier, VerifyOptions
+
+    try:
+        found = read_models(detections, Detection)[:limit]
+    except ContractError as err:
+        raise fail(str(err)) from None
+    settings = RunConfig()
+    with ScriptedChat([{"content": "[]"}], delay=latency) as server:
+        client = ChatClient(EndpointSettings(endpoint=server.url, model="stub"), settings.proposer)
+        store = ObjectStore()
+        start = time.perf_counter()
+        result = ModelProposer(client, settings, Verifier(select_checks(), VerifyOptions(), store), store, "vendor").propose_all(found, jobs)
+        elapsed = time.perf_counter() - start
+        client.close()
+    stderr.print(
+        f"{len(found)} detection(s), --jobs {jobs}, stub latency {latency}s: {elapsed:.2f} s, "
+        f"{len(server.requests)} request(s), at most {server.max_in_flight} in flight, {len(result.patches)} patch record(s)"
+    )
+
+
 def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):
     from .fix.apply import run_fix
 

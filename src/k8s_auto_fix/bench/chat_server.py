@@ -1,4 +1,5 @@
-"""A local HTTP server that speaks the chat-completions protocol and replays a script."""
+"""A local HTTP server that speaks the chat-completions protocol and replays a script
+(for tests and `bench llm`: no network, no model)."""
 
 from __future__ import annotations
 
