@@ -41,12 +41,13 @@ data:
 GOOD = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True}}])
 
 
-def run_model(tmp_path, server: ScriptedChat, check: str = "no-read-only-root-fs", rules: bool = False, timeout: float = 5.0, jobs: int = 1, extra: str = ""):
+def run_model(tmp_path, server: ScriptedChat, check: str = "no-read-only-root-fs", rules: bool = False, timeout: float = 5.0, jobs: int = 1, extra: str = "", rpm: int | None = None):
     write(tmp_path, "app.yaml", POD + "---" + SECRET + extra)
     checks = select_checks()
     found = [d for d in detect([str(tmp_path)], checks, DetectOptions(jobs=1)).detections if d.policy_id == check]
     config = RunConfig.model_validate({"max_attempts": 3, "proposer": {"retries": 2, "timeout_seconds": timeout}, "rules": {"enabled": rules}})
-    client = ChatClient(EndpointSettings(endpoint=server.url, model="test-model", api_key_env="TEST_KEY"), config.proposer, api_key="sk-test")
+    endpoint = EndpointSettings(endpoint=server.url, model="test-model", api_key_env="TEST_KEY", requests_per_minute=rpm)
+    client = ChatClient(endpoint, config.proposer, api_key="sk-test")
     store = ObjectStore()
     proposer = ModelProposer(client, config, Verifier(checks, VerifyOptions(), store), store, "vendor")
     try:
@@ -156,7 +157,7 @@ def test_concurrent_requests_share_the_budget(tmp_path):
     assert len(result.patches) == len(found) and server.max_in_flight >= 4
 
 
-def test_rate_budget_waits_when_the_minute_is_full():
+def test_rate_budget_paces_requests_and_tokens():
     now = [0.0]
     slept = []
 
@@ -164,12 +165,21 @@ def test_rate_budget_waits_when_the_minute_is_full():
         slept.append(seconds)
         now[0] += seconds
 
-    budget = RateBudget(requests_per_minute=3, tokens_per_minute=None, clock=lambda: now[0], sleep=sleep)
-    for _ in range(3):
-        budget.acquire(10)
-    assert slept == []
+    budget = RateBudget(requests_per_minute=3, tokens_per_minute=100, clock=lambda: now[0], sleep=sleep)
     budget.acquire(10)
-    assert sum(slept) >= 59
+    budget.acquire(10)
+    assert now[0] >= 20  # 3 a minute: 20 s apart
+    budget.acquire(90)  # 10 + 10 + 90 > 100 tokens in the minute
+    assert now[0] >= 60
+
+
+def test_requests_per_minute_is_respected_end_to_end(tmp_path):
+    containers = "".join(f"\n  - name: c{i}\n    image: nginx:1.25" for i in range(6))
+    many = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: many}\nspec:\n  containers:" + containers + "\n"
+    with ScriptedChat([{"content": GOOD}]) as server:
+        run_model(tmp_path, server, jobs=8, extra=many, rpm=600)
+    gaps = [b - a for a, b in zip(server.arrivals, server.arrivals[1:])]
+    assert len(server.arrivals) >= 6 and min(gaps) >= 0.09  # 600 a minute: 0.1 s apart
 
 
 def test_missing_api_key_is_one_line_and_sends_nothing(tmp_path, cli, monkeypatch):

@@ -57,11 +57,15 @@ class Usage:
 
 
 class RateBudget:
-    """Sliding one-minute windows of requests and tokens, shared by all threads."""
+    """A requests-per-minute pace and a tokens-per-minute window, shared by all threads.
+
+    Requests are spaced evenly (60/rpm seconds apart) rather than sent in a
+    burst that then waits out the minute; tokens are counted over a sliding
+    minute."""
 
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None, clock=time.monotonic, sleep=time.sleep):
         self.rpm, self.tpm = requests_per_minute, tokens_per_minute
-        self._requests: deque[float] = deque()
+        self._next_start = 0.0
         self._tokens: deque[tuple[float, int]] = deque()
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
@@ -70,17 +74,14 @@ class RateBudget:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._requests and now - self._requests[0] >= 60:
-                    self._requests.popleft()
                 while self._tokens and now - self._tokens[0][0] >= 60:
                     self._tokens.popleft()
-                wait = 0.0
-                if self.rpm and len(self._requests) >= self.rpm:
-                    wait = 60 - (now - self._requests[0])
-                if self.tpm and sum(t for _, t in self._tokens) + expected_tokens > self.tpm and self._tokens:
+                wait = self._next_start - now if self.rpm else 0.0
+                if self.tpm and self._tokens and sum(t for _, t in self._tokens) + expected_tokens > self.tpm:
                     wait = max(wait, 60 - (now - self._tokens[0][0]))
                 if wait <= 0:
-                    self._requests.append(now)
+                    if self.rpm:
+                        self._next_start = max(now, self._next_start) + 60 / self.rpm
                     self._tokens.append((now, expected_tokens))
                     return
             self._sleep(min(wait, 1.0))
