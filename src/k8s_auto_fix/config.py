@@ -70,6 +70,18 @@ class RulesSettings(_Strict):
     enabled: bool = True  # merge the rule fix into model patches, fall back to it
 
 
+class ScheduleSettings(_Strict):
+    """The scheduler's constants (see schedule/score.py for the formula)."""
+
+    prior_accepted: float = Field(1.0, gt=0)  # Beta prior of a fix being accepted
+    prior_rejected: float = Field(1.0, gt=0)
+    effort_minutes: dict[str, float] = {"safe": 2.0, "review": 10.0, "manual": 30.0}
+    minutes_per_op: float = Field(1.0, ge=0)
+    explore: float = Field(0.05, ge=0)  # UCB bonus weight
+    alpha: float = Field(0.01, ge=0)  # score per hour of waiting
+    kev_bonus: float = Field(1.0, ge=0)
+
+
 class RunConfig(_Strict):
     seed: int = 1337
     max_attempts: int = Field(3, ge=1)  # model attempts per finding, with verifier feedback
@@ -81,6 +93,7 @@ class RunConfig(_Strict):
     vllm: EndpointSettings = EndpointSettings(endpoint="http://localhost:8000/v1", model="Qwen/Qwen2.5-Coder-7B-Instruct", api_key_env=None)
     rules: RulesSettings = RulesSettings()
     fixes: FixDefaults = FixDefaults()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     def endpoint(self, mode: str) -> EndpointSettings:
         return {"grok": self.grok, "vendor": self.vendor, "vllm": self.vllm}[mode]

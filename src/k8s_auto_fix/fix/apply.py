@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.registry import Check
-from ..contracts import PatchRecord, Verdict
+from ..contracts import PatchRecord, Verdict, write_text_atomic
 from ..detect import DetectOptions, DetectResult, detect
 from .engine import FixEngine, FixOutcome, FixSettings, ObjectEdit
 from .roundtrip import render_file
@@ -97,18 +97,3 @@ def _common_base(inputs: Sequence[str]) -> str:
     absolute = [os.path.abspath(p) for p in inputs if p != "-"]
     base = os.path.commonpath(absolute) if absolute else os.getcwd()
     return base if os.path.isdir(base) else os.path.dirname(base)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

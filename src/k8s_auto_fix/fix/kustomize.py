@@ -14,7 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from .apply import FixRun, _common_base, write_text_atomic
+from ..contracts import write_text_atomic
+from .apply import FixRun, _common_base
 
 
 def emit_kustomize(run: FixRun, folder: Path, inputs: list[str]) -> Path:

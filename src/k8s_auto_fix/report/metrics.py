@@ -53,3 +53,34 @@ def first_failed_gate(verdict: Verdict) -> str:
         "rescan": verdict.ok_rescan is not False,
     }
     return next((gate for gate in GATES if not flags[gate]), "unknown")
+
+
+def pipeline_metrics(detections: Sequence, patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> dict:
+    """metrics.json: the seed's KPIs, a per-check table, and model usage."""
+    from ..checks.aliases import normalise
+
+    fix = fix_metrics(patches, verdicts)
+    failed = Counter(first_failed_gate(v) for v in verdicts if not v.accepted)
+    per_check: dict[str, Counter] = defaultdict(Counter)
+    for d in detections:
+        per_check[normalise(d.policy_id)]["detections"] += 1
+    for check, row in fix["per_check"].items():
+        per_check[normalise(check)].update(row)
+    usage = Counter()
+    for p in patches:
+        for key, value in (p.usage or {}).items():
+            if isinstance(value, (int, float)):
+                usage[key] += value
+    return {
+        "detections": len(detections),
+        "patches": fix["patches"],
+        "verified": fix["verified"],
+        "accepted": fix["accepted"],
+        "auto_fix_rate": round(fix["accepted"] / len(detections), 5) if detections else None,
+        "acceptance_rate": fix["acceptance_rate"],
+        "median_patch_ops": fix["median_patch_ops"],
+        "manual": fix["manual"],
+        **{f"failed_{gate}": failed.get(gate, 0) for gate in GATES},
+        "per_check": {check: dict(row) for check, row in sorted(per_check.items())},
+        "model_usage": {k: round(v, 3) if isinstance(v, float) else v for k, v in usage.items()} or None,
+    }

@@ -1,0 +1,160 @@
+"""A persistent work queue of verified fixes, on SQLite in WAL mode.
+
+`next` leases the highest-scored ready item to one worker until an expiry, in
+one IMMEDIATE transaction, so concurrent workers never receive the same item
+and a crashed worker's item is served again once its lease runs out. Every
+change is one transaction: a process killed mid-way leaves the queue as it
+was before or after, never in between. A database that is not a queue, or
+is damaged, is reported, never reset.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id            TEXT PRIMARY KEY,
+    policy_id     TEXT NOT NULL DEFAULT '',
+    score         REAL NOT NULL DEFAULT 0,
+    payload       TEXT NOT NULL DEFAULT '{}',
+    state         TEXT NOT NULL DEFAULT 'ready' CHECK (state IN ('ready', 'leased', 'done', 'failed')),
+    owner         TEXT,
+    lease_expires REAL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    enqueued_at   REAL NOT NULL,
+    updated_at    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_by_priority ON items (state, score DESC);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('format', 'k8s-auto-fix-queue/1');
+"""
+
+
+class QueueError(Exception):
+    pass
+
+
+class Queue:
+    def __init__(self, path: str | Path, lease_seconds: float = 300.0, create: bool = False):
+        self.path = Path(path)
+        self.lease_seconds = lease_seconds
+        if not create and not self.path.exists():
+            raise QueueError(f"{self.path}: no queue here; create it with `queue init`")
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA busy_timeout = 30000")
+            if create:
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.executescript(SCHEMA)
+            self._check()
+        except sqlite3.DatabaseError as err:
+            raise QueueError(f"{self.path}: not a usable queue database ({err}); it was left as it is") from None
+
+    def _check(self) -> None:
+        status = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        if status != "ok":
+            raise QueueError(f"{self.path}: the database is damaged ({status}); it was left as it is")
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if self._has_table("meta") else None
+        if row is None or row[0] != "k8s-auto-fix-queue/1":
+            raise QueueError(f"{self.path}: not a k8s-auto-fix queue; it was left as it is")
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def enqueue(self, items: Iterable[dict]) -> tuple[int, int]:
+        """Add items (id, policy_id, score, payload); an item already there keeps its
+        state and, while ready, takes the new score. Returns (added, updated)."""
+        now = time.time()
+        added = updated = 0
+        with self._transaction():
+            for item in items:
+                before = self.db.total_changes
+                exists = self.db.execute("SELECT 1 FROM items WHERE id = ?", (item["id"],)).fetchone()
+                self.db.execute(
+                    """INSERT INTO items (id, policy_id, score, payload, enqueued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (id) DO UPDATE SET score = excluded.score, payload = excluded.payload, updated_at = excluded.updated_at
+                       WHERE items.state = 'ready' AND (items.score != excluded.score OR items.payload != excluded.payload)""",
+                    (item["id"], item.get("policy_id", ""), float(item.get("score", 0)), json.dumps(item, sort_keys=True), now, now),
+                )
+                if self.db.total_changes > before:
+                    updated += bool(exists)
+                    added += not exists
+        return added, updated
+
+    def next(self, owner: str) -> dict | None:
+        now = time.time()
+        with self._transaction():
+            row = self.db.execute(
+                """SELECT * FROM items WHERE state = 'ready' OR (state = 'leased' AND lease_expires < ?)
+                   ORDER BY score DESC, id LIMIT 1""",
+                (now,),
+            ).fetchone()
+            if row is None:
+                return None
+            self.db.execute(
+                "UPDATE items SET state = 'leased', owner = ?, lease_expires = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
+                (owner, now + self.lease_seconds, now, row["id"]),
+            )
+        return {**json.loads(row["payload"]), "id": row["id"], "score": row["score"], "attempt": row["attempts"] + 1, "owner": owner}
+
+    def ack(self, item_id: str, owner: str) -> None:
+        self._finish(item_id, owner, "done")
+
+    def fail(self, item_id: str, owner: str, max_attempts: int = 3) -> str:
+        with self._transaction():
+            row = self._leased(item_id, owner)
+            state = "failed" if row["attempts"] >= max_attempts else "ready"
+            self.db.execute("UPDATE items SET state = ?, owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (state, time.time(), item_id))
+        return state
+
+    def requeue(self, item_id: str) -> None:
+        with self._transaction():
+            changed = self.db.execute(
+                "UPDATE items SET state = 'ready', owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (time.time(), item_id)
+            ).rowcount
+        if not changed:
+            raise QueueError(f"no item {item_id}")
+
+    def stats(self) -> dict:
+        counts = {state: 0 for state in ("ready", "leased", "done", "failed")}
+        for row in self.db.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        expired = self.db.execute("SELECT COUNT(*) FROM items WHERE state = 'leased' AND lease_expires < ?", (time.time(),)).fetchone()[0]
+        return {**counts, "total": sum(counts.values()), "expired_leases": expired}
+
+    def _finish(self, item_id: str, owner: str, state: str) -> None:
+        with self._transaction():
+            self._leased(item_id, owner)
+            self.db.execute("UPDATE items SET state = ?, owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (state, time.time(), item_id))
+
+    def _leased(self, item_id: str, owner: str):
+        row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None or row["state"] != "leased" or row["owner"] != owner:
+            raise QueueError(f"item {item_id} is not leased to {owner}")
+        return row
+
+    def _transaction(self):
+        return _Immediate(self.db)
+
+
+class _Immediate:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

@@ -1,0 +1,95 @@
+"""run: every stage in one output folder, then a report a person can read.
+
+detect -> propose -> verify -> risk -> schedule -> queue -> metrics, each
+writing the same file its own command writes, so any stage can be rerun on
+its own from the folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .checks.selection import select_checks
+from .config import RunConfig
+from .contracts import write_json_atomic, write_models
+from .detect import DetectOptions, detect
+from .manifests.store import ObjectStore
+from .propose.rules import propose_rules
+from .queue.store import Queue
+from .report.html import write_report
+from .report.metrics import pipeline_metrics
+from .risk.score import score_risk
+from .schedule.score import build_schedule
+from .verify.verifier import Verifier, VerifyOptions, apply_patch
+
+ARTEFACTS = ("detections.json", "patches.json", "verified.json", "risk.json", "schedule.json", "queue.db", "metrics.json")
+
+
+@dataclass
+class RunOptions:
+    config: RunConfig
+    detect: DetectOptions
+    epss_csv: Path | None = None
+    kev_json: Path | None = None
+    trivy_reports: Sequence[Path] = ()
+    image_pins: dict | None = None
+
+
+def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    checks = select_checks()
+    step("detect")
+    detected = detect(paths, checks, options.detect)
+    write_models(out / "detections.json", detected.detections)
+    step("propose")
+    store = ObjectStore()
+    proposed = propose_rules(detected.detections, options.config.fixes, options.image_pins or {}, store)
+    write_models(out / "patches.json", proposed.patches)
+    step("verify")
+    verdicts = Verifier(checks, VerifyOptions(), store).verify(proposed.patches, detected.detections).verdicts
+    write_models(out / "verified.json", verdicts)
+    step("risk")
+    risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)
+    write_models(out / "risk.json", risks)
+    step("schedule")
+    items = build_schedule(verdicts, risks, options.config.schedule)
+    write_models(out / "schedule.json", items)
+    step("queue")
+    queue = Queue(out / "queue.db", create=True)
+    try:
+        queue.enqueue([item.model_dump() for item in items])
+        stats = queue.stats()
+    finally:
+        queue.close()
+    step("metrics")
+    metrics = pipeline_metrics(detected.detections, proposed.patches, verdicts)
+    write_json_atomic(out / "metrics.json", metrics)
+    step("report")
+    diffs = _diffs(proposed.patches, detected.detections, store)
+    write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs)
+    return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems}
+
+
+def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:
+    """Per patch: the object's YAML before and after, as a unified diff."""
+    by_id = {d.id: d for d in detections}
+    diffs = {}
+    for patch in patches:
+        d = by_id.get(patch.id)
+        obj = store.object(d.manifest_path, d.document_index, d.list_index) if d else None
+        if obj is None or not (patch.patch or patch.creates):
+            continue
+        before = yaml.safe_dump(obj.data, sort_keys=False).splitlines()
+        try:
+            after = yaml.safe_dump(apply_patch(obj.data, patch.patch), sort_keys=False).splitlines()
+        except Exception:  # an invalid patch has no diff; its verdict says why
+            continue
+        if patch.creates:
+            after += ["---", *yaml.safe_dump(patch.creates, sort_keys=False).splitlines()]
+        diffs[patch.id] = "\n".join(difflib.unified_diff(before, after, "before", "after", lineterm="", n=2))
+    return diffs
