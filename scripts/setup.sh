@@ -57,3 +57,10 @@ if [ ! -f .tools/sarif/sarif-2.1.0.json ]; then
     echo "setup: WARNING: npm not found; the SARIF schema test is skipped" >&2
   fi
 fi
+
+# Headless Chromium renders report.html in a test (Debian's package; as root only).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing chromium (apt) for the report test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/tmp/k8s-auto-fix-chromium.log 2>&1 \
+    || echo "setup: WARNING: could not install chromium (see /tmp/k8s-auto-fix-chromium.log); the report test is skipped" >&2
+fi

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-
 from pathlib import Path
 
 from ..contracts import write_text_atomic

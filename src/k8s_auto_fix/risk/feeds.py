@@ -32,7 +32,10 @@ def read_epss(path: Path) -> dict[str, float]:
     except (OSError, gzip.BadGzipFile, UnicodeDecodeError, EOFError) as err:
         raise FeedError(f"{path}: cannot read EPSS file: {err}") from None
     rows = csv.DictReader(line for line in io.StringIO(text) if not line.startswith("#"))
+    if not {"cve", "epss"} <= set(rows.fieldnames or ()):
+        raise FeedError(f"{path}: expected EPSS columns cve,epss,percentile, found {rows.fieldnames}")
     scores: dict[str, float] = {}
+    number = 1
     try:
         for number, row in enumerate(rows, 2):
             scores[row["cve"].strip().upper()] = float(row["epss"])

@@ -1,0 +1,177 @@
+"""risk, schedule, queue, metrics and run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, write
+
+from k8s_auto_fix.queue.store import Queue, QueueError
+
+SAMPLES = REPO / "examples"
+
+
+def feeds(tmp_path):
+    """Small feed files in the real formats; nginx:latest carries a known-exploited CVE."""
+    epss = tmp_path / "epss.csv.gz"
+    epss.write_bytes(gzip.compress(b"#model_version:v2025.03.14,score_date:2026-11-24T00:00:00+0000\ncve,epss,percentile\nCVE-2024-0001,0.97,0.999\nCVE-2023-1111,0.01,0.2\n"))
+    kev = write(tmp_path, "kev.json", json.dumps({"title": "CISA Catalog of Known Exploited Vulnerabilities", "vulnerabilities": [{"cveID": "CVE-2024-0001", "vendorProject": "x"}]}))
+    trivy = write(tmp_path, "trivy.json", json.dumps({
+        "SchemaVersion": 2, "ArtifactName": "nginx:latest", "ArtifactType": "container_image",
+        "Results": [{"Target": "nginx:latest (debian 12)", "Vulnerabilities": [
+            {"VulnerabilityID": "CVE-2024-0001", "PkgName": "openssl", "Severity": "CRITICAL"},
+            {"VulnerabilityID": "CVE-2023-1111", "PkgName": "zlib", "Severity": "LOW"}]}]}))
+    ubuntu = write(tmp_path, "trivy-ubuntu.json", json.dumps({"SchemaVersion": 2, "ArtifactName": "docker.io/library/ubuntu:22.04",
+        "Results": [{"Target": "ubuntu", "Vulnerabilities": [{"VulnerabilityID": "CVE-2023-1111"}]}]}))
+    return epss, kev, [trivy, ubuntu]
+
+
+def test_run_writes_every_artefact_and_known_exploited_images_rank_first(tmp_path, cli):
+    epss, kev, trivy = feeds(tmp_path)
+    out = tmp_path / "o"
+    args = ["run", str(SAMPLES), "--out", str(out), "--epss-csv", str(epss), "--kev-json", str(kev)]
+    for report in trivy:
+        args += ["--trivy-report", str(report)]
+    code, stdout, stderr = cli(*args)
+    assert code == 0, stderr
+    for name in ("detections.json", "patches.json", "verified.json", "risk.json", "schedule.json", "queue.db", "metrics.json", "report.html"):
+        assert (out / name).exists(), name
+    schedule = json.loads((out / "schedule.json").read_text())
+    detections = {d["id"]: d for d in json.loads((out / "detections.json").read_text())}
+    kev_items = [i for i in schedule if i["kev"]]
+    assert kev_items and schedule[: len(kev_items)] == kev_items  # known-exploited first
+    assert {detections[i["id"]]["object"]["name"] for i in kev_items} == {"nginx-latest", "security-risk"}
+    for item in schedule:
+        assert set(item) >= {"id", "score", "R", "p", "Et", "wait", "kev", "explore"}
+    risk = {r["id"]: r for r in json.loads((out / "risk.json").read_text())}
+    assert risk[kev_items[0]["id"]]["max_epss"] == 0.97 and risk[kev_items[0]["id"]]["kev_cves"] == ["CVE-2024-0001"]
+    # The queue serves the top-scored item; metrics agree with verified.json.
+    code, stdout, _ = cli("queue", "next", "--db", str(out / "queue.db"))
+    assert json.loads(stdout)["id"] == schedule[0]["id"]
+    verified = json.loads((out / "verified.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["verified"] == len(verified) and metrics["accepted"] == sum(v["accepted"] for v in verified)
+    assert metrics["detections"] == len(detections) and "failed_schema" in metrics
+    page = (out / "report.html").read_text()
+    for section in ('id="summary"', 'id="charts"', 'id="queue"', 'id="findings"', "<svg"):
+        assert section in page
+    assert "http://" not in page and "https://" not in page.split("kubernetes.io")[0]  # self-contained
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("kev.json", "{not json", "invalid JSON in KEV"),
+    ("kev.json", '{"vulnerabilities": [{"x": 1}]}', "not a KEV catalogue"),
+    ("epss.csv", "cve;score\n", "expected EPSS columns"),
+])
+def test_malformed_feeds_are_one_clear_error(tmp_path, cli, name, content, message):
+    d = tmp_path / "d.json"
+    cli("detect", str(SAMPLES), "--out", str(d))
+    feed = write(tmp_path, name, content)
+    option = "--kev-json" if name.startswith("kev") else "--epss-csv"
+    code, _, stderr = cli("risk", "--detections", str(d), option, str(feed), "--out", str(tmp_path / "r.json"))
+    assert code == 2 and message in stderr and str(feed) in stderr
+
+
+def test_missing_or_malformed_verified_file(tmp_path, cli):
+    d = tmp_path / "d.json"
+    cli("detect", str(SAMPLES), "--out", str(d))
+    code, _, stderr = cli("schedule", "--verified", str(tmp_path / "missing.json"), "--detections", str(d))
+    assert code == 2 and "missing.json" in stderr
+    bad = write(tmp_path, "v.json", '[{"id": "x"}]')
+    code, _, stderr = cli("schedule", "--verified", str(bad), "--detections", str(d))
+    assert code == 2 and "not a valid Verdict list" in stderr
+
+
+def test_enqueue_is_idempotent_and_corrupt_queues_are_reported_not_reset(tmp_path):
+    db = tmp_path / "q.db"
+    queue = Queue(db, create=True)
+    items = [{"id": f"i{n}", "policy_id": "c", "score": n} for n in range(5)]
+    assert queue.enqueue(items) == (5, 0)
+    assert queue.enqueue(items) == (0, 0)
+    assert queue.next("w")["id"] == "i4"
+    queue.close()
+    corrupt = tmp_path / "bad.db"
+    corrupt.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    with pytest.raises(QueueError, match="left as it is"):
+        Queue(corrupt)
+    assert corrupt.stat().st_size == 4096 + 16
+    other = tmp_path / "other.db"
+    import sqlite3
+
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(QueueError, match="not a k8s-auto-fix queue"):
+        Queue(other)
+
+
+def _drain(db: str, worker: str, results: str) -> None:
+    queue = Queue(db, lease_seconds=30)
+    taken = []
+    while (item := queue.next(worker)) is not None:
+        taken.append(item["id"])
+        queue.ack(item["id"], worker)
+    with open(results, "w") as handle:
+        json.dump(taken, handle)
+
+
+def test_four_worker_processes_get_each_item_exactly_once(tmp_path):
+    db = tmp_path / "q.db"
+    queue = Queue(db, create=True)
+    queue.enqueue([{"id": f"item-{n:03d}", "score": n % 17} for n in range(500)])
+    queue.close()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_drain, args=(str(db), f"w{i}", str(tmp_path / f"w{i}.json"))) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    taken = [i for n in range(4) for i in json.loads((tmp_path / f"w{n}.json").read_text())]
+    assert len(taken) == 500 and len(set(taken)) == 500
+    assert Queue(db).stats()["done"] == 500
+
+
+def test_a_worker_killed_while_holding_a_lease_loses_nothing(tmp_path):
+    db = tmp_path / "q.db"
+    queue = Queue(db, create=True)
+    queue.enqueue([{"id": "only", "score": 1}])
+    queue.close()
+    code = f"""
+import time, sys
+sys.path.insert(0, {str(REPO / 'src')!r})
+from k8s_auto_fix.queue.store import Queue
+q = Queue({str(db)!r}, lease_seconds=1)
+print(q.next("doomed")["id"], flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "only"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    survivor = Queue(db, lease_seconds=30)
+    assert survivor.next("survivor") is None  # still leased
+    time.sleep(1.2)
+    item = survivor.next("survivor")
+    assert item["id"] == "only" and item["attempt"] == 2
+    survivor.ack("only", "survivor")
+    assert survivor.stats()["done"] == 1
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (scripts/setup.sh installs it where apt is available)")
+def test_the_report_renders_in_headless_chromium(tmp_path, cli):
+    out = tmp_path / "o"
+    cli("run", str(SAMPLES), "--out", str(out))
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", (out / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120,
+    ).stdout
+    for section in ("Summary", "Charts", "Ranked queue", "Findings and fixes"):
+        assert section in dom
