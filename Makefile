@@ -7,7 +7,7 @@ CLI := $(VENV)/bin/k8s-auto-fix
 CORPUS ?= ../shared/corpus
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: setup demo test bench-detect bench-parity bench-fix parity-reference clean
+.PHONY: setup demo test bench-detect bench-parity bench-fix bench-scheduler parity-reference clean
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,7 @@ setup:
 demo: setup
 	$(CLI) detect examples --format table || test $$? -eq 1
 	$(CLI) fix examples --unsafe-fixes || test $$? -eq 1
+	$(CLI) run examples --out out/demo
 
 test: setup
 	$(PY) -m pytest
@@ -24,6 +25,9 @@ bench-detect: setup
 
 bench-fix: setup
 	$(CLI) bench fix $(CORPUS)
+
+bench-scheduler: setup
+	$(CLI) bench scheduler $(CORPUS) --out out/bench
 
 bench-parity: setup
 	$(CLI) bench parity $(CORPUS)

@@ -14,7 +14,7 @@ TOOLS_BIN="$PWD/.tools/bin"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 
 mkdir -p "$TOOLS_BIN"
 

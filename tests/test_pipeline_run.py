@@ -175,3 +175,40 @@ def test_the_report_renders_in_headless_chromium(tmp_path, cli):
     ).stdout
     for section in ("Summary", "Charts", "Ranked queue", "Findings and fixes"):
         assert section in dom
+
+
+def test_bench_scheduler_compares_three_orderings(tmp_path, cli):
+    pytest.importorskip("matplotlib")
+    code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "b"), "--speed", "0.2")
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "b" / "scheduler-bench.json").read_text())
+    assert set(report["policies"]) == {"fifo", "risk", "bandit"} and report["items"] > 0
+    assert (tmp_path / "b" / "scheduler-bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fifo, bandit = report["policies"]["fifo"], report["policies"]["bandit"]
+    assert bandit["top_mean_rank"] <= fifo["top_mean_rank"]
+
+
+def test_scheduler_terms(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from k8s_auto_fix.config import ScheduleSettings
+    from k8s_auto_fix.contracts import Applicability, Verdict
+    from k8s_auto_fix.risk.score import RiskRecord
+    from k8s_auto_fix.schedule.score import build_schedule
+
+    verdicts = [
+        Verdict(id="a", policy_id="latest-tag", accepted=True, applicability=Applicability.SAFE, patch_ops=1),
+        Verdict(id="b", policy_id="no_latest_tag", accepted=False, patch_ops=1),
+        Verdict(id="c", policy_id="host-port", accepted=True, applicability=Applicability.REVIEW, patch_ops=3),
+    ]
+    risks = [RiskRecord(id="a", policy_id="latest-tag", risk=0.5, severity="medium", severity_weight=0.5, exposure=0),
+             RiskRecord(id="c", policy_id="host-port", risk=1.0, severity="critical", severity_weight=1, exposure=1, kev=True)]
+    settings = ScheduleSettings()
+    now = datetime(2026, 11, 25, tzinfo=timezone.utc)
+    first = build_schedule(verdicts, risks, settings, now=now)
+    assert [i.id for i in first] == ["c", "a"]  # KEV first; the rejected verdict is not scheduled
+    a = next(i for i in first if i.id == "a")
+    assert a.policy_id == "latest-tag" and a.p == (1 + 1) / (2 + 2)  # no_latest_tag counts as latest-tag history
+    assert a.Et == settings.effort_minutes["safe"] + settings.minutes_per_op
+    later = build_schedule(verdicts, risks, settings, previous=first, now=now + timedelta(hours=10))
+    assert next(i for i in later if i.id == "a").wait == 10.0

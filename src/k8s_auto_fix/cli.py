@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from .checks.selection import CheckSelectionError, select_checks
 from .contracts import write_json_atomic
@@ -437,6 +438,42 @@ def bench_llm(
         f"{len(found)} detection(s), --jobs {jobs}, stub latency {latency}s: {elapsed:.2f} s, "
         f"{len(server.requests)} request(s), at most {server.max_in_flight} in flight, {len(result.patches)} patch record(s)"
     )
+
+
+@bench_app.command("scheduler")
+def bench_scheduler_command(
+    paths: PathsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scheduler-bench.json and scheduler-bench.png.")] = Path("bench-out"),
+    context: ContextOpt = ContextMode.DIR,
+    seed: Annotated[int, typer.Option("--seed")] = 1337,
+    speed: Annotated[float, typer.Option("--speed", help="Reviewer speed: 1 means E[t] minutes per item.")] = 1.0,
+    horizon: Annotated[float, typer.Option("--horizon-hours", help="Later arrivals spread over this many hours.")] = 24.0,
+    start_share: Annotated[float, typer.Option("--start-share", help="Share of the items waiting at the start.")] = 0.5,
+    config: ConfigFileOpt = Path("configs/run.yaml"),
+) -> None:
+    """Simulate a review queue on a corpus: the scheduler against FIFO and risk-only ordering."""
+    from .bench.scheduler import bench_scheduler, chart
+    from .config import ConfigError, load_config
+    from .detect import DetectOptions
+    from .run import RunOptions, run_pipeline
+
+    try:
+        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+    result = run_pipeline(paths, out / "run", RunOptions(settings, DetectOptions(context=context)))
+    report = bench_scheduler(result["schedule"], settings.schedule, seed, start_share, horizon, speed)
+    write_json_atomic(out / "scheduler-bench.json", report)
+    chart(report, out / "scheduler-bench.png")
+    table = Table(title=f"review queue simulation: {report['items']} fixes, {report['top_risk_items']} top-risk (seed {seed})")
+    columns = ("top_mean_rank", "top_median_rank", "top_p95_rank", "top_mean_wait_h", "top_p95_wait_h", "rest_p95_wait_h", "throughput_per_h")
+    table.add_column("policy")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for policy, row in report["policies"].items():
+        table.add_row(policy, *(str(row[c]) for c in columns))
+    Console(highlight=False).print(table)
+    stderr.print(f"{out / 'scheduler-bench.json'}, {out / 'scheduler-bench.png'}")
 
 
 def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):

@@ -27,6 +27,7 @@ from .risk.score import score_risk
 from .schedule.score import build_schedule
 from .verify.verifier import Verifier, VerifyOptions, apply_patch
 
+REPORT_DIFFS = 300  # fixes shown with their diff in report.html
 ARTEFACTS = ("detections.json", "patches.json", "verified.json", "risk.json", "schedule.json", "queue.db", "metrics.json")
 
 
@@ -70,7 +71,9 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     metrics = pipeline_metrics(detected.detections, proposed.patches, verdicts)
     write_json_atomic(out / "metrics.json", metrics)
     step("report")
-    diffs = _diffs(proposed.patches, detected.detections, store)
+    # Diffs for the head of the queue: enough to review from, small enough to open.
+    head = {item.id for item in items[:REPORT_DIFFS]}
+    diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
     write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs)
     return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems}
 

@@ -93,7 +93,8 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
         patch, verdict, risk = patch_of.get(d.id), verdict_of.get(d.id), risk_of.get(d.id)
         if verdict is not None:
             state = '<span class="ok">accepted</span>' if verdict.accepted else f'<span class="bad">rejected ({_e(first_failed_gate(verdict))})</span>'
-            fix = f"<details><summary>{state} · {_e(patch.applicability.value)}</summary>{_diff_html(diffs.get(d.id, ''))}</details>"
+            diff = _diff_html(diffs[d.id]) if d.id in diffs else "<p>(diff shown for the head of the queue only)</p>"
+            fix = f"<details><summary>{state} · {_e(patch.applicability.value)}</summary>{diff}</details>"
         elif patch is not None:
             fix = f"{_e(patch.applicability.value)}: {_e(patch.explanation)}"
         else:
