@@ -212,3 +212,42 @@ def test_scheduler_terms(tmp_path):
     assert a.Et == settings.effort_minutes["safe"] + settings.minutes_per_op
     later = build_schedule(verdicts, risks, settings, previous=first, now=now + timedelta(hours=10))
     assert next(i for i in later if i.id == "a").wait == 10.0
+
+
+def test_feeds_fetch_is_conditional_and_atomic(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from k8s_auto_fix.risk.feeds import FeedError, fetch_feeds, read_kev
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.headers.get("If-None-Match"))
+            if self.headers.get("If-None-Match") == '"v1"':
+                self.send_response(304)
+                self.end_headers()
+                return
+            body = json.dumps({"vulnerabilities": [{"cveID": "CVE-2024-0001"}]}).encode()
+            self.send_response(200)
+            self.send_header("ETag", '"v1"')
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/kev.json"
+    try:
+        (path,) = fetch_feeds(tmp_path, sources=[(url, "kev.json")])
+        assert read_kev(path) == {"CVE-2024-0001"}
+        fetch_feeds(tmp_path, sources=[(url, "kev.json")])
+        assert seen == [None, '"v1"']  # the second request was conditional
+    finally:
+        server.shutdown()
+    with pytest.raises(FeedError, match="offline"):
+        fetch_feeds(tmp_path, timeout=2, sources=[("http://127.0.0.1:9/none", "x.json")])

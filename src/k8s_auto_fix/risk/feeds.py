@@ -91,12 +91,15 @@ def normalise_image(image: str) -> str:
     return image
 
 
-def fetch_feeds(folder: Path, timeout: float = 30.0) -> list[Path]:
+FEEDS = ((EPSS_URL, "epss.csv.gz"), (KEV_URL, "kev.json"))
+
+
+def fetch_feeds(folder: Path, timeout: float = 30.0, sources=FEEDS) -> list[Path]:
     """Download EPSS and KEV into ``folder`` (only when changed upstream)."""
     import httpx
 
     written = []
-    for url, name in ((EPSS_URL, "epss.csv.gz"), (KEV_URL, "kev.json")):
+    for url, name in sources:
         target = folder / name
         meta = target.with_suffix(target.suffix + ".etag")
         headers = {}
