@@ -99,10 +99,11 @@ def detect(
     for key, objects in split_objects.items():
         objects.sort(key=lambda o: (o.path, o.document_index, o.list_index or 0))
         app = Application(key, objects)
-        cross_rows = [detection_row(f, key, options.embed_yaml) for f in run_checks(app, cross)]
-        rows.extend(cross_rows)
-        if post is not None and cross_rows:
-            result.extras.append(post(app, cross_rows))
+        cross_part = _BatchResult()
+        _collect(cross_part, app, [detection_row(f, key, options.embed_yaml) for f in run_checks(app, cross)], post)
+        rows.extend(cross_part.rows)
+        result.extras.extend(cross_part.extras)
+        result.problems.extend(cross_part.problems)
 
     # Workers send plain rows (cheap to pickle); one validation makes them models.
     result.detections = sorted(DETECTIONS.validate_python(rows), key=_detection_order)
@@ -205,7 +206,10 @@ def _detect_batch_with(batch: list[Work], checks: Sequence[Check], options: Dete
 def _collect(result: _BatchResult, app: Application, rows: list[dict], post: PostHook | None) -> None:
     result.rows.extend(rows)
     if post is not None and rows:
-        result.extras.append(post(app, rows))
+        try:
+            result.extras.append(post(app, rows))
+        except Exception as err:  # one application's failure must not stop the others
+            result.problems.append(LoadProblem(app.key, f"could not fix this application: {type(err).__name__}: {err}"))
 
 
 DETECTIONS = TypeAdapter(list[Detection])
