@@ -78,7 +78,7 @@ class ScheduleSettings(_Strict):
     effort_minutes: dict[str, float] = {"safe": 2.0, "review": 10.0, "manual": 30.0}
     minutes_per_op: float = Field(1.0, ge=0)
     explore: float = Field(0.05, ge=0)  # UCB bonus weight
-    alpha: float = Field(0.01, ge=0)  # score per hour of waiting
+    alpha: float = Field(0.0003, ge=0)  # score per hour of waiting (+0.1 after two weeks)
     kev_bonus: float = Field(1.0, ge=0)
 
 
