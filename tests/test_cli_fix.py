@@ -218,3 +218,24 @@ def test_custom_resources_are_validated_against_crds_in_the_input(tmp_path):
     assert validator.errors({**good, "spec": {"size": "big"}})
     assert any("colour" in e for e in validator.errors({**good, "spec": {"size": 1, "colour": "red"}}))
     assert "no schema" in validator.errors({**good, "kind": "Gadget"})[0]
+
+
+def test_json_manifests_stay_json_and_list_items_are_edited_in_place(tmp_path, cli):
+    pod = write(tmp_path, "pod.json", json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "j"},
+                                                  "spec": {"containers": [{"name": "a", "image": "nginx:1.25"}]}}, indent=2) + "\n")
+    listed = write(tmp_path, "list.yaml", """
+        apiVersion: v1
+        kind: List
+        items:
+        - apiVersion: v1
+          kind: Pod
+          metadata: {name: in-list}
+          spec:
+            containers:
+            - {name: a, image: "nginx:1.25"}
+        """)
+    cli("fix", str(tmp_path), "--write", "--select", "unset-seccomp-profile")
+    fixed = json.loads(pod.read_text())
+    assert fixed["spec"]["containers"][0]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    items = yaml.safe_load(listed.read_text())["items"]
+    assert items[0]["spec"]["containers"][0]["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"

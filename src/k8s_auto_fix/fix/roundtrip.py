@@ -101,12 +101,30 @@ def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
     return new_text
 
 
+def apply_edits_json(text: str, edits: Sequence[ObjectEdit]) -> str:
+    """A JSON manifest stays JSON: key order kept, re-indented like the original
+    (JSON has no comments to keep); created objects cannot be appended."""
+    import json
+
+    import jsonpatch
+
+    data = json.loads(text)
+    for edit in edits:
+        if edit.creates:
+            raise RoundTripError("a JSON file holds one object: create the new object in a file of its own")
+        target = data if edit.list_index is None else data["items"][edit.list_index]
+        jsonpatch.apply_patch(target, edit.ops, in_place=True)
+    second = text.splitlines()[1] if len(text.splitlines()) > 1 else ""
+    indent = (len(second) - len(second.lstrip(" "))) or None
+    return json.dumps(data, indent=indent, ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
+
+
 def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str | None]:
     """(new text or None if unchanged, problem or None) for one file."""
     try:
         with open(path, encoding="utf-8") as handle:
             original = handle.read()
-        updated = apply_edits(original, edits)
+        updated = apply_edits_json(original, edits) if path.endswith(".json") else apply_edits(original, edits)
     except (OSError, UnicodeDecodeError, RoundTripError) as err:
         return None, f"{path}: not rewritten: {err}"
     except Exception as err:  # ruamel's own errors: report the file, keep going
