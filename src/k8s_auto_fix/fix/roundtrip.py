@@ -85,6 +85,10 @@ def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
         tree = yaml.load(chunk)
         for edit in doc_edits:
             target = tree if edit.list_index is None else tree["items"][edit.list_index]
+            meta = target.get("metadata") or {} if isinstance(target, dict) else {}
+            if not isinstance(target, dict) or (target.get("kind"), meta.get("name") or meta.get("generateName")) != (edit.kind, edit.name):
+                # Never edit a document we did not recognise as the object.
+                raise RoundTripError(f"document {document_index} is not {edit.kind}/{edit.name} as expected; file left as it is")
             for op in edit.ops:
                 apply_op(target, op)
         out = io.StringIO()
