@@ -188,6 +188,16 @@ class SchemaMode(str, Enum):
     SERVER = "server"
 
 
+def load_settings(config: Path):
+    """configs/run.yaml (the built-in defaults when the default file is absent)."""
+    from .config import ConfigError, load_config
+
+    try:
+        return load_config(config if config.exists() or config != DEFAULT_CONFIG else None)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+
+
 def load_image_pins(path: Path | None) -> dict[str, str]:
     """--image-pins: a YAML or JSON map from image (as written) to its pinned form."""
     if path is None:
@@ -203,7 +213,8 @@ def load_image_pins(path: Path | None) -> dict[str, str]:
     return data
 
 
-ConfigFileOpt = Annotated[Path, typer.Option("--config", help="Run configuration (fix defaults, proposer).")]
+DEFAULT_CONFIG = Path("configs/run.yaml")
+ConfigFileOpt = Annotated[Path, typer.Option("--config", help="Run configuration (fix defaults, proposer, scheduler).")]
 
 
 @app.command()
@@ -218,14 +229,13 @@ def propose(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
-    from .config import ConfigError, load_config
     from .contracts import ContractError, Detection, read_models, write_models
     from .propose.rules import propose_rules
 
+    settings = load_settings(config)
     try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
         found = read_models(detections, Detection)
-    except (ConfigError, ContractError) as err:
+    except ContractError as err:
         raise fail(str(err)) from None
     chosen = (mode.value if mode else None) or settings.proposer.mode
     if chosen != "rules":
@@ -243,39 +253,20 @@ def propose(
 
 
 def _propose_with_model(mode: str, settings, found, out: Path, pins: dict, jobs: int) -> None:
-    import os
-
-    from .checks.selection import select_checks
     from .contracts import write_models
-    from .manifests.store import ObjectStore
-    from .propose.llm.client import ChatClient
-    from .propose.llm.loop import ModelProposer
-    from .verify.verifier import Verifier, VerifyOptions
+    from .propose.llm.client import ModelError, client_for
+    from .propose.llm.loop import propose_with_model
 
-    endpoint = settings.endpoint(mode)
-    api_key = None
-    if endpoint.api_key_env:
-        api_key = os.environ.get(endpoint.api_key_env)
-        if not api_key:
-            raise fail(f"--mode {mode} needs an API key in ${endpoint.api_key_env} (set it, or change {mode}.api_key_env)")
-    client = ChatClient(endpoint, settings.proposer, api_key)
-    store = ObjectStore()
-    verifier = Verifier(select_checks(), VerifyOptions(), store)
     try:
-        result = ModelProposer(client, settings, verifier, store, mode, pins).propose_all(found, jobs)
+        client = client_for(settings, mode)
+    except ModelError as err:
+        raise fail(str(err)) from None
+    try:
+        result = propose_with_model(client, settings, found, mode, pins, jobs)
     finally:
         client.close()
     write_models(out, result.patches)
-    sources: dict[str, int] = {}
-    for patch in result.patches:
-        sources[patch.source] = sources.get(patch.source, 0) + 1
-    usage = result.usage.as_dict()
-    stderr.print(
-        f"{len(result.patches)} patch record(s) for {len(found)} finding(s) via {endpoint.model}: "
-        + ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
-        + f"; {len(result.unfixed)} unfixed; {usage['requests']} request(s), {usage['prompt_tokens']}+{usage['completion_tokens']} tokens, "
-        f"{usage['latency_s']} s model time"
-    )
+    stderr.print(result.summary(len(found), client.endpoint.model))
 
 
 @app.command()
@@ -411,33 +402,14 @@ def bench_llm(
 
     The stub answers `[]`, which the guards refuse, so every finding uses all
     its attempts: the worst case for the request count."""
-    import time
-
-    from .bench.chat_server import ScriptedChat
-    from .checks.selection import select_checks
-    from .config import EndpointSettings, RunConfig
+    from .bench.llm import bench_llm as run_bench
     from .contracts import ContractError, Detection, read_models
-    from .manifests.store import ObjectStore
-    from .propose.llm.client import ChatClient
-    from .propose.llm.loop import ModelProposer
-    from .verify.verifier import Verifier, VerifyOptions
 
     try:
         found = read_models(detections, Detection)[:limit]
     except ContractError as err:
         raise fail(str(err)) from None
-    settings = RunConfig()
-    with ScriptedChat([{"content": "[]"}], delay=latency) as server:
-        client = ChatClient(EndpointSettings(endpoint=server.url, model="stub"), settings.proposer)
-        store = ObjectStore()
-        start = time.perf_counter()
-        result = ModelProposer(client, settings, Verifier(select_checks(), VerifyOptions(), store), store, "vendor").propose_all(found, jobs)
-        elapsed = time.perf_counter() - start
-        client.close()
-    stderr.print(
-        f"{len(found)} detection(s), --jobs {jobs}, stub latency {latency}s: {elapsed:.2f} s, "
-        f"{len(server.requests)} request(s), at most {server.max_in_flight} in flight, {len(result.patches)} patch record(s)"
-    )
+    stderr.print(run_bench(found, jobs, latency))
 
 
 @bench_app.command("scheduler")
@@ -453,14 +425,10 @@ def bench_scheduler_command(
 ) -> None:
     """Simulate a review queue on a corpus: the scheduler against FIFO and risk-only ordering."""
     from .bench.scheduler import bench_scheduler, chart
-    from .config import ConfigError, load_config
     from .detect import DetectOptions
     from .run import RunOptions, run_pipeline
 
-    try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
-    except ConfigError as err:
-        raise fail(str(err)) from None
+    settings = load_settings(config)
     result = run_pipeline(paths, out / "run", RunOptions(settings, DetectOptions(context=context)))
     report = bench_scheduler(result["schedule"], settings.schedule, seed, start_share, horizon, speed)
     write_json_atomic(out / "scheduler-bench.json", report)
@@ -484,56 +452,25 @@ def _run_fix(paths, unsafe_fixes, select, ignore, context, config, image_pins, k
 
 
 def _fix_setup(unsafe_fixes, select, ignore, context, config, image_pins, kube_version, crds, jobs):
-    from .checks.selection import select_checks
-    from .config import ConfigError, load_config
-    from .contracts import Applicability
+    from .checks import REGISTRY
     from .detect import DetectOptions
     from .fix.engine import FixSettings
-    from .verify.verifier import VerifyOptions
 
-    try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
-        checks = select_checks()
-    except (ConfigError, CheckSelectionError) as err:
-        raise fail(str(err)) from None
-    unknown = [c for c in [*(select or []), *(ignore or [])] if c not in {k.id for k in checks} and c not in _all_check_ids()]
+    unknown = [c for c in [*(select or []), *(ignore or [])] if c not in REGISTRY]
     if unknown:
         raise fail(f"unknown check(s): {', '.join(unknown)}")
-    allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
-    fix_settings = FixSettings(
-        settings=settings.fixes,
-        image_pins=load_image_pins(image_pins),
-        allowed=frozenset(allowed),
-        verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False),
-        checks=tuple(checks),
-        select=frozenset(select) if select else None,
-        ignore=frozenset(ignore or ()),
-    )
-    return checks, DetectOptions(context=context, jobs=jobs), fix_settings
-
-
-def _all_check_ids() -> set[str]:
-    from .checks import REGISTRY
-
-    return set(REGISTRY)
+    settings = FixSettings.build(load_settings(config), load_image_pins(image_pins), unsafe_fixes, kube_version, crds, select, ignore)
+    return list(settings.checks), DetectOptions(context=context, jobs=jobs), settings
 
 
 def _model_client(mode: str, config: Path, retries: int | None = None):
-    import os
+    from .propose.llm.client import ModelError, client_for
 
-    from .config import ConfigError, load_config
-    from .propose.llm.client import ChatClient
-
+    settings = load_settings(config)
     try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
-    except ConfigError as err:
+        return settings, client_for(settings, mode, retries)
+    except ModelError as err:
         raise fail(str(err)) from None
-    endpoint = settings.endpoint(mode)
-    api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
-    if endpoint.api_key_env and not api_key:
-        raise fail(f"--mode {mode} needs an API key in ${endpoint.api_key_env}")
-    proposer = settings.proposer if retries is None else settings.proposer.model_copy(update={"retries": retries})
-    return settings, ChatClient(endpoint, proposer, api_key)
 
 
 @llm_app.command("probe")
@@ -571,18 +508,13 @@ def serve(
 
     import uvicorn
 
-    from .config import ConfigError, load_config
     from .propose.service import ServiceState, create_app
 
     token = os.environ.get(token_env)
     if not token:
         raise fail(f"serve needs a bearer token in ${token_env}")
     if mode is ProposeMode.RULES:
-        try:
-            settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
-        except ConfigError as err:
-            raise fail(str(err)) from None
-        client = None
+        settings, client = load_settings(config), None
     else:
         settings, client = _model_client(mode.value, config)
     state = ServiceState(settings, token, mode.value, client, max_body_bytes)
@@ -637,18 +569,17 @@ def schedule(
     config: ConfigFileOpt = Path("configs/run.yaml"),
 ) -> None:
     """Rank accepted fixes: S = R * p / E[t] + explore + alpha * wait + KEV."""
-    from .config import ConfigError, load_config
     from .contracts import ContractError, Detection, Verdict, read_models, write_models
     from .risk.score import RiskRecord
     from .schedule.score import ScheduleItem, build_schedule
 
+    settings = load_settings(config)
     try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
         verdicts = read_models(verified, Verdict)
         known = {d.id for d in read_models(detections, Detection)}
         risks = read_models(risk_file, RiskRecord) if risk_file else []
         earlier = read_models(previous, ScheduleItem) if previous else []
-    except (ConfigError, ContractError) as err:
+    except ContractError as err:
         raise fail(str(err)) from None
     items = build_schedule([v for v in verdicts if v.id in known], risks, settings.schedule, earlier)
     write_models(out, items)
@@ -791,19 +722,14 @@ def run_command(
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
-    from rich.table import Table
 
-    from .config import ConfigError, load_config
     from .contracts import ContractError
     from .detect import DetectOptions
     from .queue.store import QueueError
     from .risk.feeds import FeedError
     from .run import RunOptions, run_pipeline
 
-    try:
-        settings = load_config(config if config.exists() or config != Path("configs/run.yaml") else None)
-    except ConfigError as err:
-        raise fail(str(err)) from None
+    settings = load_settings(config)
     options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("starting")
@@ -814,20 +740,9 @@ def run_command(
     for problem in result["problems"]:
         if problem.level != "note":
             stderr.print(f"{problem.level}: {problem}")
-    m = result["metrics"]
-    table = Table(title=f"k8s-auto-fix run -> {out}")
-    for column in ("findings", "patches", "verified", "accepted", "auto-fix rate", "manual", "queued"):
-        table.add_column(column, justify="right")
-    table.add_row(str(m["detections"]), str(m["patches"]), str(m["verified"]), str(m["accepted"]), f"{(m['auto_fix_rate'] or 0) * 100:.1f}%", str(m["manual"]), str(result["queue"]["total"]))
-    console = Console(highlight=False)
-    console.print(table)
-    head_table = Table(title="head of the queue")
-    for column in ("#", "score", "check", "id", "kev"):
-        head_table.add_column(column)
-    for rank, item in enumerate(result["schedule"][:head], 1):
-        head_table.add_row(str(rank), f"{item.score:.4f}", item.policy_id, item.id, "yes" if item.kev else "")
-    console.print(head_table)
-    console.print(f"report: {out / 'report.html'}")
+    from .report.render import print_run_summary
+
+    print_run_summary(result, out, head, Console(highlight=False))
 
 
 def main() -> None:

@@ -65,6 +65,22 @@ class FixSettings:
     ignore: frozenset[str] = frozenset()
     render: bool = True  # produce the fixed file texts (off: verification only)
 
+    @classmethod
+    def build(cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds, select, ignore) -> FixSettings:
+        """Settings from a run config and the fix command's options."""
+        from ..checks.selection import select_checks
+
+        allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
+        return cls(
+            settings=config.fixes,
+            image_pins=image_pins,
+            allowed=frozenset(allowed),
+            verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False),
+            checks=tuple(select_checks()),
+            select=frozenset(select) if select else None,
+            ignore=frozenset(ignore or ()),
+        )
+
     def wants(self, check_id: str) -> bool:
         return (self.select is None or check_id in self.select) and check_id not in self.ignore
 

@@ -77,3 +77,22 @@ def print_checks(checks: Sequence[Check], fmt: str, console: Console) -> None:
     for c in checks:
         table.add_row(c.id, c.severity.value, "yes" if c.enabled_by_default else "no", c.kube_linter.value, escape(c.description))
     console.print(table)
+
+
+def print_run_summary(result: dict, out, head: int, console: Console) -> None:
+    m = result["metrics"]
+    table = Table(title=f"k8s-auto-fix run -> {out}")
+    for column in ("findings", "patches", "verified", "accepted", "auto-fix rate", "manual", "queued"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        str(m["detections"]), str(m["patches"]), str(m["verified"]), str(m["accepted"]),
+        f"{(m['auto_fix_rate'] or 0) * 100:.1f}%", str(m["manual"]), str(result["queue"]["total"]),
+    )
+    console.print(table)
+    queue = Table(title="head of the queue")
+    for column in ("#", "score", "check", "id", "kev"):
+        queue.add_column(column)
+    for rank, item in enumerate(result["schedule"][:head], 1):
+        queue.add_row(str(rank), f"{item.score:.4f}", item.policy_id, item.id, "yes" if item.kev else "")
+    console.print(queue)
+    console.print(f"report: {out / 'report.html'}")

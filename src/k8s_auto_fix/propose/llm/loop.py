@@ -34,6 +34,28 @@ class LLMResult:
     usage: Usage = field(default_factory=Usage)
     unfixed: list[str] = field(default_factory=list)
 
+    def summary(self, findings: int, model: str) -> str:
+        sources: dict[str, int] = {}
+        for patch in self.patches:
+            sources[patch.source] = sources.get(patch.source, 0) + 1
+        usage = self.usage.as_dict()
+        return (
+            f"{len(self.patches)} patch record(s) for {findings} finding(s) via {model}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
+            + f"; {len(self.unfixed)} unfixed; {usage['requests']} request(s), "
+            f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens, {usage['latency_s']} s model time"
+        )
+
+
+def propose_with_model(client: ChatClient, config: RunConfig, detections: list[Detection], source: str, image_pins=None, jobs: int = 4) -> LLMResult:
+    """Model patches for ``detections``, verified with the default check suite."""
+    from ...checks.selection import select_checks
+    from ...verify.verifier import VerifyOptions
+
+    store = ObjectStore()
+    verifier = Verifier(select_checks(), VerifyOptions(), store)
+    return ModelProposer(client, config, verifier, store, source, image_pins).propose_all(detections, jobs)
+
 
 class ModelProposer:
     def __init__(self, client: ChatClient, config: RunConfig, verifier: Verifier, store: ObjectStore, source: str, image_pins=None):
