@@ -239,3 +239,32 @@ def test_json_manifests_stay_json_and_list_items_are_edited_in_place(tmp_path, c
     assert fixed["spec"]["containers"][0]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     items = yaml.safe_load(listed.read_text())["items"]
     assert items[0]["spec"]["containers"][0]["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+
+
+@corpus_required()
+def test_the_fast_text_path_and_the_ruamel_path_give_the_same_objects(tmp_path):
+    """Every chart file of a corpus folder fixed both ways parses to the same data."""
+    import k8s_auto_fix.fix.roundtrip as roundtrip
+    from k8s_auto_fix.config import RunConfig
+    from k8s_auto_fix.detect import DetectOptions
+    from k8s_auto_fix.fix.apply import run_fix
+    from k8s_auto_fix.fix.engine import FixSettings
+
+    settings = FixSettings.build(RunConfig(), {}, True, "1.30", None, None, None)
+    fast = run_fix([str(KAFKA)], list(settings.checks), DetectOptions(jobs=1), settings).new_texts
+    original = roundtrip.apply_ops_fast
+    roundtrip.apply_ops_fast = lambda *args: None
+    try:
+        slow = run_fix([str(KAFKA)], list(settings.checks), DetectOptions(jobs=1), settings).new_texts
+    finally:
+        roundtrip.apply_ops_fast = original
+    assert fast and fast.keys() == slow.keys()
+    for path in fast:
+        assert list(yaml.safe_load_all(fast[path])) == list(yaml.safe_load_all(slow[path])), path
+
+
+def test_objects_without_a_name_are_fixed_too(tmp_path, cli):
+    job = write(tmp_path, "job.yaml", "apiVersion: batch/v1\nkind: Job\nmetadata:\n  labels: {app: x}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - {name: a, image: 'busybox:1.36'}\n")
+    code, _, stderr = cli("fix", str(job), "--write", "--select", "job-ttl-seconds-after-finished")
+    assert "not rewritten" not in stderr
+    assert yaml.safe_load(job.read_text())["spec"]["ttlSecondsAfterFinished"] == 86400

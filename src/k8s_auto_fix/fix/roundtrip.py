@@ -14,10 +14,12 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .engine import ObjectEdit
+from .textedit import apply_ops_fast
 
 _DOC_MARKER = re.compile(r"^---(?:[ \t].*)?$", re.M)
 
@@ -82,13 +84,14 @@ def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
         match = _DOC_MARKER.match(chunk)
         if match:
             marker, chunk = chunk[: match.end() + 1], chunk[match.end() + 1 :]
+        _check_identity(pyyaml.load(chunk, Loader=pyyaml.CSafeLoader), doc_edits, document_index)
+        fast = apply_ops_fast(chunk, [_prefixed(op, edit) for edit in doc_edits for op in edit.ops], yaml)
+        if fast is not None:
+            chunks[position] = marker + fast
+            continue
         tree = yaml.load(chunk)
         for edit in doc_edits:
             target = tree if edit.list_index is None else tree["items"][edit.list_index]
-            meta = target.get("metadata") or {} if isinstance(target, dict) else {}
-            if not isinstance(target, dict) or (target.get("kind"), meta.get("name") or meta.get("generateName")) != (edit.kind, edit.name):
-                # Never edit a document we did not recognise as the object.
-                raise RoundTripError(f"document {document_index} is not {edit.kind}/{edit.name} as expected; file left as it is")
             for op in edit.ops:
                 apply_op(target, op)
         out = io.StringIO()
@@ -121,6 +124,23 @@ def apply_edits_json(text: str, edits: Sequence[ObjectEdit]) -> str:
     second = text.splitlines()[1] if len(text.splitlines()) > 1 else ""
     indent = (len(second) - len(second.lstrip(" "))) or None
     return json.dumps(data, indent=indent, ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
+
+
+def _check_identity(data, edits: Sequence[ObjectEdit], document_index: int) -> None:
+    """Never edit a document we did not recognise as the object."""
+    for edit in edits:
+        target = data if edit.list_index is None else ((data or {}).get("items") or [None] * (edit.list_index + 1))[edit.list_index]
+        meta = (target.get("metadata") or {}) if isinstance(target, dict) else {}
+        if not isinstance(target, dict) or (target.get("kind"), str(meta.get("name") or meta.get("generateName") or "")) != (edit.kind, edit.name):
+            raise RoundTripError(f"document {document_index} is not {edit.kind}/{edit.name} as expected; file left as it is")
+
+
+def _prefixed(op: dict, edit: ObjectEdit) -> dict:
+    """An op of a List item, as an op on the whole List document."""
+    if edit.list_index is None:
+        return op
+    prefix = f"/items/{edit.list_index}"
+    return {**op, **{k: prefix + op[k] for k in ("path", "from") if k in op}}
 
 
 def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str | None]:

@@ -1,0 +1,154 @@
+"""A fast path for writing fixes back: edit the text where the patch points.
+
+Most fixes add a key to a block mapping, append to a block sequence, replace
+a scalar or remove a key. For those, the node positions PyYAML's C parser
+reports are enough to splice the change into the text, with the new block
+rendered by ruamel.yaml in the file's own indentation. Everything else (flow
+collections, block scalars, move/copy, unusual layouts) returns None and
+goes through the full ruamel round trip instead.
+
+Whatever the fast path writes is checked: the new text must parse to exactly
+the patched data, or it is thrown away.
+"""
+
+from __future__ import annotations
+
+import io
+
+import jsonpatch
+import yaml
+
+_LOADER = yaml.CSafeLoader
+# Each operation re-parses the document; past this many the single round
+# trip of the slow path is cheaper.
+MAX_FAST_OPS = 20
+
+
+def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
+    if len(ops) > MAX_FAST_OPS:
+        return None
+    try:
+        expected = jsonpatch.apply_patch(yaml.load(text, Loader=_LOADER), ops)
+    except Exception:  # the slow path reports what is wrong
+        return None
+    for op in ops:
+        text = _apply_one(text, op, rt_yaml)
+        if text is None:
+            return None
+    try:
+        return text if yaml.load(text, Loader=_LOADER) == expected else None
+    except yaml.YAMLError:
+        return None
+
+
+def _parts(path: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]] if path else []
+
+
+def _find(node, parts: list[str]):
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+        else:
+            return None
+        if node is None:
+            return None
+    return node
+
+
+def _content_end(node) -> int | None:
+    """Index just after the node's last character of content (None: not simple)."""
+    if isinstance(node, yaml.ScalarNode):
+        return None if node.style in ("|", ">") else node.end_mark.index
+    if node.flow_style or not node.value:
+        return node.end_mark.index if node.flow_style else None
+    last = node.value[-1]
+    return _content_end(last[1] if isinstance(node, yaml.MappingNode) else last)
+
+
+def _line_end(text: str, index: int) -> int:
+    end = text.find("\n", index)
+    return len(text) if end < 0 else end
+
+
+def _line_start(text: str, index: int) -> int:
+    return text.rfind("\n", 0, index) + 1
+
+
+def _render(rt_yaml, value) -> list[str]:
+    out = io.StringIO()
+    rt_yaml.dump(value, out)
+    lines = out.getvalue().rstrip("\n").split("\n")
+    return [] if lines == ["{}"] or lines == ["[]"] else lines
+
+
+def _scalar(value) -> str | None:
+    if isinstance(value, (dict, list)):
+        return None
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).split("\n")[0]
+
+
+def _apply_one(text: str, op: dict, rt_yaml) -> str | None:
+    kind, parts = op.get("op"), _parts(op.get("path", ""))
+    if kind not in ("add", "replace", "remove") or not parts:
+        return None
+    root = yaml.compose(text, Loader=_LOADER)
+    parent = _find(root, parts[:-1])
+    last = parts[-1]
+    if parent is None or getattr(parent, "flow_style", True) or isinstance(parent, yaml.ScalarNode):
+        return None
+    if isinstance(parent, yaml.MappingNode):
+        return _in_mapping(text, parent, kind, last, op.get("value"), rt_yaml)
+    return _in_sequence(text, parent, kind, last, op.get("value"), rt_yaml)
+
+
+def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str | None:
+    pair = next(((k, v) for k, v in parent.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+    if pair is not None:
+        key_node, value_node = pair
+        if kind == "remove":
+            start = _line_start(text, key_node.start_mark.index)
+            end = _content_end(value_node)
+            if text[start : key_node.start_mark.index].strip() or end is None:
+                return None  # the key shares its line with a "- " or another key
+            return text[:start] + text[_line_end(text, end) + 1 :]
+        rendered = _scalar(value)
+        if rendered is None or not isinstance(value_node, yaml.ScalarNode) or value_node.style in ("|", ">"):
+            return None
+        return text[: value_node.start_mark.index] + rendered + text[value_node.end_mark.index :]
+    if kind != "add" or not parent.value:
+        return None
+    end = _content_end(parent)
+    if end is None:
+        return None
+    column = parent.value[0][0].start_mark.column
+    lines = _render(rt_yaml, {key: value})
+    if not lines:
+        return None
+    insert_at = _line_end(text, end)
+    block = "\n".join(" " * column + line for line in lines)
+    return text[:insert_at] + "\n" + block + text[insert_at:]
+
+
+def _in_sequence(text: str, parent, kind: str, index: str, value, rt_yaml) -> str | None:
+    if not parent.value:
+        return None
+    dash = parent.start_mark.column
+    if kind == "add" and index == "-":
+        end = _content_end(parent)
+        lines = _render(rt_yaml, value) if isinstance(value, (dict, list)) else [_scalar(value)]
+        if end is None or not lines or lines[0] is None:
+            return None
+        item = [" " * dash + "- " + lines[0]] + [" " * (dash + 2) + line for line in lines[1:]]
+        insert_at = _line_end(text, end)
+        return text[:insert_at] + "\n" + "\n".join(item) + text[insert_at:]
+    if kind == "remove" and index.isdigit() and int(index) < len(parent.value):
+        item = parent.value[int(index)]
+        start = _line_start(text, item.start_mark.index)
+        end = _content_end(item)
+        if end is None or text[start : item.start_mark.index].strip() != "-":
+            return None
+        return text[:start] + text[_line_end(text, end) + 1 :]
+    return None
