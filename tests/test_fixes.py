@@ -156,3 +156,21 @@ def test_malformed_patches_file_is_one_clear_error(tmp_path, cli, content):
     code, _, stderr = cli("verify", "--patches", str(p), "--detections", str(d), "--out", str(tmp_path / "v.json"))
     assert code == 2 and str(p) in stderr and "Traceback" not in stderr
     assert not (tmp_path / "v.json").exists()
+
+
+def test_parallel_verify_matches_one_process(tmp_path):
+    from conftest import CORPUS
+
+    from k8s_auto_fix.verify.verifier import verify_parallel
+
+    folder = CORPUS / "artifacthub" / "bitnami"
+    if not folder.is_dir():
+        pytest.skip("corpus not found")
+    checks = select_checks()
+    found = detect([str(folder)], checks, DetectOptions(jobs=1)).detections
+    proposed = propose_rules(found, RunConfig().fixes, {}).patches
+    assert len(proposed) >= 200
+    one = Verifier(checks, VerifyOptions()).verify(proposed, found)
+    many = verify_parallel(checks, VerifyOptions(), proposed, found, jobs=2)
+    assert [v.model_dump() for v in many.verdicts] == [v.model_dump() for v in one.verdicts]
+    assert many.manual == one.manual

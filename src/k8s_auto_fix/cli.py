@@ -292,7 +292,7 @@ def verify(
     )
     from .verify.external import ExternalToolError
     from .verify.schema import SchemaSetupError
-    from .verify.verifier import Verifier, VerifyOptions
+    from .verify.verifier import Verifier, VerifyOptions, verify_parallel
 
     if rescan not in (None, "kube-linter"):
         raise fail("--rescan takes kube-linter")
@@ -310,7 +310,10 @@ def verify(
         include_yaml=patched_yaml,
     )
     try:
-        result = Verifier(select_checks(), options).verify(proposed, found)
+        if schema is SchemaMode.OFFLINE and rescan is None:
+            result = verify_parallel(select_checks(), options, proposed, found)
+        else:  # external tools run once, on the whole batch
+            result = Verifier(select_checks(), options).verify(proposed, found)
     except (ExternalToolError, SchemaSetupError) as err:
         raise fail(str(err)) from None
     write_models(out, result.verdicts)

@@ -340,3 +340,49 @@ def _objects_under(store: ObjectStore, path: str) -> list[K8sObject]:
     from ..manifests.loader import iter_manifest_files
 
     return [o for f, problem in iter_manifest_files([path]) if not problem for o in store.file(f).objects]
+
+
+_pool_state: tuple | None = None
+
+
+def verify_parallel(
+    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], jobs: int = 0
+) -> VerifyResult:
+    """Verify on every core: patches are cut into slices (a large application's
+    patches over several slices), each worker loads the applications its slice
+    needs. Verdicts come back in the order of the patches."""
+    import multiprocessing
+    import os
+
+    jobs = jobs or os.cpu_count() or 1
+    if jobs < 2 or len(patches) < 200:
+        return Verifier(checks, options).verify(patches, detections)
+    by_id = {d.id: d for d in detections}
+    order = sorted(range(len(patches)), key=lambda i: ((by_id.get(patches[i].id) or detections[0]).application or "", i))
+    size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
+    slices = [order[start : start + size] for start in range(0, len(order), size)]
+    global _pool_state
+    _pool_state = (checks, options, patches, by_id)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            parts = pool.map(_verify_slice, slices, chunksize=1)
+    finally:
+        _pool_state = None
+    result = VerifyResult()
+    verdicts: list[tuple[int, Verdict]] = []
+    for indices, (rows, manual) in zip(slices, parts):
+        result.manual += manual
+        verdicts += [(i, Verdict.model_validate(row)) for i, row in rows]
+    result.verdicts = [v for _, v in sorted(verdicts, key=lambda pair: pair[0])]
+    return result
+
+
+def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, dict]], int]:
+    checks, options, patches, by_id = _pool_state
+    records = [patches[i] for i in indices]
+    found = [by_id[r.id] for r in records if r.id in by_id]
+    verifier = Verifier(checks, options)
+    result = verifier.verify(records, found)
+    # verify() keeps the order of its input: pair the verdicts back with their patches.
+    with_verdict = [i for i in indices if patches[i].patch or patches[i].creates is not None]
+    return [(i, v.model_dump(mode="json")) for i, v in zip(with_verdict, result.verdicts)], result.manual
