@@ -163,7 +163,7 @@ def test_parallel_verify_matches_one_process(tmp_path):
 
     from k8s_auto_fix.verify.verifier import verify_parallel
 
-    folder = CORPUS / "artifacthub" / "bitnami"
+    folder = CORPUS / "artifacthub"
     if not folder.is_dir():
         pytest.skip("corpus not found")
     checks = select_checks()
