@@ -25,7 +25,7 @@ from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
 from .schedule.score import build_schedule
-from .verify.verifier import Verifier, VerifyOptions, apply_patch
+from .verify.verifier import VerifyOptions, apply_patch, verify_parallel
 
 REPORT_DIFFS = 300  # fixes shown with their diff in report.html
 ARTEFACTS = ("detections.json", "patches.json", "verified.json", "risk.json", "schedule.json", "queue.db", "metrics.json")
@@ -52,7 +52,7 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     proposed = propose_rules(detected.detections, options.config.fixes, options.image_pins or {}, store)
     write_models(out / "patches.json", proposed.patches)
     step("verify")
-    verdicts = Verifier(checks, VerifyOptions(), store).verify(proposed.patches, detected.detections).verdicts
+    verdicts = verify_parallel(checks, VerifyOptions(), proposed.patches, detected.detections).verdicts
     write_models(out / "verified.json", verdicts)
     step("risk")
     risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)
