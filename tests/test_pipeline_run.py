@@ -251,3 +251,66 @@ def test_feeds_fetch_is_conditional_and_atomic(tmp_path):
         server.shutdown()
     with pytest.raises(FeedError, match="offline"):
         fetch_feeds(tmp_path, timeout=2, sources=[("http://127.0.0.1:9/none", "x.json")])
+
+
+def test_exposure_through_load_balancers_ingresses_and_host_network(tmp_path, cli):
+    write(tmp_path, "app.yaml", """
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: web}
+        spec:
+          selector: {matchLabels: {app: web}}
+          template:
+            metadata: {labels: {app: web}}
+            spec:
+              containers: [{name: web, image: "nginx:1.25"}]
+        ---
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: api}
+        spec:
+          selector: {matchLabels: {app: api}}
+          template:
+            metadata: {labels: {app: api}}
+            spec:
+              containers: [{name: api, image: "nginx:1.25"}]
+        ---
+        apiVersion: apps/v1
+        kind: DaemonSet
+        metadata: {name: agent}
+        spec:
+          selector: {matchLabels: {app: agent}}
+          template:
+            metadata: {labels: {app: agent}}
+            spec:
+              hostNetwork: true
+              containers: [{name: agent, image: "busybox:1.36"}]
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec: {type: LoadBalancer, selector: {app: web}, ports: [{port: 80}]}
+        ---
+        apiVersion: v1
+        kind: Service
+        metadata: {name: api}
+        spec: {selector: {app: api}, ports: [{port: 80}]}
+        ---
+        apiVersion: networking.k8s.io/v1
+        kind: Ingress
+        metadata: {name: api}
+        spec:
+          rules:
+          - http:
+              paths:
+              - {path: /, pathType: Prefix, backend: {service: {name: api, port: {number: 80}}}}
+        """)
+    d, r = tmp_path / "d.json", tmp_path / "r.json"
+    cli("detect", str(tmp_path), "--out", str(d))
+    code, _, stderr = cli("risk", "--detections", str(d), "--out", str(r))
+    assert code == 0, stderr
+    names = {x["id"]: x["object"]["name"] for x in json.loads(d.read_text())}
+    exposure = {names[x["id"]]: (x["exposure"], x["exposure_reasons"]) for x in json.loads(r.read_text())}
+    assert exposure["web"] == (1.0, ["Service web (LoadBalancer)"])
+    assert exposure["api"] == (1.0, ["Ingress api -> Service api"])
+    assert exposure["agent"] == (0.5, ["hostNetwork"])

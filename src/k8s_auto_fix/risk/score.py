@@ -64,10 +64,15 @@ def score_risk(
     vulns = load_vulnerabilities(trivy_reports)
     store = store or ObjectStore()
     records = []
+    entry_points: dict[str, dict] = {}  # per application
     for d in detections:
         obj = store.object(d.manifest_path, d.document_index, d.list_index)
-        app = store.application(d.application, d.manifest_path) if obj is not None else None
-        exposure, reasons = exposure_of(obj, app) if obj is not None else (0.0, [])
+        exposure, reasons = 0.0, []
+        if obj is not None:
+            app = store.application(d.application, d.manifest_path)
+            if app.key not in entry_points:
+                entry_points[app.key] = _entry_points(app)
+            exposure, reasons = exposure_of(obj, app, entry_points[app.key])
         images = sorted({normalise_image(str(c.spec.get("image", ""))) for c in obj.containers}) if obj is not None else []
         cves = set().union(*(vulns[i].cves for i in images if i in vulns)) if images else set()
         max_epss = max((epss.get(c, 0.0) for c in cves), default=0.0)
@@ -92,28 +97,14 @@ def score_risk(
     return records
 
 
-def exposure_of(obj: K8sObject, app: Application) -> tuple[float, list[str]]:
+def exposure_of(obj: K8sObject, app: Application, entry_points: dict | None = None) -> tuple[float, list[str]]:
     reasons, level = [], 0.0
     if obj.pod_spec is None:
         return 0.0, []
-    for service in app.find("v1", "Service", obj.namespace):
-        spec = service.data.get("spec") or {}
-        selector = spec.get("selector")
-        if not isinstance(selector, dict) or not selector:
-            continue
-        try:
-            selects = from_match_labels(selector).matches(obj.pod_labels)
-        except SelectorError:
-            continue
-        if not selects:
-            continue
-        if spec.get("type") in EXPOSED_SERVICE_TYPES:
-            reasons.append(f"Service {service.name} ({spec.get('type')})")
+    for service, selector, why in (entry_points if entry_points is not None else _entry_points(app)).get(obj.namespace, []):
+        if selector.matches(obj.pod_labels):
+            reasons.append(why)
             level = 1.0
-        for ingress in app.find("networking.k8s.io/v1", "Ingress", obj.namespace):
-            if service.name in _ingress_services(ingress.data):
-                reasons.append(f"Ingress {ingress.name} -> Service {service.name}")
-                level = 1.0
     if obj.pod_spec.get("hostNetwork") is True:
         reasons.append("hostNetwork")
         level = max(level, 0.5)
@@ -121,6 +112,32 @@ def exposure_of(obj: K8sObject, app: Application) -> tuple[float, list[str]]:
         reasons.append("privileged container")
         level = max(level, 0.5)
     return level, reasons
+
+
+def _entry_points(app: Application) -> dict[str, list]:
+    """Per namespace: the Services reachable from outside (LoadBalancer,
+    NodePort, or behind an Ingress), with their selectors. Only these can
+    expose a workload, so each workload is matched against a handful."""
+    points: dict[str, list] = {}
+    for service in app.find("v1", "Service"):
+        spec = service.data.get("spec") or {}
+        selector = spec.get("selector")
+        if not isinstance(selector, dict) or not selector:
+            continue
+        reasons = [f"Service {service.name} ({spec.get('type')})"] if spec.get("type") in EXPOSED_SERVICE_TYPES else []
+        reasons += [
+            f"Ingress {ingress.name} -> Service {service.name}"
+            for ingress in app.find("networking.k8s.io/v1", "Ingress", service.namespace)
+            if service.name in _ingress_services(ingress.data)
+        ]
+        if not reasons:
+            continue
+        try:
+            parsed = from_match_labels(selector)
+        except SelectorError:
+            continue
+        points.setdefault(service.namespace, []).extend((service, parsed, why) for why in reasons)
+    return points
 
 
 def _ingress_services(data: dict) -> set[str]:
