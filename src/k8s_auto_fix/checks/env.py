@@ -58,7 +58,7 @@ def _fix_duplicate_env_var(ctx: FixContext) -> Proposal | None:
 
 
 def _manual(explanation: str):
-    return lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation=explanation)
+    return lambda ctx: Proposal.manual(explanation)
 
 
 DUPLICATE_ENV_VAR_FIX = Fix(
@@ -66,10 +66,9 @@ DUPLICATE_ENV_VAR_FIX = Fix(
     "When a name repeats, the container already gets the last value; the earlier ones are dead text.",
     _fix_duplicate_env_var,
 )
-ENV_VAR_SECRET_FIX = Fix(
-    Applicability.MANUAL,
+ENV_VAR_SECRET_FIX = Fix.manual(
     "Moving the value into a Secret means creating one with the real value, which only its owner can do.",
-    _manual("move the value into a Secret and reference it with valueFrom.secretKeyRef"),
+    "move the value into a Secret and reference it with valueFrom.secretKeyRef",
 )
 
 

@@ -39,10 +39,7 @@ def _fix_latest_tag(ctx: FixContext) -> Proposal | None:
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     pinned = ctx.image_pins.get(image) or ctx.image_pins.get(repository)
     if not pinned:
-        return Proposal(
-            applicability=Applicability.MANUAL,
-            explanation=f"no pin for {image!r}: add it to the --image-pins file (image -> tag or digest)",
-        )
+        return Proposal.manual(f"no pin for {image!r}: add it to the --image-pins file (image -> tag or digest)")
     return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "image"), pinned), explanation=f"{image} -> {pinned}")
 
 

@@ -90,7 +90,7 @@ def _fix_probe_port(field: str):
             if (kind, port) in _exposed_ports(ctx.container):
                 continue
             if kind != "int" or not 0 < port < 65536:
-                return Proposal(applicability=Applicability.MANUAL, explanation=f"the probe names port {port!r}, which no container port defines")
+                return Proposal.manual(f"the probe names port {port!r}, which no container port defines")
             return Proposal(append(ctx.obj.data, (*ctx.container.segments, "ports"), {"containerPort": port, "protocol": "TCP"}))
         return None
 

@@ -83,6 +83,12 @@ class Proposal:
     creates: dict[str, Any] | None = None
 
 
+    @classmethod
+    def manual(cls, explanation: str) -> Proposal:
+        """No patch: a person has to decide; says what to do."""
+        return cls(applicability=Applicability.MANUAL, explanation=explanation)
+
+
 @dataclass(frozen=True)
 class Fix:
     """How a check's findings are fixed, and how safe that is (with why)."""
@@ -90,6 +96,11 @@ class Fix:
     applicability: Applicability
     reason: str
     build: Callable[[FixContext], Proposal | None]
+
+    @classmethod
+    def manual(cls, reason: str, explanation: str) -> Fix:
+        """A check whose findings the tool cannot fix: the reason, and what to do."""
+        return cls(Applicability.MANUAL, reason, lambda ctx: Proposal.manual(explanation))
 
 
 @dataclass(frozen=True)

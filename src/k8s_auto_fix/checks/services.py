@@ -158,7 +158,7 @@ def _fix_missing_service_account(ctx: FixContext) -> Proposal | None:
     name = service_account_name(ctx.obj)
     namespace = ctx.obj.namespace
     if name_errors({"metadata": {"name": name, "namespace": namespace}}):
-        return Proposal(applicability=Applicability.MANUAL, explanation=f"{namespace}/{name} is not a valid ServiceAccount name")
+        return Proposal.manual(f"{namespace}/{name} is not a valid ServiceAccount name")
     metadata = {"name": name} | ({"namespace": ctx.obj.namespace} if ctx.obj.namespace else {})
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
     if not ctx.settings.service_account_automount:
@@ -183,10 +183,9 @@ MISSING_SERVICE_ACCOUNT_FIX = Fix(
 DEPRECATED_SERVICE_ACCOUNT_FIX = Fix(
     Applicability.SAFE, "serviceAccountName already takes precedence; the pod runs as the same account.", _fix_deprecated_service_account_field
 )
-DANGLING_SERVICE_FIX = Fix(
-    Applicability.MANUAL,
+DANGLING_SERVICE_FIX = Fix.manual(
     "Which pods a Service should select is the author's intent; a guessed selector could route traffic anywhere.",
-    lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation="point the selector at the intended pods, or remove the Service"),
+    "point the selector at the intended pods, or remove the Service",
 )
 
 

@@ -229,7 +229,7 @@ def _fix_anti_affinity(ctx: FixContext) -> Proposal | None:
     except SelectorError:
         labels = {}
     if not labels:
-        return Proposal(applicability=Applicability.MANUAL, explanation="the pods have no valid labels to select them by")
+        return Proposal.manual("the pods have no valid labels to select them by")
     term = {
         "weight": 100,
         "podAffinityTerm": {"labelSelector": {"matchLabels": dict(labels)}, "topologyKey": HOSTNAME},
@@ -254,10 +254,9 @@ JOB_TTL_FIX = Fix(
     "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them (CronJob: review).",
     _fix_job_ttl,
 )
-MISMATCHING_SELECTOR_FIX = Fix(
-    Applicability.MANUAL,
+MISMATCHING_SELECTOR_FIX = Fix.manual(
     "A selector cannot be changed on a live Deployment and labels identify pods to Services; the author must choose.",
-    lambda ctx: Proposal(applicability=Applicability.MANUAL, explanation="make spec.selector and the pod template labels agree"),
+    "make spec.selector and the pod template labels agree",
 )
 
 

@@ -220,13 +220,7 @@ class SchemaValidator:
         for fast_fail in (True, False):
             key = ("def", definition, fast_fail)
             if key not in self._validators:
-                needed = {definition: _rewrite_refs(self._definitions[definition])}
-                pending = _refs(self._definitions[definition])
-                while pending:
-                    name = pending.pop()
-                    if name not in needed:
-                        needed[name] = _rewrite_refs(self._definitions[name])
-                        pending |= _refs(self._definitions[name]) - needed.keys()
+                needed = self._reachable({definition})
                 self._validators[key] = compile_cached({"$ref": f"#/definitions/{definition}", "definitions": needed}, fast_fail)
             try:
                 self._validators[key](value, name_prefix=prefix)
@@ -238,17 +232,25 @@ class SchemaValidator:
                     return [err.message]
         return []
 
+    def _builtin_schema(self, api_version: str, kind: str) -> tuple[dict, bool] | None:
+        """(the kind's schema file, read once; whether it is a successor's)."""
+        key = ("file", api_version, kind)
+        if key not in self._validators:
+            found = None
+            for candidate in (api_version, SUCCESSORS.get((api_version, kind))):
+                name = _schema_file_name(candidate, kind) if candidate else None
+                if name and (self._dir / name).is_file():
+                    found = (json.loads((self._dir / name).read_text()), candidate != api_version)
+                    break
+            self._validators[key] = found
+        return self._validators[key]
+
     def _top_schema(self, api_version: str, kind: str) -> dict | None:
         """The kind's own schema (built-in kinds only; CRDs are validated whole)."""
         key = ("top", api_version, kind)
         if key not in self._validators:
-            schema = None
-            for candidate in (api_version, SUCCESSORS.get((api_version, kind))):
-                name = _schema_file_name(candidate, kind) if candidate else None
-                if name and (self._dir / name).is_file() and (api_version, kind) not in self._crd_schemas:
-                    schema = _rewrite_refs(json.loads((self._dir / name).read_text()))
-                    break
-            self._validators[key] = schema
+            found = None if (api_version, kind) in self._crd_schemas else self._builtin_schema(api_version, kind)
+            self._validators[key] = _rewrite_refs(found[0]) if found else None
         return self._validators[key]
 
     def _validator(self, api_version: str, kind: str, fast_fail: bool) -> Validate | None:
@@ -260,24 +262,26 @@ class SchemaValidator:
     def _build(self, api_version: str, kind: str, fast_fail: bool) -> Validate | None:
         if (api_version, kind) in self._crd_schemas:
             return compile_cached(crd_schema(self._crd_schemas[(api_version, kind)]), fast_fail)
-        for candidate in (api_version, SUCCESSORS.get((api_version, kind))):
-            name = _schema_file_name(candidate, kind) if candidate else None
-            path = self._dir / name if name else None
-            if path and path.is_file():
-                schema = json.loads(path.read_text())
-                # The schema pins apiVersion/kind to the successor's: accept the original's.
-                return compile_cached(self._standalone(schema, relax_identity=candidate != api_version), fast_fail)
-        return None
+        found = self._builtin_schema(api_version, kind)
+        if found is None:
+            return None
+        schema, successor = found
+        # A successor's schema pins apiVersion/kind to its own: accept the original's.
+        return compile_cached(self._standalone(schema, relax_identity=successor), fast_fail)
 
-    def _standalone(self, schema: dict, relax_identity: bool) -> dict:
-        """The kind's schema with every definition it reaches inlined."""
+    def _reachable(self, names: set[str]) -> dict[str, dict]:
+        """The named definitions and every definition they refer to, refs rewritten."""
         needed: dict[str, dict] = {}
-        pending = _refs(schema)
+        pending = set(names)
         while pending:
             name = pending.pop()
             if name not in needed:
                 needed[name] = _rewrite_refs(self._definitions[name])
                 pending |= _refs(self._definitions[name]) - needed.keys()
+        return needed
+
+    def _standalone(self, schema: dict, relax_identity: bool) -> dict:
+        """The kind's schema with every definition it reaches inlined."""
         top = _rewrite_refs(schema)
         top.pop("$schema", None)
         if relax_identity:
@@ -285,7 +289,7 @@ class SchemaValidator:
             props["apiVersion"] = {"type": "string"}
             props["kind"] = {"type": "string"}
             top["properties"] = props
-        top["definitions"] = needed
+        top["definitions"] = self._reachable(_refs(schema))
         return top
 
 

@@ -124,6 +124,18 @@ class ModelProposer:
             usage={**usage.as_dict(), "attempts": attempts},
         )
 
+    def _rule_fix(self, detection: Detection, obj: K8sObject):
+        """The check's rule fix for ``detection`` on ``obj`` (None if there is none)."""
+        check = REGISTRY.get(detection.policy_id)
+        if check is None or check.fix is None:
+            return None
+        app = self.store.application(detection.application, detection.manifest_path)
+        ctx = FixContext(obj, app, obj.container_named(detection.container), detection.violation_text, self.config.fixes, self.image_pins)
+        try:
+            return check.fix.build(ctx)
+        except CannotPatch:
+            return None
+
     def _rule_proposal(self, detection: Detection, obj: K8sObject, ops: list[dict]):
         """The rule fix, proposed on the object as the model's patch leaves it,
         when the finding still fires there."""
@@ -137,22 +149,11 @@ class ModelProposer:
         app = self.store.application(detection.application, detection.manifest_path)
         if (detection.policy_id, detection.container, detection.violation_text) not in self.verifier.findings_about(patched, app, check, detection.container):
             return None
-        ctx = FixContext(patched, app, patched.container_named(detection.container), detection.violation_text, self.config.fixes, self.image_pins)
-        try:
-            return check.fix.build(ctx)
-        except CannotPatch:
-            return None
+        return self._rule_fix(detection, patched)
 
     def _fallback(self, detection: Detection, obj: K8sObject, attempts: int, usage: Usage, last_error: str) -> PatchRecord:
         check = REGISTRY.get(detection.policy_id)
-        proposal = None
-        if self.config.rules.enabled and check is not None and check.fix is not None:
-            app = self.store.application(detection.application, detection.manifest_path)
-            ctx = FixContext(obj, app, obj.container_named(detection.container), detection.violation_text, self.config.fixes, self.image_pins)
-            try:
-                proposal = check.fix.build(ctx)
-            except CannotPatch:
-                proposal = None
+        proposal = self._rule_fix(detection, obj) if self.config.rules.enabled else None
         meta = {**usage.as_dict(), "attempts": attempts}
         if proposal is not None and (proposal.ops or proposal.creates):
             return PatchRecord(
