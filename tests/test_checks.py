@@ -8,7 +8,7 @@ import textwrap
 import pytest
 import yaml
 
-from k8s_auto_fix.checks import REGISTRY, KubeLinter
+from k8s_auto_fix.checks import REGISTRY, Kinds, KubeLinter
 from k8s_auto_fix.engines.builtin import run_checks
 from k8s_auto_fix.manifests.context import Application
 from k8s_auto_fix.manifests.objects import K8sObject
@@ -60,7 +60,7 @@ spec:
 
 def test_registry_metadata_is_complete():
     for check in REGISTRY.values():
-        assert check.description and check.remediation and check.scope, check.id
+        assert check.description and check.remediation and isinstance(check.kinds, Kinds), check.id
     defaults = {c.id for c in REGISTRY.values() if c.kube_linter is KubeLinter.DEFAULT}
     assert defaults == KUBE_LINTER_DEFAULTS
     assert all(REGISTRY[c].enabled_by_default for c in defaults)

@@ -246,16 +246,16 @@ def test_the_fast_text_path_and_the_ruamel_path_give_the_same_objects(tmp_path):
     """Every chart file of a corpus folder fixed both ways parses to the same data."""
     import k8s_auto_fix.fix.roundtrip as roundtrip
     from k8s_auto_fix.config import RunConfig
-    from k8s_auto_fix.detect import DetectOptions
     from k8s_auto_fix.fix.apply import run_fix
     from k8s_auto_fix.fix.engine import FixSettings
+    from k8s_auto_fix.runner import RunnerOptions
 
-    settings = FixSettings.build(RunConfig(), {}, True, "1.30", None, None, None)
-    fast = run_fix([str(KAFKA)], list(settings.checks), DetectOptions(jobs=1), settings).new_texts
+    settings = FixSettings.build(RunConfig(), {}, True, "1.30", None)
+    fast = run_fix([str(KAFKA)], list(settings.checks), RunnerOptions(jobs=1), settings).new_texts
     original = roundtrip.apply_ops_fast
     roundtrip.apply_ops_fast = lambda *args: None
     try:
-        slow = run_fix([str(KAFKA)], list(settings.checks), DetectOptions(jobs=1), settings).new_texts
+        slow = run_fix([str(KAFKA)], list(settings.checks), RunnerOptions(jobs=1), settings).new_texts
     finally:
         roundtrip.apply_ops_fast = original
     assert fast and fast.keys() == slow.keys()

@@ -9,11 +9,13 @@ from conftest import write
 from test_checks import CASES, pod
 
 from k8s_auto_fix.checks import REGISTRY
+from k8s_auto_fix.checks.fixes import FixOptions, op_role_paths
 from k8s_auto_fix.checks.patching import set_value
 from k8s_auto_fix.checks.selection import select_checks
 from k8s_auto_fix.config import RunConfig
 from k8s_auto_fix.contracts import Applicability
 from k8s_auto_fix.detect import DetectOptions, detect
+from k8s_auto_fix.manifests.store import ObjectStore
 from k8s_auto_fix.propose.rules import propose_rules
 from k8s_auto_fix.verify.verifier import Verifier, VerifyOptions
 
@@ -25,7 +27,7 @@ FIXABLE = [c for c in CASES if REGISTRY[c[0]].fix is not None and c[0] not in MA
 def pipeline(tmp_path, text: str, name: str = "app.yaml", pins: dict | None = None):
     write(tmp_path, name, text)
     found = detect([str(tmp_path)], select_checks(all_checks=True), DetectOptions(jobs=1)).detections
-    proposed = propose_rules(found, RunConfig().fixes, pins or {}).patches
+    proposed = propose_rules(found, FixOptions(RunConfig().fixes, pins or {})).patches
     # The default suite guards against regressions (sorted-keys would flag every added key).
     verdicts = Verifier(select_checks(), VerifyOptions()).verify(proposed, found).verdicts
     return found, proposed, {v.id: v for v in verdicts}
@@ -40,6 +42,10 @@ def test_fix_is_proposed_and_passes_every_gate(tmp_path, check_id, bad, message,
     verdict = verdicts[target.id]
     assert verdict.accepted, verdict.errors
     assert patch.applicability is not Applicability.MANUAL
+    # The fix stays inside what its check declares as its remedy.
+    obj = ObjectStore().object_of(target)
+    written = [p for op in patch.patch for p in op_role_paths(obj, target.container, op)]
+    assert all(REGISTRY[check_id].fix.allows(p) for p in written), written
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[0] in MANUAL], ids=lambda c: c[0])
@@ -168,7 +174,7 @@ def test_parallel_verify_matches_one_process(tmp_path):
         pytest.skip("corpus not found")
     checks = select_checks()
     found = detect([str(folder)], checks, DetectOptions(jobs=1)).detections
-    proposed = propose_rules(found, RunConfig().fixes, {}).patches
+    proposed = propose_rules(found, FixOptions(RunConfig().fixes)).patches
     assert len(proposed) >= 200
     one = Verifier(checks, VerifyOptions()).verify(proposed, found)
     many = verify_parallel(checks, VerifyOptions(), proposed, found, jobs=2)

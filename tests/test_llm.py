@@ -65,7 +65,7 @@ def test_a_valid_patch_in_any_wrapping_is_accepted(tmp_path, answer):
     with ScriptedChat([{"content": answer}]) as server:
         result, _ = run_model(tmp_path, server)
     (patch,) = result.patches
-    assert patch.source == "vendor" and patch.patch == json.loads(GOOD)
+    assert (patch.source, patch.endpoint) == ("model", "vendor") and patch.patch == json.loads(GOOD)
     assert patch.usage["attempts"] == 1 and result.usage.prompt_tokens == 100
     assert server.requests[0]["headers"]["Authorization"] == "Bearer sk-test"
 
@@ -105,7 +105,7 @@ def test_rule_fix_is_merged_in_as_guardrails(tmp_path):
     with ScriptedChat([{"content": partial}]) as server:
         result, _ = run_model(tmp_path, server, check="no-read-only-root-fs", rules=True)
     (patch,) = result.patches
-    assert patch.source == "vendor+rules"
+    assert (patch.source, patch.endpoint) == ("model+rules", "vendor")
     assert patch.patch[0] == json.loads(partial)[0] and len(patch.patch) > 1
 
 

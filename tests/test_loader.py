@@ -55,7 +55,7 @@ def test_json_manifest(tmp_path):
     path = tmp_path / "pod.json"
     path.write_text(json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}))
     (obj,) = load_file(str(path)).objects
-    assert obj.identity.kind == "Pod" and obj.name == "p"
+    assert obj.ref.kind == "Pod" and obj.name == "p"
 
 
 def test_folders_are_walked_recursively_for_manifest_suffixes_only(tmp_path):

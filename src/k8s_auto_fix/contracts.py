@@ -1,8 +1,11 @@
-"""The JSON files the stages exchange (DESIGN.md section 3).
+"""The records the stages exchange, and how they are read and written.
 
 Every file is a UTF-8 JSON array of objects, written atomically (temporary
 file in the same folder, then rename) and read back through one pydantic
-model, so a malformed file gives one clear error instead of a traceback.
+model, so a malformed file gives one clear error instead of a traceback. The
+seed's field names are kept (other tools read them) and extended. Records
+that only travel between worker processes (``ObjectEdit``, ``DetectResult``)
+live here too, so that every stage speaks one vocabulary.
 """
 
 from __future__ import annotations
@@ -12,23 +15,123 @@ import json
 import os
 import tempfile
 from enum import Enum
+from functools import total_ordering
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_serializer, model_validator
 
 
 class ContractError(Exception):
     """A stage's input file is missing or does not follow its contract."""
 
 
+# --- closed sets ------------------------------------------------------------------
+
+
+class Severity(str, Enum):
+    """How bad a finding is, for ranking and for SARIF levels.
+
+    critical: a direct path to the node or cluster (privileged, host PID,
+    docker.sock); high: weakens isolation a lot (privilege escalation, host
+    mounts, capabilities); medium: hardening or reliability gaps with a real
+    failure mode (read-only root FS, resources, probes pointing nowhere);
+    low: hygiene (labels, deprecated fields, anti-affinity).
+    """
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def sarif_level(self) -> str:
+        return {"critical": "error", "high": "error", "medium": "warning", "low": "note"}[self.value]
+
+    @property
+    def weight(self) -> float:
+        """The severity as a number for risk scores (1.0 critical .. 0.25 low)."""
+        return {"critical": 1.0, "high": 0.75, "medium": 0.5, "low": 0.25}[self.value]
+
+
+class Engine(str, Enum):
+    """What produced a finding."""
+
+    BUILTIN = "builtin"
+    KUBE_LINTER = "kube-linter"
+
+
+@total_ordering
+class Applicability(str, Enum):
+    """How safe a fix is to apply unattended (like ruff's safe/unsafe fixes),
+    ordered from the least to the most caution it needs."""
+
+    SAFE = "safe"  # hardening a well-behaved workload survives
+    REVIEW = "review"  # likely right, but can break a workload
+    MANUAL = "manual"  # the tool cannot know the right value
+
+    @property
+    def rank(self) -> int:
+        return _APPLICABILITY_ORDER.index(self)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Applicability):
+            return NotImplemented
+        return self.rank < other.rank
+
+
+_APPLICABILITY_ORDER = (Applicability.SAFE, Applicability.REVIEW, Applicability.MANUAL)
+
+
+class Source(str, Enum):
+    """Who wrote a patch. Model sources also name their endpoint (``PatchRecord.endpoint``)."""
+
+    RULES = "rules"  # the check's own fix
+    MODEL = "model"  # a model's answer, accepted as it was
+    MODEL_WITH_RULES = "model+rules"  # a model's answer with the rule fix merged in (guardrails)
+    RULES_FALLBACK = "rules-fallback"  # the model's answers were refused; the rule fix instead
+
+
+# --- identity and location -------------------------------------------------------------
+
+
 class ObjectRef(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    """The identity of a Kubernetes object: what kube-linter and kubectl call it."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     api_version: str = Field(alias="apiVersion")
     kind: str
     namespace: str = ""
     name: str = ""
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {ns}{self.name}"
+
+
+class Problem(BaseModel):
+    """One file (or one document of it) that could not be used, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    message: str
+    line: int | None = None
+    # "error": the input is broken (exit code 2); "warning": an unrendered
+    # Helm template, skipped; "note": valid YAML that is not a Kubernetes
+    # object, skipped on purpose.
+    level: str = "error"
+
+    def __init__(self, path: str, message: str, line: int | None = None, level: str = "error", **extra: Any):
+        super().__init__(path=path, message=message, line=line, level=level, **extra)
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
+
+
+# --- detect ---------------------------------------------------------------------
 
 
 class Detection(BaseModel):
@@ -43,20 +146,33 @@ class Detection(BaseModel):
     document_index: int = 0
     list_index: int | None = None
     line: int | None = None
-    severity: str = "medium"
+    severity: Severity = Severity.MEDIUM
     container: str | None = None
-    engine: str = "builtin"
+    engine: Engine = Engine.BUILTIN
     # The application the finding was made in (a folder, a chart or a file):
     # later stages rebuild the same context from it.
     application: str | None = None
 
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        """What identifies the finding on its object: check, container, message."""
+        return (self.policy_id, self.container, self.violation_text)
 
-class Applicability(str, Enum):
-    """How safe a fix is to apply unattended (like ruff's safe/unsafe fixes)."""
 
-    SAFE = "safe"  # hardening a well-behaved workload survives
-    REVIEW = "review"  # likely right, but can break a workload
-    MANUAL = "manual"  # the tool cannot know the right value
+class DetectResult(BaseModel):
+    """What an engine found in a set of paths."""
+
+    detections: list[Detection] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+    files: int = 0
+    objects: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+
+# --- propose --------------------------------------------------------------------
 
 
 class PatchRecord(BaseModel):
@@ -64,7 +180,8 @@ class PatchRecord(BaseModel):
 
     id: str  # = the detection id
     policy_id: str
-    source: str = "rules"
+    source: Source = Source.RULES
+    endpoint: str | None = None  # the model endpoint of a model source
     patch: list[dict[str, Any]] = Field(default_factory=list)
     applicability: Applicability = Applicability.REVIEW
     explanation: str = ""
@@ -77,37 +194,137 @@ class PatchRecord(BaseModel):
     # Model modes: requests, tokens, latency and attempts spent on this patch.
     usage: dict[str, Any] | None = None
 
+    @property
+    def is_manual(self) -> bool:
+        """No change to verify: a person has to make it."""
+        return not self.patch and self.creates is None
+
+
+# --- verify ---------------------------------------------------------------------
+
+
+class Reason(BaseModel):
+    """Why a gate refused a change: which gate, about which check and path."""
+
+    gate: str
+    message: str
+    check: str | None = None
+    path: str | None = None
+
+    def __str__(self) -> str:
+        about = f"{self.check}: " if self.check else ""
+        return f"{self.gate}: {about}{self.message}"
+
+
+def _reason_from_text(text: str) -> Reason:
+    gate, _, message = text.partition(": ")
+    return Reason(gate=gate, message=message) if message else Reason(gate="unknown", message=text)
+
 
 class Verdict(BaseModel):
-    """The verifier's judgement of one patch, gate by gate."""
+    """The verifier's judgement of one patch, gate by gate.
+
+    ``gates`` maps each gate (in the order of the gate registry) to whether it
+    passed, or None when it did not run. The seed's ``ok_<gate>`` fields and
+    ``errors`` strings are written alongside, derived from these."""
 
     id: str
     policy_id: str = ""
     accepted: bool
-    ok_apply: bool = False
-    ok_policy: bool = False
-    ok_regression: bool = False
-    ok_schema: bool = False
-    ok_safety: bool = False
-    ok_rescan: bool | None = None  # None: the rescan was not requested
+    gates: dict[str, bool | None] = Field(default_factory=dict)
     applicability: Applicability = Applicability.REVIEW
     patch_ops: int = 0
     patched_yaml: str | None = None
-    errors: list[str] | None = None
+    reasons: list[Reason] | None = None  # with --include-errors
+
+    @property
+    def errors(self) -> list[str] | None:
+        return None if self.reasons is None else [str(r) for r in self.reasons]
+
+    def first_failed_gate(self) -> str | None:
+        return next((gate for gate, ok in self.gates.items() if ok is False), None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_seed_fields(cls, data: Any) -> Any:
+        """A file written with only the seed's ok_<gate> fields (or by an older version) reads the same."""
+        if isinstance(data, dict) and not data.get("gates"):
+            gates = {key[3:]: value for key, value in data.items() if key.startswith("ok_")}
+            if gates:
+                data = {**data, "gates": gates}
+        if isinstance(data, dict) and data.get("reasons") is None and isinstance(data.get("errors"), list):
+            data = {**data, "reasons": [_reason_from_text(str(e)) for e in data["errors"]]}
+        return data
+
+    @model_serializer(mode="wrap")
+    def _with_seed_fields(self, handler):
+        data = handler(self)
+        for gate, ok in self.gates.items():
+            data[f"ok_{gate}"] = ok
+        data["errors"] = self.errors
+        return data
+
+
+# --- fix ------------------------------------------------------------------------
+
+
+class ObjectEdit(BaseModel):
+    """Everything done to one object: operations in order, objects to create."""
+
+    path: str
+    document_index: int
+    list_index: int | None = None
+    ref: ObjectRef
+    ops: list[dict[str, Any]] = Field(default_factory=list)
+    creates: list[dict[str, Any]] = Field(default_factory=list)
+    fixed: list[str] = Field(default_factory=list)  # detection ids
+
+    @property
+    def location(self) -> tuple[str, int, int | None]:
+        return (self.path, self.document_index, self.list_index)
+
+
+# --- risk and schedule ----------------------------------------------------------------
+
+
+class RiskRecord(BaseModel):
+    id: str
+    policy_id: str
+    risk: float  # 0..1
+    severity: Severity
+    severity_weight: float
+    exposure: float
+    exposure_reasons: list[str] = Field(default_factory=list)
+    images: list[str] = Field(default_factory=list)
+    cves: int = 0
+    max_epss: float = 0.0
+    kev: bool = False
+    kev_cves: list[str] = Field(default_factory=list)
+
+
+class ScheduleItem(BaseModel):
+    id: str
+    policy_id: str
+    score: float
+    R: float
+    p: float
+    Et: float
+    wait: float
+    kev: bool
+    explore: float
+    first_seen: str
+
+
+# --- ids and digests --------------------------------------------------------------
 
 
 def object_digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def detection_id(path: str, obj: dict, check: str, container: str | None, message: str) -> str:
-    """Stable id: the same finding on the same input gets the same id.
-
-    ``obj`` is the object reference in contract form (apiVersion, kind,
-    namespace, name)."""
-    key = "\0".join(
-        [path, obj["apiVersion"], obj["kind"], obj["namespace"], obj["name"], check, container or "", message]
-    )
+def detection_id(path: str, ref: ObjectRef, check: str, container: str | None, message: str) -> str:
+    """Stable id: the same finding on the same input gets the same id."""
+    key = "\0".join([path, ref.api_version, ref.kind, ref.namespace, ref.name, check, container or "", message])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -126,6 +343,7 @@ def dumps(payload: Any) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half; an existing file keeps its mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -141,17 +359,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dumps(payload))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(Path(path), dumps(payload))
 
 
 def write_models(path: str | Path, items: list[BaseModel]) -> None:

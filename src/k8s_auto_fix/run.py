@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from .checks import Check
+from .checks.fixes import FixOptions
 from .checks.selection import select_checks
 from .config import RunConfig
 from .contracts import write_json_atomic, write_models
@@ -25,10 +27,11 @@ from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
 from .schedule.score import build_schedule
-from .verify.verifier import VerifyOptions, apply_patch, verify_parallel
+from .patch import apply_patch
+from .verify.judging import VerifyOptions
+from .verify.verifier import verify_parallel
 
 REPORT_DIFFS = 300  # fixes shown with their diff in report.html
-ARTEFACTS = ("detections.json", "patches.json", "verified.json", "risk.json", "schedule.json", "queue.db", "metrics.json")
 
 
 @dataclass
@@ -39,17 +42,18 @@ class RunOptions:
     kev_json: Path | None = None
     trivy_reports: Sequence[Path] = ()
     image_pins: dict | None = None
+    checks: Sequence[Check] | None = None  # None: the configuration's selection
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    checks = select_checks()
+    checks = list(options.checks) if options.checks is not None else select_checks(selection=options.config.checks, custom=options.config.custom_checks)
     step("detect")
     detected = detect(paths, checks, options.detect)
     write_models(out / "detections.json", detected.detections)
     step("propose")
     store = ObjectStore()
-    proposed = propose_rules(detected.detections, options.config.fixes, options.image_pins or {}, store)
+    proposed = propose_rules(detected.detections, FixOptions(options.config.fixes, options.image_pins or {}), store)
     write_models(out / "patches.json", proposed.patches)
     step("verify")
     verdicts = verify_parallel(checks, VerifyOptions(), proposed.patches, detected.detections).verdicts
@@ -85,7 +89,7 @@ def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:
     for patch in patches:
         d = by_id.get(patch.id)
         obj = store.object(d.manifest_path, d.document_index, d.list_index) if d else None
-        if obj is None or not (patch.patch or patch.creates):
+        if obj is None or patch.is_manual:
             continue
         before = yaml.safe_dump(obj.data, sort_keys=False).splitlines()
         try:

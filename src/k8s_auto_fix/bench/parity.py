@@ -48,7 +48,7 @@ def run_parity(paths: Sequence[str], context: ContextMode, reference: Path | Non
         source = f"reference {reference}"
     else:
         try:
-            theirs = detect_with_kube_linter(paths, shared_checks, DetectOptions(context=context))
+            theirs = detect_with_kube_linter(paths, shared_checks, DetectOptions(context=context).runner)
         except KubeLinterError as err:
             raise ParityError(str(err)) from None
         theirs_keys = Counter(_key(d, True) for d in theirs.detections)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import ScheduleSettings
-from ..schedule.score import ScheduleItem
+from ..contracts import ScheduleItem
 
 
 @dataclass

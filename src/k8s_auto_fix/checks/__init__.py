@@ -1,5 +1,5 @@
 """The check registry. Importing this package registers every built-in check,
-one module per family."""
+one module per family, each check in one block of its module."""
 
 from . import (  # noqa: F401  (imported to register their checks)
     apis,
@@ -15,6 +15,6 @@ from . import (  # noqa: F401  (imported to register their checks)
     services,
     workloads,
 )
-from .registry import REGISTRY, TEMPLATES, Check, KubeLinter, Severity, Violation
+from .registry import REGISTRY, TEMPLATES, Check, Fix, Kinds, KubeLinter, Proposal, Violation, settings_model
 
-__all__ = ["REGISTRY", "TEMPLATES", "Check", "KubeLinter", "Severity", "Violation"]
+__all__ = ["REGISTRY", "TEMPLATES", "Check", "Fix", "Kinds", "KubeLinter", "Proposal", "Violation", "settings_model"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from .common import WORKLOADS, string_matcher
-from .registry import KubeLinter, Severity, Violation, check, template
+from .common import SERVICE, WORKLOADS, string_matcher
+from ..contracts import Severity
+from .registry import Kinds, KubeLinter, Violation, check, template
 
 
 def gvk_string(obj) -> str:
@@ -64,7 +65,7 @@ check(
         "https://kubernetes.io/blog/2019/07/18/api-deprecations-in-1-16/ for details."
     ),
     severity=Severity.MEDIUM,
-    scope="any object",
+    kinds=Kinds(),
 )
 check(
     "required-label-owner",
@@ -73,8 +74,7 @@ check(
     description="Indicates when objects do not have an email annotation with an owner label.",
     remediation="Add an email annotation to your object with the name of the object's owner.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -84,8 +84,7 @@ check(
     description="Indicates when objects do not have an email annotation with a valid email address.",
     remediation="Add an email annotation to your object with the email address of the object's owner.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -97,8 +96,7 @@ check(
         "https://kubernetes.io/docs/tasks/administer-cluster/namespaces/ for details."
     ),
     severity=Severity.LOW,
-    scope=f"{WORKLOADS}; Service",
-    enabled_by_default=False,
+    kinds=WORKLOADS + SERVICE,
     kube_linter=KubeLinter.OPTIONAL,
 )
 
@@ -132,7 +130,6 @@ check(
     description="Ensures YAML keys are sorted alphabetically for consistency and easier review.",
     remediation="Sort the keys of every mapping alphabetically.",
     severity=Severity.LOW,
-    scope="any object",
-    enabled_by_default=False,
+    kinds=Kinds(),
     kube_linter=KubeLinter.OPTIONAL,
 )

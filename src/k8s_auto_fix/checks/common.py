@@ -1,17 +1,23 @@
-"""Helpers shared by check templates: Go-compatible quoting, regex params, scopes."""
+"""Helpers shared by check templates: Go-compatible quoting, regex params,
+object kinds, and running a rule per container or per pod spec."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from ..manifests.context import Application
 from ..manifests.objects import Container, K8sObject
-from .registry import DetectFn, Violation
+from .registry import DetectFn, Kinds, Violation
 
-WORKLOADS = "workloads (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, ReplicationController, Job, CronJob, DeploymentConfig)"
+WORKLOADS = Kinds(
+    ("Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "DeploymentConfig")
+)
+SERVICE = Kinds(("Service",), "v1")
 
 
 _PLAIN = re.compile(r'[^"\\\x00-\x1f\x7f]*')
@@ -55,7 +61,17 @@ def string_matcher(pattern: str) -> Callable[[str], bool]:
     return lambda value: regex.search(value) is not None
 
 
-ContainerRule = Callable[[Container, K8sObject], Iterable[str]]
+@dataclass(frozen=True)
+class Hit:
+    """What a per-container or pod-level rule found: the message, the field
+    (segments below the container or the pod spec) and its offending value."""
+
+    message: str
+    at: tuple[str | int, ...] = ()
+    value: Any = None
+
+
+ContainerRule = Callable[[Container, K8sObject], Iterable["str | Hit"]]
 
 
 def per_container(rule: ContainerRule, groups: tuple[str, ...] | None = None) -> DetectFn:
@@ -66,20 +82,27 @@ def per_container(rule: ContainerRule, groups: tuple[str, ...] | None = None) ->
             return
         containers = obj.containers if groups is None else obj.containers_of(*groups)
         for container in containers:
-            for message in rule(container, obj):
-                yield Violation(message, container.name)
+            for hit in rule(container, obj):
+                if isinstance(hit, Hit):
+                    yield Violation(hit.message, container.name, (*container.segments, *hit.at), hit.value)
+                else:
+                    yield Violation(hit, container.name, container.segments)
 
     return detect
 
 
-def pod_level(rule: Callable[[dict, K8sObject], Iterable[str]]) -> DetectFn:
+def pod_level(rule: Callable[[dict, K8sObject], Iterable["str | Hit"]]) -> DetectFn:
     """Run ``rule`` on the pod spec of a workload."""
 
     def detect(obj: K8sObject, app: Application) -> Iterator[Violation]:
         if not obj.is_deployment_like:
             return
-        for message in rule(obj.pod_spec, obj):
-            yield Violation(message)
+        base = obj.pod_spec_segments
+        for hit in rule(obj.pod_spec, obj):
+            if isinstance(hit, Hit):
+                yield Violation(hit.message, None, (*base, *hit.at), hit.value)
+            else:
+                yield Violation(hit, None, base)
 
     return detect
 

@@ -5,24 +5,17 @@ from __future__ import annotations
 import math
 import re
 
-from ..contracts import Applicability
+from ..contracts import Applicability, Severity
 from ..manifests.selectors import SelectorError, from_label_selector
+from pydantic import Field
+
 from .common import as_dict
 from .patching import set_value
-from .registry import (
-    Fix,
-    FixContext,
-    KubeLinter,
-    Proposal,
-    Severity,
-    Violation,
-    check,
-    template,
-)
+from .registry import Fix, FixContext, Kinds, KubeLinter, Proposal, Violation, check, setting, template
 from .workloads import replicas, workload_selector
 
-PDB = "PodDisruptionBudget (policy/v1)"
-HPA = "HorizontalPodAutoscaler (autoscaling)"
+PDB = Kinds(("PodDisruptionBudget",), "policy/v1")
+HPA = Kinds(("HorizontalPodAutoscaler",), "autoscaling")
 HPA_VERSIONS = {"autoscaling/v1", "autoscaling/v2", "autoscaling/v2beta1", "autoscaling/v2beta2"}
 
 
@@ -171,6 +164,10 @@ def hpa_minimum_replicas(minReplicas=3):
     return detect
 
 
+setting("pdb_unhealthy_pod_eviction_policy", str, Field("AlwaysAllow", pattern="^(AlwaysAllow|IfHealthyBudget)$"))
+setting("pdb_max_unavailable", int | str, 1)
+
+
 def _fix_eviction_policy(ctx: FixContext) -> Proposal | None:
     policy = ctx.settings.pdb_unhealthy_pod_eviction_policy
     # IfHealthyBudget is what an unset field means: spelling it out changes nothing.
@@ -182,18 +179,6 @@ def _fix_max_unavailable(ctx: FixContext) -> Proposal | None:
     return Proposal(set_value(ctx.obj.data, ("spec", "maxUnavailable"), ctx.settings.pdb_max_unavailable))
 
 
-EVICTION_POLICY_FIX = Fix(
-    Applicability.REVIEW,
-    "AlwaysAllow lets drains evict crash-looping pods, which a workload may rely on keeping (safe with IfHealthyBudget).",
-    _fix_eviction_policy,
-)
-MAX_UNAVAILABLE_FIX = Fix(
-    Applicability.REVIEW,
-    "Allowing a disruption lets node drains evict a pod; the right budget depends on the replica count.",
-    _fix_max_unavailable,
-)
-
-
 check(
     "pdb-unhealthy-pod-eviction-policy",
     template="pdb-unhealthy-pod-eviction-policy",
@@ -203,8 +188,18 @@ check(
         "https://kubernetes.io/docs/tasks/run-application/configure-pdb/#unhealthy-pod-eviction-policy for more information."
     ),
     severity=Severity.MEDIUM,
-    scope=PDB,
-    fix=EVICTION_POLICY_FIX,
+    kinds=PDB,
+    fix=Fix(
+        Applicability.REVIEW,
+        "AlwaysAllow lets drains evict crash-looping pods, which a workload may rely on keeping (safe with IfHealthyBudget).",
+        _fix_eviction_policy,
+        remedy=("object.spec.unhealthyPodEvictionPolicy",),
+    ),
+    guidance="""
+Set `spec.unhealthyPodEvictionPolicy` of the PodDisruptionBudget to `AlwaysAllow` (or `IfHealthyBudget`). Change
+nothing else.
+""",
+    aliases=("pdb-unhealthy-eviction-policy",),
 )
 check(
     "pdb-max-unavailable",
@@ -215,8 +210,13 @@ check(
         "https://kubernetes.io/docs/tasks/run-application/configure-pdb/ for more information."
     ),
     severity=Severity.MEDIUM,
-    scope=PDB,
-    fix=MAX_UNAVAILABLE_FIX,
+    kinds=PDB,
+    fix=Fix(
+        Applicability.REVIEW,
+        "Allowing a disruption lets node drains evict a pod; the right budget depends on the replica count.",
+        _fix_max_unavailable,
+        remedy=("object.spec.maxUnavailable",),
+    ),
 )
 check(
     "pdb-min-available",
@@ -227,7 +227,7 @@ check(
         "related deployment-like objects. Refer to https://kubernetes.io/docs/tasks/run-application/configure-pdb/ for more information."
     ),
     severity=Severity.MEDIUM,
-    scope=PDB,
+    kinds=PDB,
 )
 check(
     "dangling-horizontalpodautoscaler",
@@ -235,8 +235,7 @@ check(
     description="Indicates when HorizontalPodAutoscalers target a missing resource.",
     remediation="Confirm that your HorizontalPodAutoscaler's scaleTargetRef correctly matches one of your deployments.",
     severity=Severity.LOW,
-    scope=HPA,
-    enabled_by_default=False,
+    kinds=HPA,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -246,7 +245,6 @@ check(
     description="Indicates when a HorizontalPodAutoscaler targets less than three minReplicas",
     remediation="Increase the number of min replicas in your HorizontalPodAutoscaler to at least three to increase fault tolerance.",
     severity=Severity.LOW,
-    scope=HPA,
-    enabled_by_default=False,
+    kinds=HPA,
     kube_linter=KubeLinter.OPTIONAL,
 )

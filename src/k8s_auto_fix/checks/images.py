@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from ..contracts import Applicability
-from .common import WORKLOADS, go_quote, go_quote_list, go_regex, per_container
+from ..contracts import Applicability, Severity
+from .common import WORKLOADS, Hit, go_quote, go_quote_list, go_regex, per_container
 from .patching import set_value
-from .registry import Fix, FixContext, Proposal, Severity, check, template
+from .registry import Fix, FixContext, Proposal, check, template
+
+# --- latest-tag ---------------------------------------------------------------------
 
 
 @template("latest-tag")
@@ -20,14 +22,18 @@ def latest_tag(BlockList=(), AllowList=()):
         image = str(c.spec.get("image") or "")
         name = go_quote(c.name)
         if blocked and any(p.search(image) for p in blocked):
-            yield (
+            yield Hit(
                 f"The container {name} is using an invalid container image, {go_quote(image)}. "
-                f"Please use images that are not blocked by the `BlockList` criteria : {go_quote_list(BlockList)}"
+                f"Please use images that are not blocked by the `BlockList` criteria : {go_quote_list(BlockList)}",
+                ("image",),
+                image,
             )
         elif allowed and not any(p.search(image) for p in allowed):
-            yield (
+            yield Hit(
                 f"The container {name} is using an invalid container image, {go_quote(image)}. "
-                f"Please use images that satisfies the `AllowList` criteria : {go_quote_list(AllowList)}"
+                f"Please use images that satisfies the `AllowList` criteria : {go_quote_list(AllowList)}",
+                ("image",),
+                image,
             )
 
     return per_container(rule)
@@ -43,21 +49,23 @@ def _fix_latest_tag(ctx: FixContext) -> Proposal | None:
     return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "image"), pinned), explanation=f"{image} -> {pinned}")
 
 
-LATEST_TAG_FIX = Fix(
-    Applicability.SAFE,
-    "Applied only with a pin the user supplied (--image-pins); without one the fix is manual.",
-    _fix_latest_tag,
-)
-
-
 check(
-    "latest-tag",
-    template="latest-tag",
+    "latest-tag", "latest-tag",
     # An explicit :latest, no tag at all, or a registry port mistaken for a tag.
-    params={"BlockList": [".*:(latest)$", "^[^:]*$", "(.*/[^:]+)$"]},
+    {"BlockList": [".*:(latest)$", "^[^:]*$", "(.*/[^:]+)$"]},
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
     description="Indicates when a deployment-like object is running a container with an invalid container image",
     remediation="Use a container image with a specific tag other than latest.",
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=LATEST_TAG_FIX,
+    fix=Fix(
+        Applicability.SAFE,
+        "Applied only with a pin the user supplied (--image-pins); without one the fix is manual.",
+        _fix_latest_tag,
+        remedy=("container.image",),
+    ),
+    guidance="""
+Never invent an image tag. Only replace an image with a tag or digest the user supplied. If none was supplied, answer
+with an empty array `[]`.
+""",
+    aliases=("no-latest-tag",),
 )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..manifests.selectors import SelectorError, from_label_selector, go_map
 from .common import WORKLOADS, as_dict, as_list
-from .registry import KubeLinter, Severity, Violation, check, template
+from ..contracts import Severity
+from .registry import Kinds, KubeLinter, Violation, check, template
 
 NETWORKING = "networking.k8s.io/v1"
 
@@ -120,8 +121,7 @@ check(
         "https://cloud.redhat.com/blog/guide-to-kubernetes-ingress-network-policies for more details."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -130,8 +130,7 @@ check(
     description="Indicates when networkpolicies do not have any associated deployments.",
     remediation="Confirm that your networkpolicy's podselector correctly matches the labels on one of your deployments.",
     severity=Severity.LOW,
-    scope="NetworkPolicy",
-    enabled_by_default=False,
+    kinds=Kinds(("NetworkPolicy",), NETWORKING),
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -140,8 +139,7 @@ check(
     description="Indicates when NetworkPolicyPeer in Egress/Ingress rules -in the Spec of NetworkPolicy- do not have any associated deployments. If applied on the same namespace, the NetworkPolicyPeer podSelector labels should match labels of one of your deployments.",
     remediation="Confirm that your NetworkPolicy's Ingress/Egress peer's podselector correctly matches the labels on one of your deployments.",
     severity=Severity.LOW,
-    scope="NetworkPolicy",
-    enabled_by_default=False,
+    kinds=Kinds(("NetworkPolicy",), NETWORKING),
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -150,8 +148,7 @@ check(
     description="Indicates when ingress do not have any associated services.",
     remediation="Confirm that your ingress's backend service correctly matches the name and port of one of your services.",
     severity=Severity.LOW,
-    scope="Ingress",
-    enabled_by_default=False,
+    kinds=Kinds(("Ingress",), NETWORKING),
     kube_linter=KubeLinter.OPTIONAL,
 )
 
@@ -194,7 +191,6 @@ check(
     description="Indicate when a service monitor's selectors don't match any service. ServiceMonitors are a custom resource only used by the Prometheus operator (https://prometheus-operator.dev/docs/operator/design/#servicemonitor).",
     remediation="Check selectors and your services.",
     severity=Severity.LOW,
-    scope="ServiceMonitor (monitoring.coreos.com/v1)",
-    enabled_by_default=False,
+    kinds=Kinds(("ServiceMonitor",), "monitoring.coreos.com/v1"),
     kube_linter=KubeLinter.OPTIONAL,
 )

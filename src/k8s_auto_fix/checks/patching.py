@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..manifests.objects import pointer
-
-Segments = tuple[str | int, ...]
-Op = dict[str, Any]
+from ..patch import Op, Segments, pointer
 
 
 class CannotPatch(Exception):

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
-from ..contracts import Applicability
-from .common import WORKLOADS, as_dict, as_list, go_quote, per_container
+from ..contracts import Applicability, Severity
+from .common import WORKLOADS, Hit, as_dict, as_list, go_quote, per_container
 from .patching import append
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
+from .registry import Fix, FixContext, KubeLinter, Proposal, check, template
 
 REGULAR = ("containers",)  # kube-linter checks probes on regular containers only
+_PROBE_DOCS = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"
+
+
+# --- no-liveness-probe, no-readiness-probe --------------------------------------------------
 
 
 def _missing_probe(field: str, label: str):
     def rule(c, obj):
         if c.spec.get(field) is None:
-            yield f"container {go_quote(c.name)} does not specify a {label} probe"
+            yield Hit(f"container {go_quote(c.name)} does not specify a {label} probe", (field,))
 
     return per_container(rule, REGULAR)
 
 
-@template("liveness-probe")
-def liveness_probe():
-    return _missing_probe("livenessProbe", "liveness")
+template("liveness-probe")(lambda: _missing_probe("livenessProbe", "liveness"))
+template("readiness-probe")(lambda: _missing_probe("readinessProbe", "readiness"))
+template("startup-probe")(lambda: _missing_probe("startupProbe", "startup"))
+
+for _kind in ("liveness", "readiness"):
+    check(
+        f"no-{_kind}-probe", f"{_kind}-probe",
+        severity=Severity.LOW,
+        kinds=WORKLOADS,
+        kube_linter=KubeLinter.OPTIONAL,
+        description=f"Indicates when containers fail to specify a {_kind} probe.",
+        remediation=f"Specify a {_kind} probe in your container. Refer to {_PROBE_DOCS} for details.",
+    )
 
 
-@template("readiness-probe")
-def readiness_probe():
-    return _missing_probe("readinessProbe", "readiness")
-
-
-@template("startup-probe")
-def startup_probe():
-    return _missing_probe("startupProbe", "startup")
+# --- liveness-port, readiness-port, startup-port ----------------------------------------------
 
 
 def _exposed_ports(container) -> set:
@@ -62,62 +69,42 @@ def _probe_port(field: str):
         for handler, label in (("httpGet", "HTTPGet"), ("tcpSocket", "TCPSocket")):
             action = probe.get(handler)
             if isinstance(action, dict) and _port_key(action.get("port")) not in exposed:
-                yield f"container {name} does not expose port {_port_key(action.get('port'))[1]} for the {label}"
+                port = _port_key(action.get("port"))[1]
+                yield Hit(f"container {name} does not expose port {port} for the {label}", (field, handler, "port"), action.get("port"))
                 return
         grpc = probe.get("grpc")
         if isinstance(grpc, dict) and ("int", grpc.get("port", 0)) not in exposed:
-            yield f"container {name} does not expose port {grpc.get('port', 0)} for the GRPC check"
+            yield Hit(f"container {name} does not expose port {grpc.get('port', 0)} for the GRPC check", (field, "grpc", "port"), grpc.get("port", 0))
 
     return per_container(rule, REGULAR)
 
 
-template("liveness-port")(lambda: _probe_port("livenessProbe"))
-template("readiness-port")(lambda: _probe_port("readinessProbe"))
-template("startup-port")(lambda: _probe_port("startupProbe"))
-
-def _fix_probe_port(field: str):
+def _fix_probe_port(field: str) -> Fix:
     """Declare the port the probe already uses; ports are informational, so
     this changes nothing at run time. A named port that does not exist needs
     a person to say which number it is."""
 
     def build(ctx: FixContext) -> Proposal | None:
-        probe = as_dict(ctx.container.spec.get(field))
-        for handler in ("httpGet", "tcpSocket", "grpc"):
-            action = probe.get(handler)
-            if not isinstance(action, dict):
-                continue
-            kind, port = _port_key(action.get("port"))
-            if (kind, port) in _exposed_ports(ctx.container):
-                continue
-            if kind != "int" or not 0 < port < 65536:
-                return Proposal.manual(f"the probe names port {port!r}, which no container port defines")
-            return Proposal(append(ctx.obj.data, (*ctx.container.segments, "ports"), {"containerPort": port, "protocol": "TCP"}))
-        return None
+        kind, port = _port_key(ctx.violation.value)
+        if kind != "int" or not 0 < port < 65536:
+            return Proposal.manual(f"the probe names port {port!r}, which no container port defines")
+        return Proposal(append(ctx.obj.data, (*ctx.container.segments, "ports"), {"containerPort": port, "protocol": "TCP"}))
 
-    return Fix(Applicability.SAFE, "Container ports are informational; declaring the probed one changes no behaviour.", build)
-
-
-_PROBE_DOCS = "https://kubernetes.io/docs/tasks/configure-pod-container/configure-liveness-readiness-startup-probes/"
-
-for _kind in ("liveness", "readiness", "startup"):
-    check(
-        f"{_kind}-port",
-        template=f"{_kind}-port",
-        description=f"Indicates when containers have a {_kind} probe to a not exposed port.",
-        remediation=f"Check which ports you've exposed and ensure they match what you have specified in the {_kind} probe.",
-        severity=Severity.MEDIUM,
-        scope=WORKLOADS,
-        fix=_fix_probe_port(f"{_kind}Probe"),
+    return Fix(
+        Applicability.SAFE,
+        "Container ports are informational; declaring the probed one changes no behaviour.",
+        build,
+        remedy=("container.ports",),
     )
 
-for _kind in ("liveness", "readiness"):
+
+for _kind in ("liveness", "readiness", "startup"):
+    template(f"{_kind}-port")(lambda field=f"{_kind}Probe": _probe_port(field))
     check(
-        f"no-{_kind}-probe",
-        template=f"{_kind}-probe",
-        description=f"Indicates when containers fail to specify a {_kind} probe.",
-        remediation=f"Specify a {_kind} probe in your container. Refer to {_PROBE_DOCS} for details.",
-        severity=Severity.LOW,
-        scope=WORKLOADS,
-        enabled_by_default=False,
-        kube_linter=KubeLinter.OPTIONAL,
+        f"{_kind}-port", f"{_kind}-port",
+        severity=Severity.MEDIUM,
+        kinds=WORKLOADS,
+        description=f"Indicates when containers have a {_kind} probe to a not exposed port.",
+        remediation=f"Check which ports you've exposed and ensure they match what you have specified in the {_kind} probe.",
+        fix=_fix_probe_port(f"{_kind}Probe"),
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from .common import as_dict, as_list, go_regex
-from .registry import KubeLinter, Severity, Violation, check, template
+from ..contracts import Severity
+from .registry import Kinds, KubeLinter, Violation, check, template
 
 RBAC = "rbac.authorization.k8s.io/v1"
 
@@ -108,8 +109,7 @@ check(
     description="Indicate when a wildcard is used in Role or ClusterRole rules. CIS Benchmark 5.1.3 Use of wildcards is not optimal from a security perspective as it may allow for inadvertent access to be granted when new resources are added to the Kubernetes API either as CRDs or in later versions of the product.",
     remediation="Where possible replace any use of wildcards in clusterroles and roles with specific objects or actions.",
     severity=Severity.MEDIUM,
-    scope="Role, ClusterRole",
-    enabled_by_default=False,
+    kinds=Kinds(("Role", "ClusterRole"), RBAC),
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -118,8 +118,7 @@ check(
     description="CIS Benchmark 5.1.1 Ensure that the cluster-admin role is only used where required",
     remediation="Create and assign a separate role that has access to specific resources/actions needed for the service account.",
     severity=Severity.HIGH,
-    scope="ClusterRoleBinding",
-    enabled_by_default=False,
+    kinds=Kinds(("ClusterRoleBinding",), RBAC),
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -129,8 +128,7 @@ check(
     description="Indicates when a subject (Group/User/ServiceAccount) has access to Secrets. CIS Benchmark 5.1.2: Access to secrets should be restricted to the smallest possible group of users to reduce the risk of privilege escalation.",
     remediation="Where possible, remove get, list and watch access to secret objects in the cluster.",
     severity=Severity.MEDIUM,
-    scope="RoleBinding, ClusterRoleBinding",
-    enabled_by_default=False,
+    kinds=Kinds(("RoleBinding", "ClusterRoleBinding"), RBAC),
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -140,7 +138,6 @@ check(
     description="Indicates when a subject (Group/User/ServiceAccount) has create access to Pods. CIS Benchmark 5.1.4: The ability to create pods in a cluster opens up possibilities for privilege escalation and should be restricted, where possible.",
     remediation="Where possible, remove create access to pod objects in the cluster.",
     severity=Severity.MEDIUM,
-    scope="RoleBinding, ClusterRoleBinding",
-    enabled_by_default=False,
+    kinds=Kinds(("RoleBinding", "ClusterRoleBinding"), RBAC),
     kube_linter=KubeLinter.OPTIONAL,
 )

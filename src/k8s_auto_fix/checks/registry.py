@@ -1,11 +1,17 @@
 """One registry of checks: the unit of policy knowledge.
 
-A check is data (id, description, remediation, severity, scope, whether
-kube-linter knows it) plus a ``detect`` function built from a parameterised
-template, the way kube-linter defines its built-in checks: ``sensitive-host-
-mounts`` and ``docker-sock`` are both the ``host-mounts`` template with other
-parameters. Templates are registered by name so that kube-linter config files
-can declare custom checks with them.
+A check is data (id, description, remediation, severity, the kinds of object
+it looks at, where it comes from) plus a ``detect`` function built from a
+parameterised template, the way kube-linter defines its built-in checks:
+``sensitive-host-mounts`` and ``docker-sock`` are both the ``host-mounts``
+template with other parameters. Templates are registered by name so that
+kube-linter config files can declare custom checks with them.
+
+Everything else a check knows sits in the same declaration: its ``Fix`` (how,
+how safe and why, and the fields the fix may change: its *remedy*), the
+guidance a model gets for it, and older spellings of its id. Values a fix has
+to choose are declared next to the checks that use them (``setting``), and
+the run configuration's ``fixes:`` section is built from those declarations.
 """
 
 from __future__ import annotations
@@ -15,32 +21,13 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ..contracts import Applicability
+from pydantic import BaseModel, ConfigDict, create_model
+
+from ..contracts import Applicability, Severity
 
 if TYPE_CHECKING:
-    from ..config import FixDefaults
     from ..manifests.context import Application
     from ..manifests.objects import Container, K8sObject
-
-
-class Severity(str, Enum):
-    """How bad a finding is, for ranking and for SARIF levels.
-
-    critical: a direct path to the node or cluster (privileged, host PID,
-    docker.sock); high: weakens isolation a lot (privilege escalation, host
-    mounts, capabilities); medium: hardening or reliability gaps with a real
-    failure mode (read-only root FS, resources, probes pointing nowhere);
-    low: hygiene (labels, deprecated fields, anti-affinity).
-    """
-
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-    @property
-    def sarif_level(self) -> str:
-        return {"critical": "error", "high": "error", "medium": "warning", "low": "note"}[self.value]
 
 
 class KubeLinter(str, Enum):
@@ -52,9 +39,36 @@ class KubeLinter(str, Enum):
 
 
 @dataclass(frozen=True)
+class Kinds:
+    """The objects a check looks at: kind names (empty: any object), and the
+    API group when it matters for what the check reads."""
+
+    names: tuple[str, ...] = ()
+    group: str | None = None
+
+    def __add__(self, other: Kinds) -> Kinds:
+        return Kinds(self.names + other.names)
+
+    def __str__(self) -> str:
+        if not self.names:
+            return "any object"
+        return ", ".join(self.names) + (f" ({self.group})" if self.group else "")
+
+
+@dataclass(frozen=True)
 class Violation:
+    """One thing a check found: the message (kube-linter's text), the container
+    it is about, the JSON Pointer segments of the offending field (or of its
+    nearest existing parent) from the object's root, and the offending value."""
+
     message: str
     container: str | None = None
+    path: tuple[str | int, ...] = ()
+    value: Any = None
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        return (self.container, self.message)
 
 
 DetectFn = Callable[["K8sObject", "Application"], Iterable[Violation]]
@@ -66,9 +80,9 @@ class FixContext:
 
     obj: K8sObject
     app: Application
+    violation: Violation
     container: Container | None  # the container the finding names, if any
-    message: str
-    settings: FixDefaults
+    settings: Any  # the ``fixes:`` section of the run configuration (FixSettings)
     image_pins: dict[str, str] = field(default_factory=dict)
 
 
@@ -82,25 +96,44 @@ class Proposal:
     explanation: str = ""
     creates: dict[str, Any] | None = None
 
-
     @classmethod
     def manual(cls, explanation: str) -> Proposal:
         """No patch: a person has to decide; says what to do."""
         return cls(applicability=Applicability.MANUAL, explanation=explanation)
 
+    @property
+    def is_manual(self) -> bool:
+        return not self.ops and self.creates is None
+
 
 @dataclass(frozen=True)
 class Fix:
-    """How a check's findings are fixed, and how safe that is (with why)."""
+    """How a check's findings are fixed, how safe that is (and why), and the
+    remedy: the fields the fix may change, as dotted paths from the finding's
+    container (``container.``), its pod spec (``pod.``) or the object
+    (``object.``); ``*`` stands for any list index, and a path covers
+    everything below it."""
 
     applicability: Applicability
     reason: str
     build: Callable[[FixContext], Proposal | None]
+    remedy: tuple[str, ...] = ()
 
     @classmethod
     def manual(cls, reason: str, explanation: str) -> Fix:
         """A check whose findings the tool cannot fix: the reason, and what to do."""
         return cls(Applicability.MANUAL, reason, lambda ctx: Proposal.manual(explanation))
+
+    def allows(self, role_path: str) -> bool:
+        """Whether the remedy covers ``role_path`` (``container.image``, ``pod.volumes.*.name``...)."""
+        return any(_covers(pattern, role_path) for pattern in self.remedy)
+
+
+def _covers(pattern: str, path: str) -> bool:
+    wanted, actual = pattern.split("."), path.split(".")
+    if len(actual) < len(wanted):
+        return False
+    return all(w == "*" or w == a for w, a in zip(wanted, actual))
 
 
 @dataclass(frozen=True)
@@ -109,7 +142,7 @@ class Check:
     description: str
     remediation: str
     severity: Severity
-    scope: str  # the objects it looks at, in words (shown by `checks`)
+    kinds: Kinds
     template: str
     detect: DetectFn
     params: dict[str, Any] = field(default_factory=dict)
@@ -119,6 +152,8 @@ class Check:
     # workload's ServiceAccount); the others only need the object itself.
     cross_object: bool = False
     fix: Fix | None = None
+    guidance: str = ""  # what a model is told about fixing it
+    aliases: tuple[str, ...] = ()  # older spellings of the id (the prototype's)
 
 
 class CheckConfigError(ValueError):
@@ -145,21 +180,30 @@ def template(name: str, cross_object: bool = False) -> Callable[[TemplateFactory
 
 def check(
     id: str,
-    *,
     template: str,
+    params: dict[str, Any] | None = None,
+    *,
+    severity: Severity,
+    kinds: Kinds,
     description: str,
     remediation: str,
-    severity: Severity,
-    scope: str,
-    params: dict[str, Any] | None = None,
-    enabled_by_default: bool = True,
     kube_linter: KubeLinter = KubeLinter.DEFAULT,
     fix: Fix | None = None,
+    guidance: str = "",
+    aliases: tuple[str, ...] = (),
 ) -> Check:
-    """Declare a check from a template and its parameters (and its fix)."""
-    built = build_check(id, template, params or {}, description, remediation, severity, scope)
+    """Declare a check from a template and its parameters. kube-linter's
+    optional checks are off by default; its default ones and ours are on."""
+    built = build_check(id, template, params or {}, description, remediation, severity, kinds)
     registered = Check(
-        **{**built.__dict__, "enabled_by_default": enabled_by_default, "kube_linter": kube_linter, "fix": fix}
+        **{
+            **built.__dict__,
+            "enabled_by_default": kube_linter is not KubeLinter.OPTIONAL,
+            "kube_linter": kube_linter,
+            "fix": fix,
+            "guidance": guidance.strip(),
+            "aliases": aliases,
+        }
     )
     if id in REGISTRY:
         raise ValueError(f"check {id!r} registered twice")
@@ -174,7 +218,7 @@ def build_check(
     description: str = "",
     remediation: str = "",
     severity: Severity = Severity.MEDIUM,
-    scope: str = "",
+    kinds: Kinds = Kinds(),
 ) -> Check:
     factory = TEMPLATES.get(template_name)
     if factory is None:
@@ -188,7 +232,7 @@ def build_check(
         description=description,
         remediation=remediation,
         severity=severity,
-        scope=scope,
+        kinds=kinds,
         template=template_name,
         detect=detect,
         params=params,
@@ -196,3 +240,28 @@ def build_check(
         kube_linter=KubeLinter.NONE,
         cross_object=template_name in CROSS_OBJECT_TEMPLATES,
     )
+
+
+# --- values fixes choose ----------------------------------------------------------------
+
+
+class Settings(BaseModel):
+    """A group of fix settings (a nested block of ``fixes:``); unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+SETTINGS: dict[str, tuple[Any, Any]] = {}  # key of ``fixes:`` -> (type, default or Field)
+
+
+def setting(key: str, annotation: Any, default: Any) -> None:
+    """Declare a value fixes must choose, under ``fixes.<key>`` in the run
+    configuration (a plain type with a pydantic ``Field``, or a ``Settings`` model)."""
+    if key in SETTINGS:
+        raise ValueError(f"fix setting {key!r} declared twice")
+    SETTINGS[key] = (annotation, default)
+
+
+def settings_model() -> type[Settings]:
+    """The ``fixes:`` section as one validated model, from every declared setting."""
+    return create_model("FixSettings", __base__=Settings, **SETTINGS)

@@ -6,10 +6,10 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..contracts import Applicability
-from .common import WORKLOADS, as_dict, go_quote, per_container
+from ..contracts import Applicability, Severity
+from .common import WORKLOADS, Hit, as_dict, go_quote, per_container
 from .patching import set_value
-from .registry import Fix, FixContext, Proposal, Severity, check, template
+from .registry import Fix, FixContext, Proposal, Settings, check, setting, template
 
 _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
 _SUFFIX = {
@@ -61,7 +61,7 @@ def _requirements_template(resource: str, scale, unit_param: str):
                 scaled = scale(value)
                 if lower * _unit(unit_param) <= scaled and (upper is None or scaled <= upper * _unit(unit_param)):
                     label = "request" if kind == "requests" else "limit"
-                    yield f"container {go_quote(c.name)} has {resource} {label} {shown if scaled else '0'}"
+                    yield Hit(f"container {go_quote(c.name)} has {resource} {label} {shown if scaled else '0'}", ("resources", kind, resource))
 
         return per_container(rule)
 
@@ -75,6 +75,20 @@ def _unit(unit_param: str) -> int:
 template("cpu-requirements")(_requirements_template("cpu", lambda v: math.ceil(v * 1000), "Millis"))
 template("memory-requirements")(_requirements_template("memory", lambda v: math.ceil(v), "MB"))
 
+
+class ResourceSettings(Settings):
+    # Guessed values: every fix that uses them is a `review` fix.
+    cpu_request: str = "100m"
+    memory_limit: str = "512Mi"
+
+
+setting("resources", ResourceSettings, ResourceSettings())
+GUESSED = "The value is a default from configs/run.yaml, not a measurement of this workload."
+
+
+# --- unset-cpu-requirements ------------------------------------------------------------
+
+
 def _fix_cpu_request(ctx: FixContext) -> Proposal | None:
     resources = as_dict(ctx.container.spec.get("resources"))
     request = ctx.settings.resources.cpu_request
@@ -82,6 +96,27 @@ def _fix_cpu_request(ctx: FixContext) -> Proposal | None:
     if limit and limit < parse_quantity(request):
         request = as_dict(resources.get("limits"))["cpu"]  # a request above the limit is invalid
     return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "requests", "cpu"), request))
+
+
+check(
+    "unset-cpu-requirements", "cpu-requirements", {"lowerBoundMillis": 0, "requirementsType": "request", "upperBoundMillis": 0},
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    description="Indicates when containers do not have CPU requests and limits set.",
+    remediation=(
+        "Set CPU requests for your container based on its requirements. Refer to "
+        "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
+    ),
+    fix=Fix(Applicability.REVIEW, GUESSED, _fix_cpu_request, remedy=("container.resources.requests.cpu",)),
+    guidance="""
+Set `resources.requests.cpu` on the named container, for example `100m`. A request must not exceed the container's CPU
+limit, if one is set. Only requests are checked.
+""",
+    aliases=("set-requests-limits",),
+)
+
+
+# --- unset-memory-requirements ------------------------------------------------------------
 
 
 def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
@@ -93,34 +128,23 @@ def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
     return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "limits", "memory"), limit))
 
 
-GUESSED = "The value is a default from configs/run.yaml, not a measurement of this workload."
-CPU_REQUEST_FIX = Fix(Applicability.REVIEW, GUESSED, _fix_cpu_request)
-MEMORY_LIMIT_FIX = Fix(Applicability.REVIEW, GUESSED + " A limit too low gets the container OOM-killed.", _fix_memory_limit)
-
-
 check(
-    "unset-cpu-requirements",
-    template="cpu-requirements",
-    params={"lowerBoundMillis": 0, "requirementsType": "request", "upperBoundMillis": 0},
-    description="Indicates when containers do not have CPU requests and limits set.",
-    remediation=(
-        "Set CPU requests for your container based on its requirements. Refer to "
-        "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
-    ),
+    "unset-memory-requirements", "memory-requirements", {"lowerBoundMB": 0, "requirementsType": "limit", "upperBoundMB": 0},
     severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=CPU_REQUEST_FIX,
-)
-check(
-    "unset-memory-requirements",
-    template="memory-requirements",
-    params={"lowerBoundMB": 0, "requirementsType": "limit", "upperBoundMB": 0},
+    kinds=WORKLOADS,
     description="Indicates when containers do not have memory requests and limits set.",
     remediation=(
         "Set memory limits for your container based on its requirements. Refer to "
         "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
     ),
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=MEMORY_LIMIT_FIX,
+    fix=Fix(
+        Applicability.REVIEW,
+        GUESSED + " A limit too low gets the container OOM-killed.",
+        _fix_memory_limit,
+        remedy=("container.resources.limits.memory",),
+    ),
+    guidance="""
+Set `resources.limits.memory` on the named container, for example `512Mi`. A limit must not be lower than the
+container's memory request, if one is set. Only limits are checked.
+""",
 )

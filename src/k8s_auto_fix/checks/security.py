@@ -1,10 +1,18 @@
-"""Container and pod security settings: privileges, users, capabilities, sysctls."""
+"""Container and pod security settings: privileges, users, capabilities, sysctls.
+
+One block per check: its template, its fix (with the reasoning behind its
+applicability and the fields it may change), its guidance for a model, and
+its declaration.
+"""
 
 from __future__ import annotations
 
-from ..contracts import Applicability
+from pydantic import Field
+
+from ..contracts import Applicability, Severity
 from .common import (
     WORKLOADS,
+    Hit,
     as_dict,
     as_list,
     go_quote,
@@ -14,18 +22,98 @@ from .common import (
     string_matcher,
 )
 from .patching import append, remove_indices, set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Severity, check, template
+from .registry import Fix, FixContext, KubeLinter, Proposal, Settings, check, setting, template
 
-# --- templates ---------------------------------------------------------------
+SAFE, REVIEW = Applicability.SAFE, Applicability.REVIEW
+
+
+def _sc(ctx: FixContext) -> tuple:
+    """The finding's container securityContext (container level: it overrides the pod's)."""
+    return (*ctx.container.segments, "securityContext")
+
+
+def _is_all(capability: object) -> bool:
+    return str(capability).lower() == "all"
+
+
+def _cap_name(capability: object) -> str:
+    return str(capability).upper().removeprefix("CAP_")
+
+
+# UID given by the fixes that must choose one (run-as-non-root over an
+# explicit UID 0, run-as-root-uid).
+setting("run_as_user", int, Field(10001, gt=0))
+
+
+# --- no-read-only-root-fs -------------------------------------------------------------
+
+
+class ReadOnlyRootFsSettings(Settings):
+    # Most images write to /tmp; an emptyDir there keeps them working with a
+    # read-only root filesystem.
+    tmp_volume: bool = True
+    tmp_mount_path: str = "/tmp"
+    tmp_volume_name: str = "tmp"
+
+
+setting("read_only_root_fs", ReadOnlyRootFsSettings, ReadOnlyRootFsSettings())
 
 
 @template("read-only-root-fs")
 def read_only_root_fs():
     def rule(c, obj):
         if c.security_context.get("readOnlyRootFilesystem") is not True:
-            yield f"container {go_quote(c.name)} does not have a read-only root file system"
+            yield Hit(f"container {go_quote(c.name)} does not have a read-only root file system", ("securityContext", "readOnlyRootFilesystem"))
 
     return per_container(rule)
+
+
+def _free_volume_name(pod_spec: dict, wanted: str) -> str:
+    """``wanted``, reused if it is already an emptyDir, else a name not taken."""
+    volumes = {as_dict(v).get("name"): as_dict(v) for v in as_list(pod_spec.get("volumes"))}
+    if wanted not in volumes or "emptyDir" in volumes[wanted]:
+        return wanted
+    n = 2
+    while f"{wanted}-{n}" in volumes:
+        n += 1
+    return f"{wanted}-{n}"
+
+
+def _fix_read_only_root_fs(ctx: FixContext) -> Proposal | None:
+    ops = set_value(ctx.obj.data, (*_sc(ctx), "readOnlyRootFilesystem"), True)
+    tmp = ctx.settings.read_only_root_fs
+    mounts = as_list(ctx.container.spec.get("volumeMounts"))
+    if tmp.tmp_volume and not any(as_dict(m).get("mountPath") == tmp.tmp_mount_path for m in mounts):
+        name = _free_volume_name(ctx.obj.pod_spec, tmp.tmp_volume_name)
+        if not any(as_dict(v).get("name") == name for v in as_list(ctx.obj.pod_spec.get("volumes"))):
+            ops += append(ctx.obj.data, (*ctx.obj.pod_spec_segments, "volumes"), {"name": name, "emptyDir": {}})
+        ops += append(ctx.obj.data, (*ctx.container.segments, "volumeMounts"), {"name": name, "mountPath": tmp.tmp_mount_path})
+    return Proposal(ops, explanation=f"readOnlyRootFilesystem: true, with a writable emptyDir at {tmp.tmp_mount_path}" if len(ops) > 1 else "")
+
+
+check(
+    "no-read-only-root-fs", "read-only-root-fs",
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    description="Indicates when containers are running without a read-only root filesystem.",
+    remediation="Set readOnlyRootFilesystem to true in the container securityContext.",
+    fix=Fix(
+        REVIEW,
+        "Images that write outside /tmp (caches, pid files, logs) fail with a read-only root filesystem.",
+        _fix_read_only_root_fs,
+        remedy=("container.securityContext.readOnlyRootFilesystem", "container.volumeMounts", "pod.volumes"),
+    ),
+    guidance="""
+Set `securityContext.readOnlyRootFilesystem: true` on the named container (container level; the pod has no such
+field). Most images still need a writable `/tmp`: add an `emptyDir` volume to the pod's `volumes` and mount it at
+`/tmp` in that container, reusing an existing emptyDir named `tmp` if there is one. CIS Kubernetes Benchmark 5.7.x
+recommends immutable root filesystems; Pod Security Standards do not require it.
+""",
+    aliases=("read-only-root-fs",),
+)
+
+
+# --- run-as-non-root ---------------------------------------------------------------
 
 
 @template("run-as-non-root")
@@ -38,11 +126,45 @@ def run_as_non_root():
             return
         if c.effective_security("runAsNonRoot") is True:
             if user == 0:
-                yield f"container {go_quote(c.name)} is set to runAsNonRoot, but runAsUser set to 0"
+                yield Hit(f"container {go_quote(c.name)} is set to runAsNonRoot, but runAsUser set to 0", ("securityContext", "runAsUser"), 0)
             return
-        yield f"container {go_quote(c.name)} is not set to runAsNonRoot"
+        yield Hit(f"container {go_quote(c.name)} is not set to runAsNonRoot", ("securityContext", "runAsNonRoot"))
 
     return per_container(rule)
+
+
+def _fix_run_as_non_root(ctx: FixContext) -> Proposal | None:
+    ops = set_value(ctx.obj.data, (*_sc(ctx), "runAsNonRoot"), True)
+    if ctx.container.effective_security("runAsUser") == 0:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user)
+    return Proposal(ops)
+
+
+check(
+    "run-as-non-root", "run-as-non-root",
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    description="Indicates when containers are not set to runAsNonRoot.",
+    remediation=(
+        "Set runAsUser to a non-zero number and runAsNonRoot to true in your pod or container securityContext. "
+        "Refer to https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ for details."
+    ),
+    fix=Fix(
+        REVIEW,
+        "The kubelet refuses to start a container whose image runs as root once runAsNonRoot is true.",
+        _fix_run_as_non_root,
+        remedy=("container.securityContext.runAsNonRoot", "container.securityContext.runAsUser"),
+    ),
+    guidance="""
+Set `securityContext.runAsNonRoot: true` on the named container. If the container (or, failing that, the pod) sets
+`runAsUser: 0`, also set a non-zero `runAsUser` on the container, for example 10001. A container-level setting
+overrides the pod's, so a pod-level value is not enough when the container sets its own. Pod Security Standards
+(restricted) require runAsNonRoot.
+""",
+)
+
+
+# --- privilege-escalation-container ---------------------------------------------------
 
 
 @template("privilege-escalation-container")
@@ -53,26 +175,98 @@ def privilege_escalation_container():
             return
         name = go_quote(c.name)
         if sc.get("allowPrivilegeEscalation") is True:
-            yield f"container {name} has AllowPrivilegeEscalation set to true."
+            yield Hit(f"container {name} has AllowPrivilegeEscalation set to true.", ("securityContext", "allowPrivilegeEscalation"), True)
         elif sc.get("privileged") is True:
-            yield f"container {name} is Privileged hence allows privilege escalation."
+            yield Hit(f"container {name} is Privileged hence allows privilege escalation.", ("securityContext", "privileged"), True)
         elif "SYS_ADMIN" in as_list(as_dict(sc.get("capabilities")).get("add")):
-            yield f"container {name} has SYS_ADMIN capability hence allows privilege escalation."
+            yield Hit(f"container {name} has SYS_ADMIN capability hence allows privilege escalation.", ("securityContext", "capabilities", "add"), "SYS_ADMIN")
 
     return per_container(rule)
+
+
+def _fix_privilege_escalation(ctx: FixContext) -> Proposal | None:
+    sc = ctx.container.security_context
+    ops, applicability = [], SAFE
+    if sc.get("allowPrivilegeEscalation") is True:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False)
+    if sc.get("privileged") is True:
+        ops += set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False)
+        applicability = REVIEW
+    added = as_list(as_dict(sc.get("capabilities")).get("add"))
+    sys_admin = [i for i, cap in enumerate(added) if cap == "SYS_ADMIN"]
+    if sys_admin:
+        ops += remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added))
+        applicability = REVIEW
+    return Proposal(ops, applicability)
+
+
+check(
+    "privilege-escalation-container", "privilege-escalation-container",
+    severity=Severity.HIGH,
+    kinds=WORKLOADS,
+    description="Alert on containers of allowing privilege escalation that could gain more privileges than its parent process.",
+    remediation=(
+        "Ensure containers do not allow privilege escalation by setting allowPrivilegeEscalation=false, privileged=false "
+        "and removing CAP_SYS_ADMIN capability. See https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ "
+        "for more details."
+    ),
+    fix=Fix(
+        SAFE,
+        "allowPrivilegeEscalation: false only stops setuid binaries gaining privileges; clearing privileged or "
+        "SYS_ADMIN (review) can break CNI, storage and debugging workloads that need them.",
+        _fix_privilege_escalation,
+        remedy=(
+            "container.securityContext.allowPrivilegeEscalation",
+            "container.securityContext.privileged",
+            "container.securityContext.capabilities.add",
+        ),
+    ),
+    guidance="""
+On the named container's `securityContext`: set `allowPrivilegeEscalation: false`, set `privileged: false` if it is
+true, and remove `SYS_ADMIN` from `capabilities.add`. Kubernetes rejects `allowPrivilegeEscalation: false` together
+with `privileged: true`, so change both when both are set. Pod Security Standards (restricted) require
+allowPrivilegeEscalation to be false.
+""",
+)
+
+
+# --- privileged-container -------------------------------------------------------------
 
 
 @template("privileged")
 def privileged():
     def rule(c, obj):
         if c.security_context.get("privileged") is True:
-            yield f"container {go_quote(c.name)} is privileged"
+            yield Hit(f"container {go_quote(c.name)} is privileged", ("securityContext", "privileged"), True)
 
     return per_container(rule)
 
 
-def _is_all(capability: object) -> bool:
-    return str(capability).lower() == "all"
+def _fix_privileged(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False))
+
+
+check(
+    "privileged-container", "privileged",
+    severity=Severity.CRITICAL,
+    kinds=WORKLOADS,
+    description="Indicates when deployments have containers running in privileged mode.",
+    remediation="Do not run your container as privileged unless it is required.",
+    fix=Fix(
+        REVIEW,
+        "CNI plugins, storage drivers and node agents run privileged on purpose.",
+        _fix_privileged,
+        remedy=("container.securityContext.privileged",),
+    ),
+    guidance="""
+Set `securityContext.privileged: false` on the named container. Do not remove the container or its volumes. Pod
+Security Standards (baseline) forbid privileged containers.
+""",
+    aliases=("no-privileged",),
+)
+
+
+# --- drop-net-raw-capability ------------------------------------------------------------
 
 
 @template("verify-container-capabilities")
@@ -96,12 +290,18 @@ def verify_container_capabilities(forbiddenCapabilities=(), exceptions=()):
         for _, matches in matchers:
             for cap in added:
                 if matches(str(cap)) or _is_all(cap):
-                    yield f"container {name} has ADD capability: {go_quote(cap)}, which matched with the forbidden capability for containers"
+                    yield Hit(
+                        f"container {name} has ADD capability: {go_quote(cap)}, which matched with the forbidden capability for containers",
+                        ("securityContext", "capabilities", "add"),
+                        cap,
+                    )
         for wanted, matches in matchers:
             if not any(matches(str(cap)) or _is_all(cap) for cap in dropped):
-                yield (
+                yield Hit(
                     f"container {name} has DROP capabilities: {go_quote_list(dropped)}, "
-                    f"but does not drop capability {go_quote(wanted)} which is required"
+                    f"but does not drop capability {go_quote(wanted)} which is required",
+                    ("securityContext", "capabilities", "drop"),
+                    wanted,
                 )
 
     return per_container(rule)
@@ -118,15 +318,57 @@ def _no_capabilities_at_all(exceptions: list[str]):
         name = go_quote(c.name)
         for cap in as_list(caps.get("add")):
             if not any(m(str(cap)) for m in allowed):
-                yield (
+                yield Hit(
                     f"container {name} has ADD capability: {go_quote(cap)}, but no capabilities should be added "
-                    "at all and this capability is not included in the exceptions list"
+                    "at all and this capability is not included in the exceptions list",
+                    ("securityContext", "capabilities", "add"),
+                    cap,
                 )
         dropped = as_list(caps.get("drop"))
         if not any(_is_all(cap) for cap in dropped):
-            yield f"container {name} has DROP capabilities: {go_quote_list(dropped)}, but in fact all capabilities are required to be dropped"
+            yield Hit(
+                f"container {name} has DROP capabilities: {go_quote_list(dropped)}, but in fact all capabilities are required to be dropped",
+                ("securityContext", "capabilities", "drop"),
+            )
 
     return rule
+
+
+def _fix_drop_net_raw(ctx: FixContext) -> Proposal | None:
+    caps = as_dict(ctx.container.security_context.get("capabilities"))
+    ops, applicability = [], SAFE
+    added = [i for i, cap in enumerate(as_list(caps.get("add"))) if "NET_RAW" in str(cap) or _is_all(cap)]
+    if added:
+        ops += remove_indices((*_sc(ctx), "capabilities", "add"), added, len(as_list(caps.get("add"))))
+        applicability = REVIEW
+    if not any("NET_RAW" in str(cap) or _is_all(cap) for cap in as_list(caps.get("drop"))):
+        ops += append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "NET_RAW")
+    return Proposal(ops, applicability)
+
+
+check(
+    "drop-net-raw-capability", "verify-container-capabilities", {"forbiddenCapabilities": ["NET_RAW"]},
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    description="Indicates when containers do not drop NET_RAW capability",
+    remediation=(
+        "NET_RAW makes it so that an application within the container is able to craft raw packets, use raw sockets, "
+        "and bind to any address. Remove this capability in the containers under containers security contexts."
+    ),
+    fix=Fix(
+        SAFE,
+        "Dropping NET_RAW only removes raw sockets (ping, packet crafting); removing an explicit ADD of it is review.",
+        _fix_drop_net_raw,
+        remedy=("container.securityContext.capabilities",),
+    ),
+    guidance="""
+In the named container's `securityContext.capabilities`: remove `NET_RAW` (and `ALL`) from `add`, and add `NET_RAW`
+to `drop` (create the `drop` list if it is missing). Dropping `ALL` also satisfies the check.
+""",
+)
+
+
+# --- unsafe-sysctls ------------------------------------------------------------------
 
 
 @template("unsafe-sysctls")
@@ -134,22 +376,69 @@ def unsafe_sysctls(unsafeSysCtls=()):
     prefixes = list(unsafeSysCtls)
 
     def rule(spec, obj):
-        for sysctl in as_list(as_dict(spec.get("securityContext")).get("sysctls")):
+        for index, sysctl in enumerate(as_list(as_dict(spec.get("securityContext")).get("sysctls"))):
             name = str(as_dict(sysctl).get("name", ""))
             for prefix in prefixes:
                 if name.startswith(prefix):
-                    yield f"resource specifies unsafe sysctl {go_quote(name)}."
+                    yield Hit(f"resource specifies unsafe sysctl {go_quote(name)}.", ("securityContext", "sysctls", index), name)
 
     return pod_level(rule)
+
+
+def _fix_unsafe_sysctls(ctx: FixContext) -> Proposal | None:
+    sysctls = as_list(as_dict(ctx.obj.pod_spec.get("securityContext")).get("sysctls"))
+    indices = [i for i, s in enumerate(sysctls) if as_dict(s).get("name") == ctx.violation.value]
+    return Proposal(remove_indices((*ctx.obj.pod_spec_segments, "securityContext", "sysctls"), indices, len(sysctls)))
+
+
+check(
+    "unsafe-sysctls", "unsafe-sysctls", {"unsafeSysCtls": ["kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.", "net."]},
+    severity=Severity.HIGH,
+    kinds=WORKLOADS,
+    description="Alert on deployments specifying unsafe sysctls that may lead to severe problems like wrong behavior of containers",
+    remediation=(
+        "Ensure container does not allow unsafe allocation of system resources by removing unsafe sysctls configurations. "
+        "For more details see https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/ "
+        "https://docs.docker.com/engine/reference/commandline/run/#configure-namespaced-kernel-parameters-sysctls-at-runtime."
+    ),
+    fix=Fix(REVIEW, "The workload asked for the sysctl; it may depend on it.", _fix_unsafe_sysctls, remedy=("pod.securityContext.sysctls",)),
+)
+
+
+# --- unsafe-proc-mount ----------------------------------------------------------------
 
 
 @template("unsafe-proc-mount")
 def unsafe_proc_mount():
     def rule(c, obj):
         if str(c.security_context.get("procMount", "")).lower() == "unmasked":
-            yield f"container {go_quote(c.name)} exposes /proc unsafely (via procMount=Unmasked)."
+            yield Hit(f"container {go_quote(c.name)} exposes /proc unsafely (via procMount=Unmasked).", ("securityContext", "procMount"))
 
     return per_container(rule)
+
+
+def _fix_unsafe_proc_mount(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "procMount"), "Default"))
+
+
+check(
+    "unsafe-proc-mount", "unsafe-proc-mount",
+    severity=Severity.HIGH,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.OPTIONAL,
+    description="Alert on deployments with unsafe /proc mount (procMount=Unmasked) that will bypass the default masking behavior of the container runtime",
+    remediation=(
+        "Ensure container does not unsafely exposes parts of /proc by setting procMount=Default.  Unmasked ProcMount bypasses "
+        "the default masking behavior of the container runtime. See https://kubernetes.io/docs/concepts/security/pod-security-standards/ "
+        "for more details."
+    ),
+    fix=Fix(SAFE, "Default is the masking every other container runs with.", _fix_unsafe_proc_mount, remedy=("container.securityContext.procMount",)),
+)
+
+
+# --- unset-seccomp-profile (ours) -----------------------------------------------------
+
+setting("seccomp_profile", str, Field("RuntimeDefault", pattern="^(RuntimeDefault|Localhost)$"))
 
 
 @template("seccomp-profile")
@@ -160,11 +449,43 @@ def seccomp_profile(allowedTypes=("RuntimeDefault", "Localhost")):
         profile = c.effective_security("seccompProfile")
         kind = as_dict(profile).get("type")
         if kind is None:
-            yield f"container {go_quote(c.name)} does not set a seccomp profile (seccompProfile.type)"
+            yield Hit(f"container {go_quote(c.name)} does not set a seccomp profile (seccompProfile.type)", ("securityContext", "seccompProfile"))
         elif kind not in allowed:
-            yield f"container {go_quote(c.name)} uses seccomp profile {go_quote(kind)}, expected one of {', '.join(sorted(allowed))}"
+            yield Hit(
+                f"container {go_quote(c.name)} uses seccomp profile {go_quote(kind)}, expected one of {', '.join(sorted(allowed))}",
+                ("securityContext", "seccompProfile", "type"),
+                kind,
+            )
 
     return per_container(rule)
+
+
+def _fix_seccomp(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "seccompProfile"), {"type": ctx.settings.seccomp_profile}))
+
+
+check(
+    "unset-seccomp-profile", "seccomp-profile",
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+    description="Indicates when containers run without a RuntimeDefault or Localhost seccomp profile (Pod Security Standards, restricted).",
+    remediation="Set securityContext.seccompProfile.type to RuntimeDefault in the pod (or container) securityContext.",
+    fix=Fix(
+        SAFE,
+        "RuntimeDefault is the container runtime's default profile; well-behaved workloads run under it unchanged.",
+        _fix_seccomp,
+        remedy=("container.securityContext.seccompProfile",),
+    ),
+    guidance="""
+Set `securityContext.seccompProfile: {type: RuntimeDefault}` on the named container (it overrides the pod's).
+`Unconfined` is not allowed. Pod Security Standards (restricted) require RuntimeDefault or Localhost.
+""",
+    aliases=("enforce-seccomp",),
+)
+
+
+# --- capabilities-not-dropped (ours) ---------------------------------------------------
 
 
 @template("required-drop-capabilities")
@@ -177,22 +498,79 @@ def required_drop_capabilities(capabilities=("ALL",)):
             return
         missing = [cap for cap in required if cap.upper() not in dropped]
         if missing:
-            yield f"container {go_quote(c.name)} does not drop capabilities {', '.join(missing)}"
+            yield Hit(f"container {go_quote(c.name)} does not drop capabilities {', '.join(missing)}", ("securityContext", "capabilities", "drop"))
 
     return per_container(rule)
+
+
+def _fix_drop_all(ctx: FixContext) -> Proposal | None:
+    return Proposal(append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "ALL"))
+
+
+check(
+    "capabilities-not-dropped", "required-drop-capabilities", {"capabilities": ["ALL"]},
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+    description="Indicates when containers do not drop ALL capabilities (Pod Security Standards, restricted).",
+    remediation="Add ALL to securityContext.capabilities.drop and add back only the capabilities the container needs.",
+    fix=Fix(
+        REVIEW,
+        "Dropping ALL removes default capabilities (CHOWN, SETUID, NET_BIND_SERVICE) that root images often use.",
+        _fix_drop_all,
+        remedy=("container.securityContext.capabilities.drop",),
+    ),
+    guidance="""
+Add `ALL` to the named container's `securityContext.capabilities.drop`, creating the lists as needed. Keep any `add`
+entries the container needs. Pod Security Standards (restricted) require dropping ALL.
+""",
+    aliases=("drop-capabilities",),
+)
+
+
+# --- sys-admin-capability (ours) ----------------------------------------------------------
 
 
 @template("forbidden-added-capabilities")
 def forbidden_added_capabilities(capabilities=("SYS_ADMIN",)):
     # Kubernetes accepts both spellings; the CAP_ prefix is the kernel's.
-    forbidden = {str(cap).upper().removeprefix("CAP_") for cap in capabilities}
+    forbidden = {_cap_name(cap) for cap in capabilities}
 
     def rule(c, obj):
-        for cap in as_list(as_dict(c.security_context.get("capabilities")).get("add")):
-            if str(cap).upper().removeprefix("CAP_") in forbidden or _is_all(cap):
-                yield f"container {go_quote(c.name)} adds capability {go_quote(cap)}"
+        for index, cap in enumerate(as_list(as_dict(c.security_context.get("capabilities")).get("add"))):
+            if _cap_name(cap) in forbidden or _is_all(cap):
+                yield Hit(f"container {go_quote(c.name)} adds capability {go_quote(cap)}", ("securityContext", "capabilities", "add", index), cap)
 
     return per_container(rule)
+
+
+def _fix_sys_admin(ctx: FixContext) -> Proposal | None:
+    added = as_list(as_dict(ctx.container.security_context.get("capabilities")).get("add"))
+    indices = [i for i, cap in enumerate(added) if _cap_name(cap) == "SYS_ADMIN" or _is_all(cap)]
+    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), indices, len(added)))
+
+
+check(
+    "sys-admin-capability", "forbidden-added-capabilities", {"capabilities": ["SYS_ADMIN"]},
+    severity=Severity.CRITICAL,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+    description="Indicates when containers add CAP_SYS_ADMIN (or ALL), which is close to full root on the node.",
+    remediation="Remove SYS_ADMIN from securityContext.capabilities.add; grant the narrow capability the workload needs instead.",
+    fix=Fix(
+        REVIEW,
+        "The container asked for SYS_ADMIN; it may need it (mounts, namespaces).",
+        _fix_sys_admin,
+        remedy=("container.securityContext.capabilities.add",),
+    ),
+    guidance="""
+Remove `SYS_ADMIN` or `CAP_SYS_ADMIN` (and `ALL`) from the named container's `securityContext.capabilities.add`. Do
+not add anything else.
+""",
+)
+
+
+# --- run-as-root-uid (ours) ---------------------------------------------------------------
 
 
 @template("run-as-uid")
@@ -202,284 +580,31 @@ def run_as_uid(forbiddenUIDs=(0,)):
     def rule(c, obj):
         user = c.effective_security("runAsUser")
         if user in forbidden and not isinstance(user, bool):
-            yield f"container {go_quote(c.name)} runs as UID {user}"
+            yield Hit(f"container {go_quote(c.name)} runs as UID {user}", ("securityContext", "runAsUser"), user)
 
     return per_container(rule)
-
-
-# --- fixes -------------------------------------------------------------------
-
-
-def _sc(ctx: FixContext) -> tuple:
-    return (*ctx.container.segments, "securityContext")
-
-
-def _fix_read_only_root_fs(ctx: FixContext) -> Proposal | None:
-    ops = set_value(ctx.obj.data, (*_sc(ctx), "readOnlyRootFilesystem"), True)
-    tmp = ctx.settings.read_only_root_fs
-    mounts = as_list(ctx.container.spec.get("volumeMounts"))
-    if tmp.tmp_volume and not any(as_dict(m).get("mountPath") == tmp.tmp_mount_path for m in mounts):
-        name = _free_volume_name(ctx.obj.pod_spec, tmp.tmp_volume_name)
-        if not any(as_dict(v).get("name") == name for v in as_list(ctx.obj.pod_spec.get("volumes"))):
-            ops += append(ctx.obj.data, (*ctx.obj.pod_spec_segments, "volumes"), {"name": name, "emptyDir": {}})
-        ops += append(ctx.obj.data, (*ctx.container.segments, "volumeMounts"), {"name": name, "mountPath": tmp.tmp_mount_path})
-    return Proposal(ops, explanation=f"readOnlyRootFilesystem: true, with a writable emptyDir at {tmp.tmp_mount_path}" if len(ops) > 1 else "")
-
-
-def _free_volume_name(pod_spec: dict, wanted: str) -> str:
-    """``wanted``, reused if it is already an emptyDir, else a name not taken."""
-    volumes = {as_dict(v).get("name"): as_dict(v) for v in as_list(pod_spec.get("volumes"))}
-    if wanted not in volumes or "emptyDir" in volumes[wanted]:
-        return wanted
-    n = 2
-    while f"{wanted}-{n}" in volumes:
-        n += 1
-    return f"{wanted}-{n}"
-
-
-def _fix_run_as_non_root(ctx: FixContext) -> Proposal | None:
-    ops = set_value(ctx.obj.data, (*_sc(ctx), "runAsNonRoot"), True)
-    if ctx.container.effective_security("runAsUser") == 0:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user)
-    return Proposal(ops)
-
-
-def _fix_privilege_escalation(ctx: FixContext) -> Proposal | None:
-    sc = ctx.container.security_context
-    ops, applicability = [], Applicability.SAFE
-    if sc.get("allowPrivilegeEscalation") is True:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False)
-    if sc.get("privileged") is True:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False)
-        applicability = Applicability.REVIEW
-    added = as_list(as_dict(sc.get("capabilities")).get("add"))
-    sys_admin = [i for i, cap in enumerate(added) if cap == "SYS_ADMIN"]
-    if sys_admin:
-        ops += remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added))
-        applicability = Applicability.REVIEW
-    return Proposal(ops, applicability)
-
-
-def _fix_privileged(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False))
-
-
-def _fix_drop_net_raw(ctx: FixContext) -> Proposal | None:
-    caps = as_dict(ctx.container.security_context.get("capabilities"))
-    ops, applicability = [], Applicability.SAFE
-    added = [i for i, cap in enumerate(as_list(caps.get("add"))) if "NET_RAW" in str(cap) or _is_all(cap)]
-    if added:
-        ops += remove_indices((*_sc(ctx), "capabilities", "add"), added, len(as_list(caps.get("add"))))
-        applicability = Applicability.REVIEW
-    if not any("NET_RAW" in str(cap) or _is_all(cap) for cap in as_list(caps.get("drop"))):
-        ops += append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "NET_RAW")
-    return Proposal(ops, applicability)
-
-
-def _fix_unsafe_sysctls(ctx: FixContext) -> Proposal | None:
-    name = ctx.message.split('"')[1] if '"' in ctx.message else None
-    sysctls = as_list(as_dict(ctx.obj.pod_spec.get("securityContext")).get("sysctls"))
-    indices = [i for i, s in enumerate(sysctls) if as_dict(s).get("name") == name]
-    return Proposal(remove_indices((*ctx.obj.pod_spec_segments, "securityContext", "sysctls"), indices, len(sysctls)))
-
-
-def _fix_unsafe_proc_mount(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "procMount"), "Default"))
-
-
-def _fix_seccomp(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "seccompProfile"), {"type": ctx.settings.seccomp_profile}))
-
-
-def _fix_drop_all(ctx: FixContext) -> Proposal | None:
-    return Proposal(append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "ALL"))
-
-
-def _fix_sys_admin(ctx: FixContext) -> Proposal | None:
-    added = as_list(as_dict(ctx.container.security_context.get("capabilities")).get("add"))
-    indices = [i for i, cap in enumerate(added) if str(cap).upper().removeprefix("CAP_") == "SYS_ADMIN" or _is_all(cap)]
-    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), indices, len(added)))
 
 
 def _fix_root_uid(ctx: FixContext) -> Proposal | None:
     return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user))
 
 
-READ_ONLY_ROOT_FS_FIX = Fix(
-    Applicability.REVIEW,
-    "Images that write outside /tmp (caches, pid files, logs) fail with a read-only root filesystem.",
-    _fix_read_only_root_fs,
-)
-RUN_AS_NON_ROOT_FIX = Fix(
-    Applicability.REVIEW,
-    "The kubelet refuses to start a container whose image runs as root once runAsNonRoot is true.",
-    _fix_run_as_non_root,
-)
-PRIVILEGE_ESCALATION_FIX = Fix(
-    Applicability.SAFE,
-    "allowPrivilegeEscalation: false only stops setuid binaries gaining privileges; clearing privileged or "
-    "SYS_ADMIN (review) can break CNI, storage and debugging workloads that need them.",
-    _fix_privilege_escalation,
-)
-PRIVILEGED_FIX = Fix(
-    Applicability.REVIEW,
-    "CNI plugins, storage drivers and node agents run privileged on purpose.",
-    _fix_privileged,
-)
-DROP_NET_RAW_FIX = Fix(
-    Applicability.SAFE,
-    "Dropping NET_RAW only removes raw sockets (ping, packet crafting); removing an explicit ADD of it is review.",
-    _fix_drop_net_raw,
-)
-UNSAFE_SYSCTLS_FIX = Fix(Applicability.REVIEW, "The workload asked for the sysctl; it may depend on it.", _fix_unsafe_sysctls)
-UNSAFE_PROC_MOUNT_FIX = Fix(Applicability.SAFE, "Default is the masking every other container runs with.", _fix_unsafe_proc_mount)
-SECCOMP_FIX = Fix(
-    Applicability.SAFE,
-    "RuntimeDefault is the container runtime's default profile; well-behaved workloads run under it unchanged.",
-    _fix_seccomp,
-)
-DROP_ALL_FIX = Fix(
-    Applicability.REVIEW,
-    "Dropping ALL removes default capabilities (CHOWN, SETUID, NET_BIND_SERVICE) that root images often use.",
-    _fix_drop_all,
-)
-SYS_ADMIN_FIX = Fix(Applicability.REVIEW, "The container asked for SYS_ADMIN; it may need it (mounts, namespaces).", _fix_sys_admin)
-ROOT_UID_FIX = Fix(
-    Applicability.REVIEW,
-    "The UID is a guess (fixes.run_as_user); files in the image may belong to root.",
-    _fix_root_uid,
-)
-
-
-# --- checks ------------------------------------------------------------------
-
 check(
-    "no-read-only-root-fs",
-    template="read-only-root-fs",
-    description="Indicates when containers are running without a read-only root filesystem.",
-    remediation="Set readOnlyRootFilesystem to true in the container securityContext.",
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=READ_ONLY_ROOT_FS_FIX,
-)
-check(
-    "run-as-non-root",
-    template="run-as-non-root",
-    description="Indicates when containers are not set to runAsNonRoot.",
-    remediation=(
-        "Set runAsUser to a non-zero number and runAsNonRoot to true in your pod or container securityContext. "
-        "Refer to https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ for details."
-    ),
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=RUN_AS_NON_ROOT_FIX,
-)
-check(
-    "privilege-escalation-container",
-    template="privilege-escalation-container",
-    description="Alert on containers of allowing privilege escalation that could gain more privileges than its parent process.",
-    remediation=(
-        "Ensure containers do not allow privilege escalation by setting allowPrivilegeEscalation=false, privileged=false "
-        "and removing CAP_SYS_ADMIN capability. See https://kubernetes.io/docs/tasks/configure-pod-container/security-context/ "
-        "for more details."
-    ),
+    "run-as-root-uid", "run-as-uid", {"forbiddenUIDs": [0]},
     severity=Severity.HIGH,
-    scope=WORKLOADS,
-    fix=PRIVILEGE_ESCALATION_FIX,
-)
-check(
-    "privileged-container",
-    template="privileged",
-    description="Indicates when deployments have containers running in privileged mode.",
-    remediation="Do not run your container as privileged unless it is required.",
-    severity=Severity.CRITICAL,
-    scope=WORKLOADS,
-    fix=PRIVILEGED_FIX,
-)
-check(
-    "drop-net-raw-capability",
-    template="verify-container-capabilities",
-    params={"forbiddenCapabilities": ["NET_RAW"]},
-    description="Indicates when containers do not drop NET_RAW capability",
-    remediation=(
-        "NET_RAW makes it so that an application within the container is able to craft raw packets, use raw sockets, "
-        "and bind to any address. Remove this capability in the containers under containers security contexts."
-    ),
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=DROP_NET_RAW_FIX,
-)
-check(
-    "unsafe-sysctls",
-    template="unsafe-sysctls",
-    params={"unsafeSysCtls": ["kernel.msg", "kernel.sem", "kernel.shm", "fs.mqueue.", "net."]},
-    description="Alert on deployments specifying unsafe sysctls that may lead to severe problems like wrong behavior of containers",
-    remediation=(
-        "Ensure container does not allow unsafe allocation of system resources by removing unsafe sysctls configurations. "
-        "For more details see https://kubernetes.io/docs/tasks/administer-cluster/sysctl-cluster/ "
-        "https://docs.docker.com/engine/reference/commandline/run/#configure-namespaced-kernel-parameters-sysctls-at-runtime."
-    ),
-    severity=Severity.HIGH,
-    scope=WORKLOADS,
-    fix=UNSAFE_SYSCTLS_FIX,
-)
-check(
-    "unsafe-proc-mount",
-    template="unsafe-proc-mount",
-    description="Alert on deployments with unsafe /proc mount (procMount=Unmasked) that will bypass the default masking behavior of the container runtime",
-    remediation=(
-        "Ensure container does not unsafely exposes parts of /proc by setting procMount=Default.  Unmasked ProcMount bypasses "
-        "the default masking behavior of the container runtime. See https://kubernetes.io/docs/concepts/security/pod-security-standards/ "
-        "for more details."
-    ),
-    severity=Severity.HIGH,
-    scope=WORKLOADS,
-    enabled_by_default=False,
-    kube_linter=KubeLinter.OPTIONAL,
-    fix=UNSAFE_PROC_MOUNT_FIX,
-)
-
-# Ours: the policies of the original description that kube-linter lacks.
-check(
-    "unset-seccomp-profile",
-    template="seccomp-profile",
-    description="Indicates when containers run without a RuntimeDefault or Localhost seccomp profile (Pod Security Standards, restricted).",
-    remediation="Set securityContext.seccompProfile.type to RuntimeDefault in the pod (or container) securityContext.",
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.NONE,
-    fix=SECCOMP_FIX,
-)
-check(
-    "capabilities-not-dropped",
-    template="required-drop-capabilities",
-    params={"capabilities": ["ALL"]},
-    description="Indicates when containers do not drop ALL capabilities (Pod Security Standards, restricted).",
-    remediation="Add ALL to securityContext.capabilities.drop and add back only the capabilities the container needs.",
-    severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    kube_linter=KubeLinter.NONE,
-    fix=DROP_ALL_FIX,
-)
-check(
-    "sys-admin-capability",
-    template="forbidden-added-capabilities",
-    params={"capabilities": ["SYS_ADMIN"]},
-    description="Indicates when containers add CAP_SYS_ADMIN (or ALL), which is close to full root on the node.",
-    remediation="Remove SYS_ADMIN from securityContext.capabilities.add; grant the narrow capability the workload needs instead.",
-    severity=Severity.CRITICAL,
-    scope=WORKLOADS,
-    kube_linter=KubeLinter.NONE,
-    fix=SYS_ADMIN_FIX,
-)
-check(
-    "run-as-root-uid",
-    template="run-as-uid",
-    params={"forbiddenUIDs": [0]},
     description="Indicates when containers explicitly run as UID 0 (root), in the container or pod securityContext.",
     remediation="Set runAsUser to a non-zero UID (and runAsNonRoot: true) in the pod or container securityContext.",
-    severity=Severity.HIGH,
-    scope=WORKLOADS,
-    kube_linter=KubeLinter.NONE,
-    fix=ROOT_UID_FIX,
+    fix=Fix(
+        REVIEW,
+        "The UID is a guess (fixes.run_as_user); files in the image may belong to root.",
+        _fix_root_uid,
+        remedy=("container.securityContext.runAsUser",),
+    ),
+    guidance="""
+Set a non-zero `securityContext.runAsUser` (for example 10001) on the named container; a container setting overrides
+the pod's `runAsUser: 0`.
+""",
+    aliases=("run-as-user",),
 )

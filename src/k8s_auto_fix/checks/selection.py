@@ -1,7 +1,8 @@
-"""Which checks run: defaults, --include/--exclude, and kube-linter's config file.
+"""Which checks run: defaults, --include/--exclude, and kube-linter's config format.
 
-The config file format is kube-linter's own, so an existing `.kube-linter.yaml`
-works unchanged:
+The run configuration's ``checks:`` and ``customChecks:`` sections follow
+kube-linter's config file, so an existing `.kube-linter.yaml` works unchanged
+as ``--config``:
 
     checks:
       addAllBuiltIn: false        # enable every built-in check
@@ -17,42 +18,67 @@ works unchanged:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
-from . import REGISTRY
-from .registry import Check, CheckConfigError, Severity, build_check
+from ..contracts import Severity
+from .registry import REGISTRY, Check, CheckConfigError, Kinds, build_check
 
 
 class CheckSelectionError(ValueError):
     pass
 
 
+class CheckSelection(BaseModel):
+    """kube-linter's ``checks:`` block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    addAllBuiltIn: bool = False
+    doNotAutoAddDefaults: bool = False
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    ignorePaths: list[str] = Field(default_factory=list)  # kube-linter's; paths are chosen on the command line here
+
+
+class CustomCheck(BaseModel):
+    """One of kube-linter's ``customChecks``: a registered template with parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    template: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    remediation: str = ""
+    scope: dict[str, Any] = Field(default_factory=dict)  # kube-linter's objectKinds; templates know their kinds
+
+
 def select_checks(
     include: list[str] | None = None,
     exclude: list[str] | None = None,
-    config_path: Path | None = None,
+    selection: CheckSelection | None = None,
+    custom: list[CustomCheck] | None = None,
     all_checks: bool = False,
+    only: list[str] | None = None,
 ) -> list[Check]:
-    config = _load_config(config_path) if config_path else {}
-    checks_cfg = config.get("checks") or {}
+    """The checks to run. ``only`` replaces the defaults with the checks it names."""
+    selection = selection or CheckSelection()
     available = dict(REGISTRY)
-    for custom in config.get("customChecks") or []:
-        built = _custom_check(custom, config_path)
-        available[built.id] = built
+    for spec in custom or []:
+        available[spec.name] = _custom_check(spec)
 
-    if all_checks or checks_cfg.get("addAllBuiltIn"):
+    if all_checks or selection.addAllBuiltIn:
         selected = set(REGISTRY)
-    elif checks_cfg.get("doNotAutoAddDefaults"):
+    elif selection.doNotAutoAddDefaults or only:
         selected = set()
     else:
         selected = {c.id for c in REGISTRY.values() if c.enabled_by_default}
-    selected |= {c["name"] for c in config.get("customChecks") or []}
+    selected |= {spec.name for spec in custom or []}
 
-    includes = [*(checks_cfg.get("include") or []), *(include or [])]
-    excludes = [*(checks_cfg.get("exclude") or []), *(exclude or [])]
+    includes = [*selection.include, *(include or []), *(only or [])]
+    excludes = [*selection.exclude, *(exclude or [])]
     for name in [*includes, *excludes]:
         if name not in available:
             raise CheckSelectionError(f"unknown check {name!r} (see `k8s-auto-fix checks`)")
@@ -61,36 +87,16 @@ def select_checks(
     return [available[name] for name in sorted(selected)]
 
 
-def _load_config(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise CheckSelectionError(f"{path}: cannot read: {err.strerror or err}") from None
-    except yaml.MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else "?"
-        raise CheckSelectionError(f"{path}:{line}: invalid YAML: {err.problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise CheckSelectionError(f"{path}: a config file is a mapping with `checks` and `customChecks`")
-    unknown = set(data) - {"checks", "customChecks"}
-    if unknown:
-        raise CheckSelectionError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
-    return data
-
-
-def _custom_check(spec: Any, path: Path | None) -> Check:
-    if not isinstance(spec, dict) or not spec.get("name") or not spec.get("template"):
-        raise CheckSelectionError(f"{path}: every customChecks entry needs a name and a template")
+def _custom_check(spec: CustomCheck) -> Check:
     try:
         return build_check(
-            spec["name"],
-            spec["template"],
-            spec.get("params") or {},
-            description=spec.get("description", ""),
-            remediation=spec.get("remediation", ""),
+            spec.name,
+            spec.template,
+            spec.params,
+            description=spec.description,
+            remediation=spec.remediation,
             severity=Severity.MEDIUM,
-            scope="custom",
+            kinds=Kinds(),
         )
     except CheckConfigError as err:
-        raise CheckSelectionError(f"{path}: {err}") from None
+        raise CheckSelectionError(str(err)) from None

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import re
 
-from ..contracts import Applicability
+from ..contracts import Applicability, Severity
 from ..manifests.names import name_errors
 from ..manifests.selectors import SelectorError, from_match_labels, go_map
-from .common import WORKLOADS, as_dict, as_list, go_quote, string_matcher
+from .common import SERVICE, WORKLOADS, as_dict, as_list, go_quote, string_matcher
 from .patching import remove, set_value
-from .registry import (
-    Fix,
-    FixContext,
-    KubeLinter,
-    Proposal,
-    Severity,
-    Violation,
-    check,
-    template,
-)
-
-SERVICE = "Service (v1)"
-
+from .registry import Fix, FixContext, KubeLinter, Proposal, Violation, check, setting, template
 
 def _is_service(obj) -> bool:
     return obj.api_version == "v1" and obj.kind == "Service"
@@ -153,6 +141,10 @@ def service_account(serviceAccount=""):
     return detect
 
 
+# A created ServiceAccount does not mount its token unless told to.
+setting("service_account_automount", bool, False)
+
+
 def _fix_missing_service_account(ctx: FixContext) -> Proposal | None:
     """Create the ServiceAccount the workload names, next to it; it grants nothing."""
     name = service_account_name(ctx.obj)
@@ -174,29 +166,17 @@ def _fix_deprecated_service_account_field(ctx: FixContext) -> Proposal | None:
     return Proposal(ops + [remove((*base, "serviceAccount"))])
 
 
-MISSING_SERVICE_ACCOUNT_FIX = Fix(
-    Applicability.REVIEW,
-    "Pods naming a missing ServiceAccount are refused, so creating it makes the workload start; but the "
-    "account may be meant to come from elsewhere (another chart, a cloud IAM binding).",
-    _fix_missing_service_account,
-)
-DEPRECATED_SERVICE_ACCOUNT_FIX = Fix(
-    Applicability.SAFE, "serviceAccountName already takes precedence; the pod runs as the same account.", _fix_deprecated_service_account_field
-)
-DANGLING_SERVICE_FIX = Fix.manual(
-    "Which pods a Service should select is the author's intent; a guessed selector could route traffic anywhere.",
-    "point the selector at the intended pods, or remove the Service",
-)
-
-
 check(
     "dangling-service",
     template="dangling-service",
     description="Indicates when services do not have any associated deployments.",
     remediation="Confirm that your service's selector correctly matches the labels on one of your deployments.",
     severity=Severity.LOW,
-    scope=SERVICE,
-    fix=DANGLING_SERVICE_FIX,
+    kinds=SERVICE,
+    fix=Fix.manual(
+        "Which pods a Service should select is the author's intent; a guessed selector could route traffic anywhere.",
+        "point the selector at the intended pods, or remove the Service",
+    ),
 )
 check(
     "invalid-target-ports",
@@ -207,7 +187,7 @@ check(
         "targetPort is a valid port number or IANA_SVC_NAME."
     ),
     severity=Severity.MEDIUM,
-    scope=f"{WORKLOADS}; {SERVICE}",
+    kinds=WORKLOADS + SERVICE,
 )
 check(
     "exposed-services",
@@ -216,8 +196,7 @@ check(
     description="Alert on services for forbidden types",
     remediation="Ensure containers are not exposed through a forbidden service type such as NodePort or LoadBalancer.",
     severity=Severity.MEDIUM,
-    scope=SERVICE,
-    enabled_by_default=False,
+    kinds=SERVICE,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -226,8 +205,17 @@ check(
     description="Indicates when pods reference a service account that is not found.",
     remediation="Create the missing service account, or refer to an existing service account.",
     severity=Severity.MEDIUM,
-    scope=WORKLOADS,
-    fix=MISSING_SERVICE_ACCOUNT_FIX,
+    kinds=WORKLOADS,
+    fix=Fix(
+        Applicability.REVIEW,
+        "Pods naming a missing ServiceAccount are refused, so creating it makes the workload start; but the "
+        "account may be meant to come from elsewhere (another chart, a cloud IAM binding).",
+        _fix_missing_service_account,
+    ),
+    guidance="""
+Do not rename the ServiceAccount and do not touch selectors. This finding is fixed by creating the ServiceAccount
+object, which the tool does itself; answer with an empty array `[]`.
+""",
 )
 check(
     "deprecated-service-account-field",
@@ -238,8 +226,13 @@ check(
         "serviceAccount and serviceAccountName match."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    fix=DEPRECATED_SERVICE_ACCOUNT_FIX,
+    kinds=WORKLOADS,
+    fix=Fix(
+        Applicability.SAFE,
+        "serviceAccountName already takes precedence; the pod runs as the same account.",
+        _fix_deprecated_service_account_field,
+        remedy=("pod.serviceAccountName", "pod.serviceAccount"),
+    ),
 )
 check(
     "default-service-account",
@@ -251,7 +244,6 @@ check(
         "https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/ for details."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )

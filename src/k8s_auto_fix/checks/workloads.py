@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..contracts import Applicability
+from ..contracts import Applicability, Severity
 from ..manifests.selectors import (
     SelectorError,
     from_label_selector,
@@ -10,18 +10,11 @@ from ..manifests.selectors import (
     go_map,
     labels_string,
 )
+from pydantic import Field
+
 from .common import WORKLOADS, as_dict, as_list, string_matcher
 from .patching import append, remove, set_value
-from .registry import (
-    Fix,
-    FixContext,
-    KubeLinter,
-    Proposal,
-    Severity,
-    Violation,
-    check,
-    template,
-)
+from .registry import Fix, FixContext, Kinds, KubeLinter, Proposal, Violation, check, setting, template
 
 HOSTNAME = "kubernetes.io/hostname"
 
@@ -238,26 +231,13 @@ def _fix_anti_affinity(ctx: FixContext) -> Proposal | None:
     return Proposal(append(ctx.obj.data, path, term))
 
 
+setting("job_ttl_seconds_after_finished", int, Field(86400, ge=0))
+
+
 def _fix_job_ttl(ctx: FixContext) -> Proposal | None:
     if ctx.obj.kind == "Job":
         return Proposal(set_value(ctx.obj.data, ("spec", "ttlSecondsAfterFinished"), ctx.settings.job_ttl_seconds_after_finished))
     return Proposal([remove(("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"))], Applicability.REVIEW)
-
-
-ANTI_AFFINITY_FIX = Fix(
-    Applicability.SAFE,
-    "A preferred anti-affinity term only ranks nodes; it never keeps a pod from being scheduled.",
-    _fix_anti_affinity,
-)
-JOB_TTL_FIX = Fix(
-    Applicability.SAFE,
-    "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them (CronJob: review).",
-    _fix_job_ttl,
-)
-MISMATCHING_SELECTOR_FIX = Fix.manual(
-    "A selector cannot be changed on a live Deployment and labels identify pods to Services; the author must choose.",
-    "make spec.selector and the pod template labels agree",
-)
 
 
 check(
@@ -266,8 +246,11 @@ check(
     description="Indicates when deployment selectors fail to match the pod template labels.",
     remediation="Confirm that your deployment selector correctly matches the labels in its pod template.",
     severity=Severity.HIGH,
-    scope=WORKLOADS,
-    fix=MISMATCHING_SELECTOR_FIX,
+    kinds=WORKLOADS,
+    fix=Fix.manual(
+        "A selector cannot be changed on a live Deployment and labels identify pods to Services; the author must choose.",
+        "make spec.selector and the pod template labels agree",
+    ),
 )
 check(
     "no-anti-affinity",
@@ -284,8 +267,18 @@ check(
         "https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#inter-pod-affinity-and-anti-affinity for details."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    fix=ANTI_AFFINITY_FIX,
+    kinds=WORKLOADS,
+    fix=Fix(
+        Applicability.SAFE,
+        "A preferred anti-affinity term only ranks nodes; it never keeps a pod from being scheduled.",
+        _fix_anti_affinity,
+        remedy=("pod.affinity.podAntiAffinity",),
+    ),
+    guidance="""
+Append to `affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution` of the pod spec a term with
+`weight: 100` and `podAffinityTerm: {labelSelector: {matchLabels: <the pod template's labels>}, topologyKey:
+kubernetes.io/hostname}`. Preferred terms never block scheduling.
+""",
 )
 check(
     "job-ttl-seconds-after-finished",
@@ -299,8 +292,17 @@ check(
         "CronJob; the CronJob's history limits clean up its Jobs."
     ),
     severity=Severity.LOW,
-    scope="Job, CronJob (batch/v1)",
-    fix=JOB_TTL_FIX,
+    kinds=Kinds(("Job", "CronJob"), "batch/v1"),
+    fix=Fix(
+        Applicability.SAFE,
+        "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them (CronJob: review).",
+        _fix_job_ttl,
+        remedy=("object.spec.ttlSecondsAfterFinished", "object.spec.jobTemplate.spec.ttlSecondsAfterFinished"),
+    ),
+    guidance="""
+For a standalone Job set `spec.ttlSecondsAfterFinished` (for example 86400). For a CronJob remove
+`spec.jobTemplate.spec.ttlSecondsAfterFinished`.
+""",
 )
 check(
     "minimum-three-replicas",
@@ -311,8 +313,7 @@ check(
         "Increase be number of replicas in the deployment to at least three to increase the fault tolerancy of the deployment."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -321,8 +322,7 @@ check(
     description="Indicates when a deployment-like does not use a restart policy",
     remediation="Set up a restart policy for your deployment-like objects: Always or OnFailure.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -335,8 +335,7 @@ check(
         "for pods to be systematicaly replaced in a controlled fashion to ensure no service disruption."
     ),
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -346,8 +345,7 @@ check(
     description="Indicates when a deployment-like object does not use a valid priority class name",
     remediation="Set up a priority class name for your deployment-like objects from the accepted list.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -356,8 +354,7 @@ check(
     description="Alert on deployments that have no node affinity defined",
     remediation="Specify node-affinity in your pod specification to ensure that the orchestrator attempts to schedule replicas on specified nodes.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 
@@ -398,8 +395,7 @@ check(
     description="Alert on deployments that have no specified dnsConfig options",
     remediation="Specify dnsconfig options in your Pod specification to ensure the expected DNS setting on the Pod.",
     severity=Severity.LOW,
-    scope=WORKLOADS,
-    enabled_by_default=False,
+    kinds=WORKLOADS,
     kube_linter=KubeLinter.OPTIONAL,
 )
 check(
@@ -409,7 +405,6 @@ check(
     description="Indicates when allowPrivilegedContainer SecurityContextConstraints set to true",
     remediation="SecurityContextConstraints has AllowPrivilegedContainer set to \"true\". Using this option provides an opportunity for an adversary to gain full access to the host.",
     severity=Severity.HIGH,
-    scope="SecurityContextConstraints (security.openshift.io/v1)",
-    enabled_by_default=False,
+    kinds=Kinds(("SecurityContextConstraints",), "security.openshift.io/v1"),
     kube_linter=KubeLinter.OPTIONAL,
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+import yaml
+
 from ..checks.registry import Check, Violation
+from ..contracts import DetectResult, Detection, Engine, detection_id
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
+from ..runner import RunnerOptions, for_each_application
 
 IGNORE_ALL = "kube-linter.io/ignore-all"
 IGNORE_CHECK_PREFIX = "ignore-check.kube-linter.io/"
@@ -45,3 +49,57 @@ def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
     checks = list(checks)
     for obj in app.objects:
         yield from check_object(obj, app, checks)
+
+
+def to_detection(finding: Finding, app_key: str, embed_yaml: bool = False) -> Detection:
+    """A finding in the detections contract (fields trusted: no validation)."""
+    obj, check, violation = finding.obj, finding.check, finding.violation
+    return Detection.model_construct(
+        id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
+        manifest_path=obj.path,
+        manifest_yaml=yaml.dump(obj.data, Dumper=yaml.CSafeDumper, sort_keys=False) if embed_yaml else None,
+        policy_id=check.id,
+        violation_text=violation.message,
+        object=obj.ref,
+        document_index=obj.document_index,
+        list_index=obj.list_index,
+        line=obj.line,
+        severity=check.severity,
+        container=violation.container,
+        engine=Engine.BUILTIN,
+        application=app_key,
+    )
+
+
+def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[Detection]:
+    return [to_detection(f, app.key, embed_yaml) for f in run_checks(app, checks)]
+
+
+class DetectWork:
+    """The built-in engine as per-application work (see runner.py): per-object
+    checks on every slice, cross-object checks once on the whole application."""
+
+    def __init__(self, checks: Sequence[Check], embed_yaml: bool = False):
+        self.checks = list(checks)
+        self.local = [c for c in self.checks if not c.cross_object]
+        self.cross = [c for c in self.checks if c.cross_object]
+        self.embed_yaml = embed_yaml
+
+    def whole(self, app: Application) -> list[Detection]:
+        return detect_application(app, self.checks, self.embed_yaml)
+
+    def part(self, app: Application) -> list[Detection]:
+        return detect_application(app, self.local, self.embed_yaml)
+
+    def joined(self, app: Application, parts: list[list[Detection]]) -> list[Detection]:
+        return [d for part in parts for d in part] + detect_application(app, self.cross, self.embed_yaml)
+
+
+def detection_order(d: Detection):
+    return (d.manifest_path, d.document_index, d.list_index or 0, d.policy_id, d.container or "", d.violation_text)
+
+
+def detect_builtin(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, embed_yaml: bool = False) -> DetectResult:
+    outcome = for_each_application(paths, options, DetectWork(checks, embed_yaml))
+    detections = sorted((d for found in outcome.results for d in found), key=detection_order)
+    return DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects)

@@ -16,10 +16,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..checks.registry import Check, Severity
-from ..contracts import Detection, ObjectRef, detection_id
+import yaml
+
+from ..checks.registry import REGISTRY, Check, KubeLinter
+from ..contracts import Detection, DetectResult, Engine, ObjectRef, Problem, Severity, detection_id
 from ..manifests.context import ContextMode
-from ..manifests.loader import STDIN_PATH, LoadProblem, iter_manifest_files
+from ..manifests.loader import STDIN_PATH, iter_manifest_files
+from ..runner import RunnerOptions
 
 INSTALL_HINT = "install it with `go install golang.stackrox.io/kube-linter/cmd/kube-linter@v0.8.3` or `make setup`"
 
@@ -43,15 +46,23 @@ def require_kube_linter() -> str:
     return binary
 
 
-def run_kube_linter(binary: str, targets: Sequence[str], check_ids: Sequence[str], config: Path | None) -> dict:
-    """One `kube-linter lint --format json` run; returns its parsed report."""
-    command = [binary, "lint", "--format", "json"]
-    if config is not None:
-        command += ["--config", str(config)]
-    else:
-        command += ["--do-not-auto-add-defaults", "--include", ",".join(check_ids)]
-    command += list(targets)
-    proc = subprocess.run(command, capture_output=True, text=True)
+def run_kube_linter(binary: str, targets: Sequence[str], checks: Sequence[Check]) -> dict:
+    """One `kube-linter lint --format json` run of exactly ``checks``; returns
+    its parsed report. Custom checks (a template with parameters) go to
+    kube-linter in a config file of its own format."""
+    custom = [c for c in checks if c.id not in REGISTRY]
+    ids = [c.id for c in checks if c.kube_linter is not KubeLinter.NONE or c in custom]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="k8s-auto-fix-kl-") as config:
+        yaml.safe_dump(
+            {
+                "checks": {"doNotAutoAddDefaults": True, "include": ids},
+                "customChecks": [{"name": c.id, "template": c.template, "params": c.params} for c in custom],
+            },
+            config,
+        )
+        config.flush()
+        command = [binary, "lint", "--format", "json", "--config", config.name, *targets]
+        proc = subprocess.run(command, capture_output=True, text=True)
     # Exit 1 means "lint errors found"; anything else without JSON is a failure.
     try:
         return json.loads(proc.stdout)
@@ -60,11 +71,8 @@ def run_kube_linter(binary: str, targets: Sequence[str], check_ids: Sequence[str
         raise KubeLinterError(f"kube-linter failed (exit {proc.returncode}): {message[-1] if message else 'no output'}") from None
 
 
-def detect_with_kube_linter(paths: Sequence[str], checks: Sequence[Check], options, config: Path | None = None):
-    from ..detect import DetectResult
-
+def detect_with_kube_linter(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions) -> DetectResult:
     binary = require_kube_linter()
-    known = [c.id for c in checks if c.kube_linter.value != "none"]
     by_id = {c.id: c for c in checks}
     result = DetectResult()
     files = []
@@ -72,15 +80,15 @@ def detect_with_kube_linter(paths: Sequence[str], checks: Sequence[Check], optio
         if path == STDIN_PATH:
             raise KubeLinterError("the kube-linter engine reads files, not stdin")
         if problem:
-            result.problems.append(LoadProblem(path, problem))
+            result.problems.append(Problem(path, problem))
         else:
             files.append(path)
     result.files = len(files)
-    if not files or not known:
+    if not files or not checks:
         return result
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-kl-") as scratch:
         targets, back = kube_linter_targets(paths, files, options.context, Path(scratch))
-        report = run_kube_linter(binary, targets, known, config)
+        report = run_kube_linter(binary, targets, checks)
     for item in report.get("Reports") or []:
         detection = _to_detection(item, back, by_id)
         if detection is not None:
@@ -115,12 +123,12 @@ def _to_detection(item: dict, back: dict[str, str], by_id: dict[str, Check]) -> 
     raw_path = (obj.get("Metadata") or {}).get("FilePath", "")
     path = back.get(raw_path) or back.get(os.path.abspath(raw_path)) or os.path.normpath(raw_path)
     group, ver = gvk.get("Group", ""), gvk.get("Version", "")
-    ref = {
-        "apiVersion": f"{group}/{ver}" if group else ver,
-        "kind": gvk.get("Kind", ""),
-        "namespace": k8s.get("Namespace", "") or "",
-        "name": k8s.get("Name", "") or "",
-    }
+    ref = ObjectRef(
+        api_version=f"{group}/{ver}" if group else ver,
+        kind=gvk.get("Kind", ""),
+        namespace=k8s.get("Namespace", "") or "",
+        name=k8s.get("Name", "") or "",
+    )
     check_id = item.get("Check", "")
     message = (item.get("Diagnostic") or {}).get("Message", "")
     check = by_id.get(check_id)
@@ -129,7 +137,7 @@ def _to_detection(item: dict, back: dict[str, str], by_id: dict[str, Check]) -> 
         manifest_path=path,
         policy_id=check_id,
         violation_text=message,
-        object=ObjectRef(**ref),
-        severity=(check.severity if check else Severity.MEDIUM).value,
-        engine="kube-linter",
+        object=ref,
+        severity=check.severity if check else Severity.MEDIUM,
+        engine=Engine.KUBE_LINTER,
     )

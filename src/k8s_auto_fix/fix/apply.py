@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.registry import Check
-from ..contracts import PatchRecord, Verdict, write_text_atomic
-from ..detect import DetectOptions, DetectResult, detect
-from .engine import FixEngine, FixOutcome, FixSettings, ObjectEdit
-from .roundtrip import render_file
+from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_text_atomic
+from ..engines.builtin import detection_order
+from ..runner import RunnerOptions, for_each_application
+from .engine import FixSettings, FixWork
 
 
 @dataclass
@@ -35,36 +34,18 @@ class FixRun:
         return sum(len(e.fixed) for edits in self.edits.values() for e in edits)
 
 
-def run_fix(paths: Sequence[str], checks: Sequence[Check], detect_options: DetectOptions, settings: FixSettings) -> FixRun:
-    detected = detect(paths, checks, detect_options, post=FixEngine(settings))
-    run = FixRun(detected)
-    sources: dict[str, int] = defaultdict(int)  # file -> how many outcomes edit it
-    seen_objects: set[tuple] = set()
-    for outcome in detected.extras:
-        outcome: FixOutcome
-        run.patches += [PatchRecord.model_validate(p) for p in outcome.patches]
-        run.verdicts += [Verdict.model_validate(v) for v in outcome.verdicts]
-        run.problems += outcome.problems
-        run.new_texts.update(outcome.texts)
-        for path in {e.path for e in outcome.edits}:
-            sources[path] += 1
-        for edit in outcome.edits:
-            key = (edit.path, edit.document_index, edit.list_index)
-            if key in seen_objects and edit.ops:
-                # A second set of edits computed against the original would not
-                # fit on top of the first; keep the objects it creates only.
-                edit.ops = []
-            seen_objects.add(key)
+def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings) -> FixRun:
+    """detect -> propose -> verify -> combine -> render, per application in worker processes."""
+    outcome = for_each_application(paths, options, FixWork(checks, settings))
+    detections = sorted((d for o in outcome.results for d in o.detections), key=detection_order)
+    run = FixRun(DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects))
+    for result in outcome.results:
+        run.patches += result.patches
+        run.verdicts += result.verdicts
+        run.problems += result.problems
+        run.new_texts.update(result.texts)
+        for edit in result.edits:
             run.edits.setdefault(edit.path, []).append(edit)
-    # A file edited from two places (a large application's slice, and its
-    # cross-object fixes) is rendered again with all its edits.
-    for path in [p for p, n in sources.items() if n > 1]:
-        text, problem = render_file(path, run.edits[path])
-        run.new_texts.pop(path, None)
-        if problem:
-            run.problems.append(problem)
-        elif text is not None:
-            run.new_texts[path] = text
     return run
 
 

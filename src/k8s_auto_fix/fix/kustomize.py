@@ -35,10 +35,10 @@ def emit_kustomize(run: FixRun, folder: Path, inputs: list[str]) -> Path:
                 created[(obj.get("kind"), meta.get("namespace", ""), meta.get("name"))] = obj
             if not edit.ops:
                 continue
-            group, _, version = edit.api_version.rpartition("/")
-            target = {"group": group, "version": version, "kind": edit.kind, "name": edit.name}
-            if edit.namespace:
-                target["namespace"] = edit.namespace
+            group, _, version = edit.ref.api_version.rpartition("/")
+            target = {"group": group, "version": version, "kind": edit.ref.kind, "name": edit.ref.name}
+            if edit.ref.namespace:
+                target["namespace"] = edit.ref.namespace
             patches.append({"target": target, "patch": yaml.safe_dump(edit.ops, sort_keys=False)})
     for (kind, namespace, name), obj in sorted(created.items(), key=str):
         relative = f"created/{kind.lower()}-{namespace + '-' if namespace else ''}{name}.yaml"

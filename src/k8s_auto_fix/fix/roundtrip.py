@@ -18,7 +18,8 @@ import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from .engine import ObjectEdit
+from ..contracts import ObjectEdit
+from ..patch import parse_pointer
 from .textedit import apply_ops_fast
 
 _DOC_MARKER = re.compile(r"^---(?:[ \t].*)?$", re.M)
@@ -131,8 +132,8 @@ def _check_identity(data, edits: Sequence[ObjectEdit], document_index: int) -> N
     for edit in edits:
         target = data if edit.list_index is None else ((data or {}).get("items") or [None] * (edit.list_index + 1))[edit.list_index]
         meta = (target.get("metadata") or {}) if isinstance(target, dict) else {}
-        if not isinstance(target, dict) or (target.get("kind"), str(meta.get("name") or meta.get("generateName") or "")) != (edit.kind, edit.name):
-            raise RoundTripError(f"document {document_index} is not {edit.kind}/{edit.name} as expected; file left as it is")
+        if not isinstance(target, dict) or (target.get("kind"), str(meta.get("name") or meta.get("generateName") or "")) != (edit.ref.kind, edit.ref.name):
+            raise RoundTripError(f"document {document_index} is not {edit.ref.kind}/{edit.ref.name} as expected; file left as it is")
 
 
 def _prefixed(op: dict, edit: ObjectEdit) -> dict:
@@ -141,6 +142,19 @@ def _prefixed(op: dict, edit: ObjectEdit) -> dict:
         return op
     prefix = f"/items/{edit.list_index}"
     return {**op, **{k: prefix + op[k] for k in ("path", "from") if k in op}}
+
+
+def render_files(edits: Sequence[ObjectEdit]) -> tuple[dict[str, str], list[str]]:
+    """The fixed text of every file the edits touch (changed files only), and
+    the files that cannot be rewritten (reported and left alone)."""
+    texts, problems = {}, []
+    for path in sorted({e.path for e in edits}):
+        text, problem = render_file(path, [e for e in edits if e.path == path])
+        if problem:
+            problems.append(problem)
+        elif text is not None:
+            texts[path] = text
+    return texts, problems
 
 
 def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str | None]:
@@ -169,12 +183,6 @@ def _unique(objects: list[dict]) -> list[dict]:
 # --- RFC 6902 on a round-trip tree ---------------------------------------------------
 
 
-def _parts(path: str) -> list[str]:
-    if path == "":
-        return []
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
-
-
 def _walk(tree, parts: list[str]):
     node = tree
     for part in parts:
@@ -195,11 +203,11 @@ def _to_rt(value):
 
 
 def apply_op(tree, op: dict) -> None:
-    kind, parts = op["op"], _parts(op["path"])
+    kind, parts = op["op"], parse_pointer(op["path"])
     if kind == "test":
         return
     if kind in ("move", "copy"):
-        source = _parts(op["from"])
+        source = parse_pointer(op["from"])
         value = _walk(tree, source)
         if kind == "move":
             _remove(tree, source)

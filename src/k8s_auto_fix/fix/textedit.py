@@ -18,6 +18,8 @@ import io
 import jsonpatch
 import yaml
 
+from ..patch import parse_pointer
+
 _LOADER = yaml.CSafeLoader
 # Each operation re-parses the document; past this many the single round
 # trip of the slow path is cheaper.
@@ -39,10 +41,6 @@ def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
         return text if yaml.load(text, Loader=_LOADER) == expected else None
     except yaml.YAMLError:
         return None
-
-
-def _parts(path: str) -> list[str]:
-    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]] if path else []
 
 
 def _find(node, parts: list[str]):
@@ -91,7 +89,7 @@ def _scalar(value) -> str | None:
 
 
 def _apply_one(text: str, op: dict, rt_yaml) -> str | None:
-    kind, parts = op.get("op"), _parts(op.get("path", ""))
+    kind, parts = op.get("op"), parse_pointer(op.get("path", ""))
     if kind not in ("add", "replace", "remove") or not parts:
         return None
     root = yaml.compose(text, Loader=_LOADER)

@@ -3,7 +3,7 @@
 The hot path is PyYAML's C parser (``CSafeLoader``). Everything that can go
 wrong with real-world input (binary files, bad encodings, invalid YAML,
 duplicate keys, alias bombs, nesting deep enough to crash libyaml's recursive
-composer, unrendered Helm templates, huge files) becomes a ``LoadProblem`` for
+composer, unrendered Helm templates, huge files) becomes a ``Problem`` for
 that one file; the other files are still loaded.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from ..contracts import Problem
 from .objects import K8sObject
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -34,27 +35,10 @@ MAX_NESTING = 1000
 MAX_EXPANDED_NODES = 1_000_000
 
 
-@dataclass(frozen=True)
-class LoadProblem:
-    """One file (or one document of it) that could not be used, and why."""
-
-    path: str
-    message: str
-    line: int | None = None
-    # "error": the input is broken (exit code 2); "warning": an unrendered
-    # Helm template, skipped; "note": valid YAML that is not a Kubernetes
-    # object, skipped on purpose.
-    level: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
-
-
 @dataclass
 class LoadResult:
     objects: list[K8sObject] = field(default_factory=list)
-    problems: list[LoadProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     def extend(self, other: LoadResult) -> None:
@@ -63,7 +47,7 @@ class LoadResult:
         self.files.extend(other.files)
 
     @property
-    def errors(self) -> list[LoadProblem]:
+    def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.level == "error"]
 
 
@@ -140,7 +124,7 @@ def load_paths(paths: Iterable[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
     result = LoadResult()
     for path, problem in iter_manifest_files(paths):
         if problem:
-            result.problems.append(LoadProblem(path, problem))
+            result.problems.append(Problem(path, problem))
             continue
         result.extend(load_file(path, max_file_bytes))
     return result
@@ -152,7 +136,7 @@ def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadRe
         raw = _read_bytes(path, max_file_bytes)
         result.objects, result.problems = parse_manifest_text(path, _decode(raw))
     except _ManifestError as err:
-        result.problems.append(LoadProblem(path, str(err), err.line, err.level))
+        result.problems.append(Problem(path, str(err), err.line, err.level))
     return result
 
 
@@ -186,17 +170,17 @@ def _decode(raw: bytes) -> str:
         raise _ManifestError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})", line) from None
 
 
-def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[LoadProblem]]:
+def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[Problem]]:
     """Parse one file's text into objects; problems never raise."""
     if not text.strip():
-        return [], [LoadProblem(path, "empty file, nothing to lint", level="note")]
+        return [], [Problem(path, "empty file, nothing to lint", level="note")]
     if path.endswith(".json"):
         documents = _json_documents(text)
     else:
         _refuse_deep_nesting(text)
         documents = _yaml_documents(text)
     objects: list[K8sObject] = []
-    problems: list[LoadProblem] = []
+    problems: list[Problem] = []
     for index, (line, data, item_lines) in enumerate(documents):
         _collect_objects(path, index, line, data, item_lines, objects, problems)
     return objects, problems
@@ -327,10 +311,10 @@ def _collect_objects(path, index, line, data, item_lines, objects, problems) -> 
     if data is None:
         return
     if not isinstance(data, dict) or not data.get("apiVersion") or not data.get("kind"):
-        problems.append(LoadProblem(path, "not a Kubernetes object (no apiVersion/kind), skipped", line, "note"))
+        problems.append(Problem(path, "not a Kubernetes object (no apiVersion/kind), skipped", line, "note"))
         return
     if _is_unrendered(data):
-        problems.append(LoadProblem(path, HELM_TEMPLATE, line, "warning"))
+        problems.append(Problem(path, HELM_TEMPLATE, line, "warning"))
         return
     items = data.get("items")
     if str(data["kind"]).endswith("List") and isinstance(items, list):
@@ -340,7 +324,7 @@ def _collect_objects(path, index, line, data, item_lines, objects, problems) -> 
                 objects.append(K8sObject(path, index, item_line, item, list_index=item_index))
             else:
                 message = f"{data['kind']} item {item_index} has no apiVersion/kind, skipped"
-                problems.append(LoadProblem(path, message, item_line, "note"))
+                problems.append(Problem(path, message, item_line, "note"))
         return
     objects.append(K8sObject(path, index, line, data))
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from ..contracts import ObjectRef
+from ..patch import pointer
+
 # Where the pod spec lives, per workload kind (JSON Pointer segments).
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
@@ -52,27 +55,6 @@ INHERITED_SECURITY_FIELDS = (
     "windowsOptions",
     "appArmorProfile",
 )
-
-
-def escape_pointer(token: str) -> str:
-    """RFC 6901: ``~`` becomes ``~0`` and ``/`` becomes ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")
-
-
-def pointer(*segments: str | int) -> str:
-    return "".join("/" + escape_pointer(str(s)) for s in segments)
-
-
-@dataclass(frozen=True)
-class Identity:
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    def __str__(self) -> str:
-        ns = f"{self.namespace}/" if self.namespace else ""
-        return f"{self.kind} {ns}{self.name}"
 
 
 @dataclass(frozen=True)
@@ -127,8 +109,17 @@ class K8sObject:
         self.group = self.api_version.rpartition("/")[0]
 
     @cached_property
-    def identity(self) -> Identity:
-        return Identity(self.api_version, self.kind, self.namespace, self.name)
+    def ref(self) -> ObjectRef:
+        return ObjectRef(api_version=self.api_version, kind=self.kind, namespace=self.namespace, name=self.name)
+
+    @property
+    def location(self) -> tuple[str, int, int | None]:
+        """Where the object is: file, document, item of a `kind: List`."""
+        return (self.path, self.document_index, self.list_index)
+
+    def with_data(self, data: dict) -> K8sObject:
+        """The same object, at the same place, with other content (a patched copy)."""
+        return K8sObject(self.path, self.document_index, self.line, data, self.list_index)
 
     # --- pod template ------------------------------------------------------
 
@@ -198,7 +189,7 @@ class K8sObject:
         return next((c for c in self.containers if c.name == name), None) if name is not None else None
 
     def __repr__(self) -> str:
-        return f"<K8sObject {self.identity} {self.path}#{self.document_index}>"
+        return f"<K8sObject {self.ref} {self.path}#{self.document_index}>"
 
 
 def _as_dict(value: Any) -> dict:

@@ -25,14 +25,28 @@ class ObjectStore:
             self._files[path] = load_file(path, self.max_file_bytes)
         return self._files[path]
 
-    def preload(self, loaded: dict[str, LoadResult], applications: dict[str, list[K8sObject]]) -> None:
-        """Use files and applications loaded elsewhere (a detect worker) instead of reading them again."""
-        self._files.update(loaded)
-        for key, objects in applications.items():
-            self._apps[key] = Application(key, objects)
+    @classmethod
+    def of_application(cls, app: Application) -> ObjectStore:
+        """A store that serves one application already loaded (in a worker) instead of reading it again."""
+        store = cls()
+        for obj in app.objects:
+            store._files.setdefault(obj.path, LoadResult(files=[obj.path])).objects.append(obj)
+        store._apps[app.key] = app
+        return store
 
     def loaded_objects(self) -> list[K8sObject]:
         return [o for loaded in self._files.values() for o in loaded.objects]
+
+    def object_of(self, finding) -> K8sObject | None:
+        """The object a detection is about, if it is still where detect found it."""
+        obj = self.object(finding.manifest_path, finding.document_index, finding.list_index)
+        ref = finding.object
+        if obj is None or (obj.kind, obj.name, obj.namespace) != (ref.kind, ref.name, ref.namespace):
+            return None
+        return obj
+
+    def application_of(self, finding) -> Application:
+        return self.application(finding.application, finding.manifest_path)
 
     def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
         for obj in self.file(path).objects:

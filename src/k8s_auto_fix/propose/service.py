@@ -22,6 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 
+from ..checks.fixes import FixOptions
 from ..checks.selection import select_checks
 from ..config import RunConfig
 from ..contracts import Detection
@@ -37,7 +38,7 @@ class ServiceState:
     config: RunConfig
     token: str
     mode: str = "rules"
-    client: object | None = None  # a ChatClient for model modes
+    client: object | None = None  # a ModelClient for model modes
     max_body_bytes: int = DEFAULT_MAX_BODY
     counters: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -120,7 +121,7 @@ def _propose_one(state: ServiceState, checks, detection: Detection) -> dict:
         store = ObjectStore()
         verifier = Verifier(checks, VerifyOptions(include_errors=True), store)
         if state.mode == "rules":
-            patches = propose_rules([detection], state.config.fixes, {}, store).patches
+            patches = propose_rules([detection], FixOptions(state.config.fixes), store).patches
         else:
             from ..propose.llm.loop import ModelProposer
 

@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from ..contracts import write_text_atomic
-from .metrics import GATES, first_failed_gate
+from ..verify.gates import GATE_NAMES
+from .metrics import first_failed_gate
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2433;max-width:1200px}
@@ -75,7 +76,7 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
         + "</div></section>",
         '<section id="charts"><h2>Charts</h2>'
         + bar_chart("Findings by check", dict(by_check))
-        + bar_chart("Rejections by gate", {g: by_gate.get(g, 0) for g in GATES}, "#b42318")
+        + bar_chart("Rejections by gate", {g: by_gate.get(g, 0) for g in GATE_NAMES}, "#b42318")
         + "</section>",
         '<section id="queue"><h2>Ranked queue</h2><table><tr><th>#</th><th>score</th><th>check</th><th>object</th><th>R</th><th>p</th><th>E[t] min</th><th>KEV</th></tr>',
     ]
@@ -101,7 +102,7 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
             fix = "no automatic fix"
         parts.append(
             f"<tr><td>{_e(d.manifest_path)}:{d.line or ''}<br>{_e(d.object.kind)}/{_e(d.object.name)}</td><td>{_e(d.policy_id)}</td>"
-            f"<td>{_e(d.severity)}</td><td>{risk.risk if risk else ''}</td><td>{_e(d.violation_text)}</td><td>{fix}</td></tr>"
+            f"<td>{_e(d.severity.value)}</td><td>{risk.risk if risk else ''}</td><td>{_e(d.violation_text)}</td><td>{fix}</td></tr>"
         )
     parts.append("</table></section></body></html>")
     write_text_atomic(Path(path), "\n".join(parts))

@@ -6,9 +6,9 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+from ..checks.aliases import normalise
 from ..contracts import PatchRecord, Verdict
-
-GATES = ("apply", "policy", "regression", "schema", "safety", "rescan")
+from ..verify.gates import GATE_NAMES
 
 
 def fix_metrics(patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> dict:
@@ -26,7 +26,7 @@ def fix_metrics(patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> 
         if verdict.errors and len(reasons[verdict.policy_id]) < 3:
             reasons[verdict.policy_id].append(verdict.errors[0])
     for patch in patches:
-        if not patch.patch and patch.creates is None:
+        if patch.is_manual:
             per_check[patch.policy_id]["manual"] += 1
     accepted = sum(v.accepted for v in verdicts)
     ops = [v.patch_ops for v in verdicts if v.patch_ops]
@@ -35,7 +35,7 @@ def fix_metrics(patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> 
         "verified": len(verdicts),
         "accepted": accepted,
         "acceptance_rate": round(accepted / len(verdicts), 5) if verdicts else None,
-        "manual": sum(1 for p in patches if not p.patch and p.creates is None),
+        "manual": sum(1 for p in patches if p.is_manual),
         "median_patch_ops": statistics.median(ops) if ops else 0,
         "per_check": {check: dict(counts) for check, counts in sorted(per_check.items())},
         "rejections": {gate: dict(counts) for gate, counts in rejections.items()},
@@ -44,21 +44,11 @@ def fix_metrics(patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> 
 
 
 def first_failed_gate(verdict: Verdict) -> str:
-    flags = {
-        "apply": verdict.ok_apply,
-        "policy": verdict.ok_policy,
-        "regression": verdict.ok_regression,
-        "schema": verdict.ok_schema,
-        "safety": verdict.ok_safety,
-        "rescan": verdict.ok_rescan is not False,
-    }
-    return next((gate for gate in GATES if not flags[gate]), "unknown")
+    return verdict.first_failed_gate() or "unknown"
 
 
 def pipeline_metrics(detections: Sequence, patches: Sequence[PatchRecord], verdicts: Sequence[Verdict]) -> dict:
     """metrics.json: the seed's KPIs, a per-check table, and model usage."""
-    from ..checks.aliases import normalise
-
     fix = fix_metrics(patches, verdicts)
     failed = Counter(first_failed_gate(v) for v in verdicts if not v.accepted)
     per_check: dict[str, Counter] = defaultdict(Counter)
@@ -80,7 +70,7 @@ def pipeline_metrics(detections: Sequence, patches: Sequence[PatchRecord], verdi
         "acceptance_rate": fix["acceptance_rate"],
         "median_patch_ops": fix["median_patch_ops"],
         "manual": fix["manual"],
-        **{f"failed_{gate}": failed.get(gate, 0) for gate in GATES},
+        **{f"failed_{gate}": failed.get(gate, 0) for gate in GATE_NAMES},
         "per_check": {check: dict(row) for check, row in sorted(per_check.items())},
         "model_usage": {k: round(v, 3) if isinstance(v, float) else v for k, v in usage.items()} or None,
     }

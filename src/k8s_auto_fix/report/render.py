@@ -44,7 +44,7 @@ def print_table(result, console: Console) -> None:
         for d in result.detections:
             location = f"{d.manifest_path}:{d.line}" if d.line else d.manifest_path
             target = f"{d.object.kind}/{d.object.name}" + (f" [{d.container}]" if d.container else "")
-            table.add_row(escape(f"{location}\n{target}"), d.policy_id, d.severity, escape(d.violation_text))
+            table.add_row(escape(f"{location}\n{target}"), d.policy_id, d.severity.value, escape(d.violation_text))
         console.print(table)
         by_check = Counter(d.policy_id for d in result.detections)
         console.print(", ".join(f"{check}: {n}" for check, n in by_check.most_common()))
@@ -62,7 +62,8 @@ def print_checks(checks: Sequence[Check], fmt: str, console: Console) -> None:
                     "kube_linter": c.kube_linter.value,
                     "template": c.template,
                     "params": c.params,
-                    "scope": c.scope,
+                    "kinds": list(c.kinds.names),
+                    "has_fix": c.fix is not None,
                     "description": c.description,
                     "remediation": c.remediation,
                 }

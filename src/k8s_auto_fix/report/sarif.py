@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..checks.registry import Check, Severity
-from ..contracts import Detection
-from ..manifests.loader import LoadProblem
+from ..checks.registry import Check
+from ..contracts import Detection, Problem
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -35,7 +34,7 @@ def _rule(check: Check) -> dict:
         "shortDescription": {"text": check.description or check.id},
         "help": {"text": check.remediation or check.description or check.id},
         "defaultConfiguration": {"level": check.severity.sarif_level},
-        "properties": {"severity": check.severity.value, "scope": check.scope},
+        "properties": {"severity": check.severity.value, "kinds": str(check.kinds)},
     }
 
 
@@ -47,7 +46,7 @@ def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
     obj = detection.object
     result = {
         "ruleId": detection.policy_id,
-        "level": Severity(detection.severity).sarif_level,
+        "level": detection.severity.sarif_level,
         "message": {"text": detection.violation_text},
         "locations": [
             {
@@ -68,7 +67,7 @@ def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
     return result
 
 
-def _notification(problem: LoadProblem) -> dict:
+def _notification(problem: Problem) -> dict:
     location = {"physicalLocation": {"artifactLocation": {"uri": _artifact_uri(problem.path)}}}
     if problem.line:
         location["physicalLocation"]["region"] = {"startLine": problem.line}
@@ -79,7 +78,7 @@ def _notification(problem: LoadProblem) -> dict:
     }
 
 
-def to_sarif(detections: Sequence[Detection], problems: Sequence[LoadProblem], checks: Sequence[Check]) -> dict:
+def to_sarif(detections: Sequence[Detection], problems: Sequence[Problem], checks: Sequence[Check]) -> dict:
     rules = sorted(checks, key=lambda c: c.id)
     rule_index = {check.id: i for i, check in enumerate(rules)}
     return {

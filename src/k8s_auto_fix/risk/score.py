@@ -16,32 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from ..contracts import Detection
+from ..contracts import Detection, RiskRecord
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.selectors import SelectorError, from_match_labels
 from ..manifests.store import ObjectStore
 from .feeds import ImageVulns, normalise_image, read_epss, read_kev, read_trivy
 
-SEVERITY_WEIGHT = {"critical": 1.0, "high": 0.75, "medium": 0.5, "low": 0.25}
 EXPOSED_SERVICE_TYPES = {"LoadBalancer", "NodePort"}
-
-
-class RiskRecord(BaseModel):
-    id: str
-    policy_id: str
-    risk: float  # 0..1
-    severity: str
-    severity_weight: float
-    exposure: float
-    exposure_reasons: list[str] = []
-    images: list[str] = []
-    cves: int = 0
-    max_epss: float = 0.0
-    kev: bool = False
-    kev_cves: list[str] = []
 
 
 def load_vulnerabilities(trivy_reports: Iterable[Path]) -> dict[str, ImageVulns]:
@@ -76,7 +58,7 @@ def score_risk(
         images = sorted({normalise_image(str(c.spec.get("image", ""))) for c in obj.containers}) if obj is not None else []
         cves = set().union(*(vulns[i].cves for i in images if i in vulns)) if images else set()
         max_epss = max((epss.get(c, 0.0) for c in cves), default=0.0)
-        weight = SEVERITY_WEIGHT.get(d.severity, 0.5)
+        weight = d.severity.weight
         kev_cves = sorted(cves & kev)
         records.append(
             RiskRecord(

@@ -23,25 +23,9 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 
-from pydantic import BaseModel
-
 from ..checks.aliases import normalise
 from ..config import ScheduleSettings
-from ..contracts import Verdict
-from ..risk.score import RiskRecord
-
-
-class ScheduleItem(BaseModel):
-    id: str
-    policy_id: str
-    score: float
-    R: float
-    p: float
-    Et: float
-    wait: float
-    kev: bool
-    explore: float
-    first_seen: str
+from ..contracts import RiskRecord, ScheduleItem, Verdict
 
 
 def build_schedule(
@@ -70,7 +54,7 @@ def build_schedule(
         r = risk.risk if risk else 0.5
         kev = bool(risk and risk.kev)
         p = (settings.prior_accepted + accepted[check]) / (settings.prior_accepted + settings.prior_rejected + total[check])
-        effort = settings.effort_minutes[v.applicability.value] + settings.minutes_per_op * v.patch_ops
+        effort = settings.effort_minutes[v.applicability] + settings.minutes_per_op * v.patch_ops
         explore = settings.explore * math.sqrt(math.log(n_all + 1) / (total[check] + 1))
         seen = first_seen.get(v.id) or now.isoformat()
         wait = max(0.0, (now - datetime.fromisoformat(seen)).total_seconds() / 3600)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from ..checks import REGISTRY
 from ..engines.kube_linter import KubeLinterError, require_kube_linter, run_kube_linter
+from .judging import SchemaMode
 
 TOOLS_BIN = Path(__file__).resolve().parents[3] / ".tools" / "bin"
 
@@ -34,16 +36,15 @@ def _dump(path: Path, data: dict) -> str:
     return str(path)
 
 
-def schema_gate(candidates, options, crds: list[dict]) -> None:
-    if options.schema == "kubectl-validate":
-        _kubectl_validate(candidates, options, crds)
-    elif options.schema == "server":
-        _server_dry_run(candidates)
-    else:
-        raise ExternalToolError(f"unknown schema mode {options.schema!r} (offline, kubectl-validate or server)")
+def schema_errors(changes, options, crds: list[dict]) -> list[list[str]]:
+    """Per change: the schema errors the external validator reports that the
+    original did not have (and every error of a created object)."""
+    if options.schema is SchemaMode.KUBECTL_VALIDATE:
+        return _kubectl_validate(changes, options, crds)
+    return _server_dry_run(changes)
 
 
-def _kubectl_validate(candidates, options, crds: list[dict]) -> None:
+def _kubectl_validate(candidates, options, crds: list[dict]) -> list[list[str]]:
     binary = _tool("kubectl-validate")
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-kv-") as scratch:
         root = Path(scratch)
@@ -55,8 +56,8 @@ def _kubectl_validate(candidates, options, crds: list[dict]) -> None:
         for i, c in enumerate(candidates):
             files[_dump(root / "objects" / f"{i}-after.yaml", c.after.data)] = (c, "after")
             files[_dump(root / "objects" / f"{i}-before.yaml", c.before.data)] = (c, "before")
-            if c.created is not None:
-                files[_dump(root / "objects" / f"{i}-created.yaml", c.created.data)] = (c, "created")
+            for j, created in enumerate(c.created):
+                files[_dump(root / "objects" / f"{i}-created-{j}.yaml", created.data)] = (c, "created")
         command = [binary, str(root / "objects"), "--version", options.kube_version, "--output", "json"]
         if crds:
             command += ["--local-crds", str(root / "crds")]
@@ -71,33 +72,34 @@ def _kubectl_validate(candidates, options, crds: list[dict]) -> None:
         if key is None:
             continue
         c, role = key
-        messages[(id(c), role)] = [r.get("message", "") for r in results if r.get("status") != "Success"]
+        messages.setdefault((id(c), role), []).extend(r.get("message", "") for r in results if r.get("status") != "Success")
+    out = []
     for c in candidates:
         before = set(messages.get((id(c), "before"), []))
         new = [m for m in messages.get((id(c), "after"), []) if m not in before] + messages.get((id(c), "created"), [])
-        c.verdict.ok_schema = not new
-        c.errors += [f"schema (kubectl-validate): {m}" for m in new]
+        out.append([f"kubectl-validate: {m}" for m in new])
+    return out
 
 
-def _server_dry_run(candidates) -> None:
+def _server_dry_run(candidates) -> list[list[str]]:
     kubectl = _tool("kubectl")
     context = subprocess.run([kubectl, "config", "current-context"], capture_output=True, text=True)
     if context.returncode != 0 or not context.stdout.strip():
         raise ExternalToolError("--schema server needs a kube context: `kubectl config current-context` has none")
+    out = []
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-dry-") as scratch:
         for i, c in enumerate(candidates):
-            docs = [c.after.data] + ([c.created.data] if c.created is not None else [])
+            docs = [c.after.data] + [o.data for o in c.created]
             path = Path(scratch) / f"{i}.yaml"
             path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
             proc = subprocess.run([kubectl, "apply", "--dry-run=server", "-f", str(path), "-o", "name"], capture_output=True, text=True)
-            c.verdict.ok_schema = proc.returncode == 0
-            if proc.returncode != 0:
-                c.errors.append(f"schema (server dry-run): {proc.stderr.strip()[-300:]}")
+            out.append([] if proc.returncode == 0 else [f"server dry-run: {proc.stderr.strip()[-300:]}"])
+    return out
 
 
-def rescan_with_kube_linter(candidates) -> None:
+def still_reported_by_kube_linter(candidates) -> list[list[str]]:
     """Lint every patched object (with any object its fix creates) in a folder
-    of its own, and check the targeted finding is gone."""
+    of its own; per change, the targeted checks whose findings kube-linter still reports."""
     try:
         binary = require_kube_linter()
     except KubeLinterError as err:
@@ -107,19 +109,16 @@ def rescan_with_kube_linter(candidates) -> None:
         for i, c in enumerate(candidates):
             folder = Path(scratch) / str(i)
             folder.mkdir()
-            docs = [c.after.data] + ([c.created.data] if c.created is not None else [])
+            docs = [c.after.data] + [o.data for o in c.created]
             path = folder / "object.yaml"
             path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
             owners[str(path)] = c
-        checks = sorted({c.record.policy_id for c in candidates})
-        report = run_kube_linter(binary, [scratch], checks, None)
-    still: set[tuple[int, str]] = set()
+        checks = [REGISTRY[i] for i in sorted({i for c in candidates for i in c.check_ids}) if i in REGISTRY]
+        report = run_kube_linter(binary, [scratch], checks)
+    still: set[tuple[int, str, str]] = set()
     for item in report.get("Reports") or []:
         path = ((item.get("Object") or {}).get("Metadata") or {}).get("FilePath", "")
         c = owners.get(path) or owners.get(os.path.realpath(path))
-        if c is not None and item.get("Check") == c.record.policy_id:
-            still.add((id(c), (item.get("Diagnostic") or {}).get("Message", "")))
-    for c in candidates:
-        c.verdict.ok_rescan = (id(c), c.detection.violation_text) not in still
-        if not c.verdict.ok_rescan:
-            c.errors.append(f"rescan: kube-linter still reports {c.record.policy_id}")
+        if c is not None:
+            still.add((id(c), item.get("Check", ""), (item.get("Diagnostic") or {}).get("Message", "")))
+    return [sorted({d.policy_id for d in c.detections if (id(c), d.policy_id, d.violation_text) in still}) for c in candidates]

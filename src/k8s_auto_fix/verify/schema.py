@@ -23,6 +23,7 @@ from pathlib import Path
 import fastjsonschema
 
 from ..manifests.names import name_errors
+from ..patch import op_paths, parse_pointer
 
 DEFAULT_KUBE_VERSION = "1.30"  # the newest kubectl-validate v0.0.4 knows, so both gates agree
 # Removed API versions have no schema in the shipped releases; they are
@@ -162,9 +163,7 @@ class SchemaValidator:
             new_names = []
         roots: set[tuple] = set()
         for op in ops:
-            for path in (op.get("path"), op.get("from")):
-                if not isinstance(path, str):
-                    continue
+            for path in op_paths(op):
                 parts = _parts(path)
                 if op.get("op") in ("add", "replace", "copy", "move") and path == op.get("path"):
                     # The new value and what holds it: its own definition when
@@ -308,8 +307,7 @@ _MISSING = object()
 
 def _parts(path: str) -> list:
     """JSON Pointer -> keys and list indices ("-" stays a string)."""
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
-    return [int(p) if p.isdigit() else p for p in parts]
+    return [int(p) if p.isdigit() else p for p in parse_pointer(path)]
 
 
 def _get(data, parts):

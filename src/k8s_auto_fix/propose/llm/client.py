@@ -89,6 +89,8 @@ class RateBudget:
 
 @dataclass
 class ChatClient:
+    """An endpoint speaking OpenAI's chat-completions protocol (``api: openai``)."""
+
     endpoint: EndpointSettings
     settings: ProposerSettings
     api_key: str | None = None
@@ -166,19 +168,6 @@ class ChatClient:
     def _record(self, usage: Usage) -> None:
         with self._lock:
             self.usage.add(usage)
-
-
-def client_for(settings, mode: str, retries: int | None = None) -> ChatClient:
-    """The client of a model mode, with its key from the configured variable.
-    A missing key is an error naming the variable; nothing is sent."""
-    import os
-
-    endpoint = settings.endpoint(mode)
-    api_key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
-    if endpoint.api_key_env and not api_key:
-        raise ModelError(f"--mode {mode} needs an API key in ${endpoint.api_key_env} (set it, or change {mode}.api_key_env)")
-    proposer = settings.proposer if retries is None else settings.proposer.model_copy(update={"retries": retries})
-    return ChatClient(endpoint, proposer, api_key)
 
 
 def _backoff(attempt: int) -> float:

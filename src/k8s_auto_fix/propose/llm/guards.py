@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 from ...manifests.objects import K8sObject
+from ...patch import PATCH_ERRORS, apply_patch
 from .redact import mentions_placeholder
 
 OPS = {"add": ("path", "value"), "remove": ("path",), "replace": ("path", "value"), "move": ("from", "path"), "copy": ("from", "path"), "test": ("path", "value")}
@@ -91,8 +92,6 @@ def _check_op(index: int, op: object, root: str, own: str | None, others: list[s
 def _check_paths_exist(ops: list[dict], data: dict) -> None:
     """Apply the operations one by one (on a copy that shares untouched parts):
     each must find the paths it needs in the object as the earlier ones left it."""
-    from ...verify.verifier import PATCH_ERRORS, apply_patch
-
     current = data
     for index, op in enumerate(ops):
         try:

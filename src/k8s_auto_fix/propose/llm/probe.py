@@ -11,12 +11,13 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from .client import ChatClient, ModelError
+from .client import ModelError
+from .providers import ModelClient
 
 PING = [{"role": "system", "content": "Answer with the JSON array [] and nothing else."}, {"role": "user", "content": "[]"}]
 
 
-def probe(client: ChatClient, max_concurrency: int = 16, rounds: int = 2) -> dict:
+def probe(client: ModelClient, max_concurrency: int = 16, rounds: int = 2) -> dict:
     levels, best = [], 0
     level = 1
     while level <= max_concurrency:
@@ -41,7 +42,7 @@ def probe(client: ChatClient, max_concurrency: int = 16, rounds: int = 2) -> dic
     return {"endpoint": client.endpoint.endpoint, "model": client.endpoint.model, "max_concurrency_without_429": best, "levels": levels}
 
 
-def _burst(client: ChatClient, concurrency: int, count: int) -> list[tuple[int, float]]:
+def _burst(client: ModelClient, concurrency: int, count: int) -> list[tuple[int, float]]:
     def one(_):
         start = time.perf_counter()
         try:

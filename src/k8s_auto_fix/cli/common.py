@@ -1,0 +1,97 @@
+"""What every command shares: exit codes, errors, and the options that mean
+the same thing everywhere (paths, --config, the check selection, --context)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from ..checks import Check
+from ..checks.selection import CheckSelectionError, select_checks
+from ..config import DEFAULT_CONFIG_PATH, ConfigError, RunConfig, load_config
+from ..contracts import ContractError, read_models
+from ..manifests.context import ContextMode
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False)
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def fail(message: str) -> typer.Exit:
+    stderr.print(f"[red]error:[/red] {message}")
+    return typer.Exit(EXIT_ERROR)
+
+
+PathsArg = Annotated[list[str], typer.Argument(help="Files or folders (recursive; .yaml/.yml/.json), or - for stdin.")]
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", help="Run configuration: fix values, proposer, endpoints, scheduler, and checks (kube-linter's format)."),
+]
+ContextOpt = Annotated[
+    ContextMode,
+    typer.Option("--context", help="Application unit for cross-object checks: dir (kube-linter's) or file."),
+]
+IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", help="Also run this check (repeatable).")]
+ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Do not run this check (repeatable).")]
+AllChecksOpt = Annotated[bool, typer.Option("--all-checks", help="Enable every check, not only the defaults.")]
+JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")]
+ImagePinsOpt = Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")]
+KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
+CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
+
+
+def load_settings(config: Path = DEFAULT_CONFIG_PATH) -> RunConfig:
+    """The run configuration (the built-in defaults when the default file is absent)."""
+    try:
+        return load_config(config)
+    except ConfigError as err:
+        raise fail(str(err)) from None
+
+
+def choose_checks(
+    settings: RunConfig,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+    all_checks: bool = False,
+    only: list[str] | None = None,
+) -> list[Check]:
+    """The checks to run: the configuration's selection, then the command line's."""
+    try:
+        return select_checks(include, exclude, settings.checks, settings.custom_checks, all_checks, only)
+    except CheckSelectionError as err:
+        raise fail(str(err)) from None
+
+
+def load_image_pins(path: Path | None) -> dict[str, str]:
+    """--image-pins: a YAML or JSON map from image (as written) to its pinned form."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise fail(f"{path}: cannot read image pins: {err}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise fail(f"{path}: image pins must map image strings to pinned image strings")
+    return data
+
+
+def read_contract(path: Path, model):
+    """A stage's input file, or one clear error naming it."""
+    try:
+        return read_models(path, model)
+    except ContractError as err:
+        raise fail(str(err)) from None
+
+
+def print_problems(problems, skip_notes: bool = True) -> None:
+    for problem in problems:
+        if skip_notes and problem.level == "note":
+            continue
+        colour = {"error": "red", "warning": "yellow"}.get(problem.level, "dim")
+        stderr.print(f"[{colour}]{problem.level}:[/{colour}] {problem}", soft_wrap=True)

@@ -1,0 +1,100 @@
+"""detect and checks: find misconfigurations, list what is looked for."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import DEFAULT_CONFIG_PATH
+from ..contracts import Engine, write_json_atomic
+from ..manifests.context import ContextMode
+from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
+from .app import app
+from .common import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    AllChecksOpt,
+    ConfigOpt,
+    ContextOpt,
+    ExcludeOpt,
+    IncludeOpt,
+    JobsOpt,
+    PathsArg,
+    choose_checks,
+    fail,
+    load_settings,
+    print_problems,
+    stderr,
+    stdout,
+)
+
+
+class OutputFormat(str, Enum):
+    TABLE = "table"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+@app.command()
+def detect(
+    paths: PathsArg,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the output here instead of stdout.")] = None,
+    output_format: Annotated[
+        Optional[OutputFormat], typer.Option("--format", "-f", help="table (default on a terminal), json or sarif.")
+    ] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin, or the real kube-linter binary.")] = Engine.BUILTIN,
+    context: ContextOpt = ContextMode.DIR,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    all_checks: AllChecksOpt = False,
+    embed_yaml: Annotated[bool, typer.Option("--embed-yaml", help="Put each object's YAML in manifest_yaml.")] = False,
+    max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip files larger than this (bytes).")] = DEFAULT_MAX_FILE_BYTES,
+    jobs: JobsOpt = 0,
+) -> None:
+    """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
+    from ..detect import DetectOptions
+    from ..detect import detect as run_detect
+    from ..engines.kube_linter import KubeLinterError
+    from ..report import render
+
+    checks = choose_checks(load_settings(config), include, exclude, all_checks)
+    options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine)
+    try:
+        result = run_detect(paths, checks, options)
+    except KubeLinterError as err:
+        raise fail(str(err)) from None
+    print_problems(result.problems, skip_notes=False)
+
+    fmt = output_format or (OutputFormat.TABLE if out is None and sys.stdout.isatty() else OutputFormat.JSON)
+    if out is not None:
+        if fmt is OutputFormat.TABLE:
+            fmt = OutputFormat.JSON
+        write_json_atomic(out, render.payload(fmt.value, result, checks))
+        stderr.print(render.summary_line(result))
+    elif fmt is OutputFormat.TABLE:
+        render.print_table(result, stdout)
+    else:
+        render.print_json(render.payload(fmt.value, result, checks))
+
+    if result.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if result.detections else EXIT_CLEAN)
+
+
+@app.command("checks")
+def list_checks(
+    default_only: Annotated[bool, typer.Option("--default-only", help="Only the checks that run by default.")] = False,
+    output_format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json.")] = OutputFormat.TABLE,
+) -> None:
+    """List the checks: id, severity, default, kube-linter status, object kinds, fix."""
+    from ..checks import REGISTRY
+    from ..report import render
+
+    checks = sorted((c for c in REGISTRY.values() if c.enabled_by_default or not default_only), key=lambda c: c.id)
+    render.print_checks(checks, output_format.value, stdout)

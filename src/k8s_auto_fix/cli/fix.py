@@ -1,0 +1,197 @@
+"""propose, verify and fix: the stages that change manifests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import DEFAULT_CONFIG_PATH
+from ..contracts import Engine
+from ..manifests.context import ContextMode
+from ..verify.judging import SchemaMode
+from ..verify.schema import DEFAULT_KUBE_VERSION
+from .app import app
+from .common import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FINDINGS,
+    AllChecksOpt,
+    ConfigOpt,
+    ContextOpt,
+    CrdsOpt,
+    ExcludeOpt,
+    ImagePinsOpt,
+    IncludeOpt,
+    JobsOpt,
+    KubeVersionOpt,
+    PathsArg,
+    choose_checks,
+    fail,
+    load_image_pins,
+    load_settings,
+    print_problems,
+    read_contract,
+    stderr,
+)
+
+RESCAN_ENGINES = (Engine.KUBE_LINTER,)
+
+
+@app.command()
+def propose(
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json from detect.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write patches.json.")] = Path("patches.json"),
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    mode: Annotated[
+        Optional[str], typer.Option("--mode", help="rules (deterministic), or a model endpoint: grok, vendor, vllm, or one of yours (default: the config's).")
+    ] = None,
+    image_pins: ImagePinsOpt = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
+) -> None:
+    """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
+    from ..checks.fixes import FixOptions
+    from ..contracts import Detection, write_models
+    from ..propose.rules import propose_rules
+
+    settings = load_settings(config)
+    found = read_contract(detections, Detection)
+    chosen = mode or settings.proposer.mode
+    pins = load_image_pins(image_pins)
+    if chosen != "rules":
+        _propose_with_model(chosen, settings, found, out, pins, jobs)
+        return
+    result = propose_rules(found, FixOptions(settings.fixes, pins))
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/yellow] {warning}")
+    write_models(out, result.patches)
+    with_ops = sum(1 for p in result.patches if not p.is_manual)
+    stderr.print(
+        f"{len(result.patches)} fix(es) for {len(found)} finding(s): {with_ops} with a patch, "
+        f"{len(result.patches) - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
+    )
+
+
+def _propose_with_model(endpoint: str, settings, found, out: Path, pins: dict, jobs: int) -> None:
+    from ..contracts import write_models
+    from ..propose.llm.client import ModelError
+    from ..propose.llm.loop import propose_with_model
+    from ..propose.llm.providers import client_for
+
+    try:
+        client = client_for(settings, endpoint)
+    except ModelError as err:
+        raise fail(str(err)) from None
+    try:
+        result = propose_with_model(client, settings, found, endpoint, pins, jobs)
+    finally:
+        client.close()
+    write_models(out, result.patches)
+    stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+@app.command()
+def verify(
+    patches: Annotated[Path, typer.Option("--patches", "-p", help="patches.json from propose.")],
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="The detections the patches are for.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write verified.json.")] = Path("verified.json"),
+    include_errors: Annotated[bool, typer.Option("--include-errors", help="Record each gate's reasons in `errors`.")] = False,
+    schema: Annotated[SchemaMode, typer.Option("--schema", help="offline (default), kubectl-validate, or server (dry run).")] = SchemaMode.OFFLINE,
+    kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
+    crds: CrdsOpt = None,
+    rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter.")] = None,
+    patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+) -> None:
+    """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
+    from ..contracts import Detection, PatchRecord, write_models
+    from ..report.metrics import first_failed_gate
+    from ..verify.external import ExternalToolError
+    from ..verify.judging import VerifyOptions
+    from ..verify.schema import SchemaSetupError
+    from ..verify.verifier import verify_parallel
+
+    unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
+    if unsupported:
+        raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
+    found = read_contract(detections, Detection)
+    proposed = read_contract(patches, PatchRecord)
+    options = VerifyOptions(
+        schema=schema,
+        kube_version=kube_version,
+        crd_paths=tuple(str(p) for p in crds or ()),
+        rescan=tuple(rescan or ()),
+        include_errors=include_errors,
+        include_yaml=patched_yaml,
+    )
+    try:
+        result = verify_parallel(choose_checks(load_settings(config)), options, proposed, found)
+    except (ExternalToolError, SchemaSetupError) as err:
+        raise fail(str(err)) from None
+    write_models(out, result.verdicts)
+    accepted = sum(v.accepted for v in result.verdicts)
+    stderr.print(f"{accepted}/{len(result.verdicts)} patch(es) accepted; {result.manual} manual fix(es) not verified")
+    for verdict in result.verdicts:
+        if not verdict.accepted:
+            stderr.print(f"rejected ({first_failed_gate(verdict)}): {verdict.policy_id} {verdict.id}")
+    raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
+
+
+@app.command()
+def fix(
+    paths: PathsArg,
+    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff (the default); exit 1 if anything would change.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Rewrite the files in place.")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write fixed copies of the changed files here.")] = None,
+    emit_kustomize: Annotated[Optional[Path], typer.Option("--emit-kustomize", help="Write a Kustomize overlay with the fixes here.")] = None,
+    unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply `review` fixes.")] = False,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    all_checks: AllChecksOpt = False,
+    select: Annotated[Optional[list[str]], typer.Option("--select", hidden=True, help="Old spelling: run and fix only these checks.")] = None,
+    ignore: Annotated[Optional[list[str]], typer.Option("--ignore", hidden=True, help="Old spelling of --exclude.")] = None,
+    context: ContextOpt = ContextMode.DIR,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    image_pins: ImagePinsOpt = None,
+    kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
+    crds: CrdsOpt = None,
+    jobs: JobsOpt = 0,
+) -> None:
+    """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
+
+    Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
+    from ..fix.apply import run_fix, unified_diff, write_in_place, write_to_folder
+    from ..fix.engine import FixSettings
+    from ..runner import RunnerOptions
+
+    settings = load_settings(config)
+    checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
+    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds)
+    run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
+    print_problems(run.detected.problems)
+    for problem in run.problems:
+        stderr.print(f"[yellow]warning:[/yellow] {problem}")
+
+    if write:
+        write_in_place(run)
+    if out_dir:
+        write_to_folder(run, out_dir, paths)
+    if emit_kustomize:
+        from ..fix.kustomize import emit_kustomize as emit
+
+        emit(run, emit_kustomize, list(paths))
+    if diff or not (write or out_dir or emit_kustomize):
+        sys.stdout.write(unified_diff(run))
+    accepted = sum(v.accepted for v in run.verdicts)
+    stderr.print(
+        f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
+        f"{accepted}/{len(run.verdicts)} proposed patches verified; "
+        f"{len(run.detected.detections)} finding(s) in total"
+        + ("" if unsafe_fixes else " (review fixes need --unsafe-fixes)")
+    )
+    if run.detected.errors:
+        raise typer.Exit(EXIT_ERROR)
+    remaining = len(run.detected.detections) - run.fixed_findings
+    raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)

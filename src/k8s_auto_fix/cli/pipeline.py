@@ -1,0 +1,245 @@
+"""risk, schedule, queue, metrics and run: ranking verified fixes for review, and the whole pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import DEFAULT_CONFIG_PATH
+from ..contracts import write_json_atomic
+from ..manifests.context import ContextMode
+from .app import app, feeds_app, queue_app, risk_app
+from .common import (
+    EXIT_FINDINGS,
+    AllChecksOpt,
+    ConfigOpt,
+    ContextOpt,
+    ExcludeOpt,
+    IncludeOpt,
+    PathsArg,
+    choose_checks,
+    fail,
+    load_image_pins,
+    load_settings,
+    print_problems,
+    read_contract,
+    stderr,
+    stdout,
+)
+
+
+@risk_app.callback()
+def risk(
+    ctx: typer.Context,
+    detections: Annotated[Optional[Path], typer.Option("--detections", "-d", help="detections.json.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write risk.json.")] = Path("risk.json"),
+    epss_csv: Annotated[Optional[Path], typer.Option("--epss-csv", help="FIRST EPSS CSV (plain or .gz).")] = None,
+    kev_json: Annotated[Optional[Path], typer.Option("--kev-json", help="CISA KEV catalogue JSON.")] = None,
+    trivy_report: Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")] = None,
+) -> None:
+    """Score each finding: severity, exposure, image vulnerabilities (EPSS), known exploitation (KEV)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if detections is None:
+        raise fail("risk needs --detections (or a subcommand: feeds fetch)")
+    from ..contracts import ContractError, Detection, read_models, write_models
+    from ..risk.feeds import FeedError
+    from ..risk.score import score_risk
+
+    try:
+        records = score_risk(read_models(detections, Detection), epss_csv, kev_json, trivy_report or ())
+    except (ContractError, FeedError) as err:
+        raise fail(str(err)) from None
+    write_models(out, records)
+    stderr.print(f"{len(records)} risk record(s); {sum(r.kev for r in records)} on known-exploited images")
+
+
+@feeds_app.command("fetch")
+def feeds_fetch(folder: Annotated[Path, typer.Option("--dir", help="Where to keep the feeds.")] = Path("data/feeds")) -> None:
+    """Download EPSS and KEV (only what changed upstream)."""
+    from ..risk.feeds import FeedError, fetch_feeds
+
+    try:
+        for path in fetch_feeds(folder):
+            stderr.print(f"{path}")
+    except FeedError as err:
+        raise fail(str(err)) from None
+
+
+@app.command()
+def schedule(
+    verified: Annotated[Path, typer.Option("--verified", "-v", help="verified.json.")],
+    detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json.")],
+    risk_file: Annotated[Optional[Path], typer.Option("--risk", "-r", help="risk.json (R = 0.5 without it).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write schedule.json.")] = Path("schedule.json"),
+    previous: Annotated[Optional[Path], typer.Option("--previous", help="An earlier schedule.json (keeps first-seen times for ageing).")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+) -> None:
+    """Rank accepted fixes: S = R * p / E[t] + explore + alpha * wait + KEV."""
+    from ..contracts import Detection, RiskRecord, ScheduleItem, Verdict, write_models
+    from ..schedule.score import build_schedule
+
+    settings = load_settings(config)
+    verdicts = read_contract(verified, Verdict)
+    known = {d.id for d in read_contract(detections, Detection)}
+    risks = read_contract(risk_file, RiskRecord) if risk_file else []
+    earlier = read_contract(previous, ScheduleItem) if previous else []
+    items = build_schedule([v for v in verdicts if v.id in known], risks, settings.schedule, earlier)
+    write_models(out, items)
+    stderr.print(f"{len(items)} item(s) scheduled")
+
+
+def _queue(db: Path, create: bool = False, lease: float = 300.0):
+    from ..queue.store import Queue, QueueError
+
+    try:
+        return Queue(db, lease, create=create)
+    except QueueError as err:
+        raise fail(str(err)) from None
+
+
+DbOpt = Annotated[Path, typer.Option("--db", help="The queue database.")]
+
+
+@queue_app.command("init")
+def queue_init(db: DbOpt = Path("queue.db")) -> None:
+    """Create the queue (WAL mode); an existing queue is kept."""
+    _queue(db, create=True).close()
+    stderr.print(f"{db}: ready")
+
+
+@queue_app.command("enqueue")
+def queue_enqueue(
+    db: DbOpt = Path("queue.db"),
+    schedule_file: Annotated[Optional[Path], typer.Option("--schedule", help="schedule.json (scores).")] = None,
+    verified: Annotated[Optional[Path], typer.Option("--verified", help="verified.json (accepted items, score 0).")] = None,
+) -> None:
+    """Add items; enqueueing the same items again changes nothing (idempotent)."""
+    from ..contracts import ScheduleItem, Verdict
+    from ..queue.store import QueueError
+
+    if schedule_file:
+        items = [i.model_dump() for i in read_contract(schedule_file, ScheduleItem)]
+    elif verified:
+        items = [{"id": v.id, "policy_id": v.policy_id, "score": 0.0} for v in read_contract(verified, Verdict) if v.accepted]
+    else:
+        raise fail("enqueue needs --schedule or --verified")
+    queue = _queue(db, create=True)
+    try:
+        added, updated = queue.enqueue(items)
+    except QueueError as err:
+        raise fail(str(err)) from None
+    stderr.print(f"{added} added, {updated} updated, {len(items) - added - updated} unchanged")
+
+
+@queue_app.command("next")
+def queue_next(
+    db: DbOpt = Path("queue.db"),
+    worker: Annotated[str, typer.Option("--worker", help="Who takes the lease.")] = "cli",
+    lease: Annotated[float, typer.Option("--lease-seconds", help="Lease length.")] = 300.0,
+) -> None:
+    """Lease the highest-scored ready item (JSON on stdout; exit 1 when empty)."""
+    from ..report.render import print_json
+
+    item = _queue(db, lease=lease).next(worker)
+    if item is None:
+        stderr.print("the queue is empty")
+        raise typer.Exit(EXIT_FINDINGS)
+    print_json(item)
+
+
+def _queue_change(db: Path, action) -> None:
+    from ..queue.store import QueueError
+
+    try:
+        action(_queue(db))
+    except QueueError as err:
+        raise fail(str(err)) from None
+
+
+@queue_app.command("ack")
+def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = Path("queue.db"), worker: Annotated[str, typer.Option("--worker")] = "cli") -> None:
+    """Mark a leased item done."""
+    _queue_change(db, lambda q: q.ack(item, worker))
+
+
+@queue_app.command("fail")
+def queue_fail(
+    item: Annotated[str, typer.Argument(help="Item id.")],
+    db: DbOpt = Path("queue.db"),
+    worker: Annotated[str, typer.Option("--worker")] = "cli",
+    max_attempts: Annotated[int, typer.Option("--max-attempts")] = 3,
+) -> None:
+    """Give a leased item back (failed for good after --max-attempts)."""
+    _queue_change(db, lambda q: stderr.print(q.fail(item, worker, max_attempts)))
+
+
+@queue_app.command("requeue")
+def queue_requeue(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = Path("queue.db")) -> None:
+    """Put an item back in the ready state."""
+    _queue_change(db, lambda q: q.requeue(item))
+
+
+@queue_app.command("stats")
+def queue_stats(db: DbOpt = Path("queue.db")) -> None:
+    """Counts per state (JSON)."""
+    from ..report.render import print_json
+
+    print_json(_queue(db).stats())
+
+
+@app.command()
+def metrics(
+    detections: Annotated[Path, typer.Option("--detections", "-d")],
+    patches: Annotated[Path, typer.Option("--patches", "-p")],
+    verified: Annotated[Path, typer.Option("--verified", "-v")],
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("metrics.json"),
+) -> None:
+    """KPIs of a run: detections, patches, verified, accepted, auto-fix rate, failures per gate, per check."""
+    from ..contracts import Detection, PatchRecord, Verdict
+    from ..report.metrics import pipeline_metrics
+
+    data = pipeline_metrics(read_contract(detections, Detection), read_contract(patches, PatchRecord), read_contract(verified, Verdict))
+    write_json_atomic(out, data)
+    stderr.print(f"{data['accepted']}/{data['detections']} findings auto-fixable (auto_fix_rate {data['auto_fix_rate']})")
+
+
+@app.command("run")
+def run_command(
+    paths: PathsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for every artefact and report.html.")] = Path("out"),
+    context: ContextOpt = ContextMode.DIR,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    epss_csv: Annotated[Optional[Path], typer.Option("--epss-csv", help="FIRST EPSS CSV (plain or .gz).")] = None,
+    kev_json: Annotated[Optional[Path], typer.Option("--kev-json", help="CISA KEV catalogue JSON.")] = None,
+    trivy_report: Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="Trivy JSON report (repeatable).")] = None,
+    image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
+    head: Annotated[int, typer.Option("--head", help="Queue items to print at the end.")] = 5,
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    all_checks: AllChecksOpt = False,
+) -> None:
+    """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from ..contracts import ContractError
+    from ..detect import DetectOptions
+    from ..queue.store import QueueError
+    from ..risk.feeds import FeedError
+    from ..run import RunOptions, run_pipeline
+
+    settings = load_settings(config)
+    checks = choose_checks(settings, include, exclude, all_checks)
+    options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
+        task = progress.add_task("starting")
+        try:
+            result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
+        except (ContractError, FeedError, QueueError) as err:
+            raise fail(str(err)) from None
+    print_problems(result["problems"])
+    from ..report.render import print_run_summary
+
+    print_run_summary(result, out, head, stdout)

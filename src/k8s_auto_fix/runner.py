@@ -1,0 +1,196 @@
+"""Per application, in worker processes: how detect and fix spread work over cores.
+
+Work is split by application, never inside one, so cross-object checks see
+every object they need: each worker loads the files of its applications and
+runs the stage's work on them. An application larger than a fair share of
+the input is sliced instead: every slice does its per-object work in a
+worker, and the parent joins the slices' results once they are all back
+(the cross-object work). Results come back typed, one per application, in
+the order of the inputs. One application's failure is reported as a problem
+of that application; the others go on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from .contracts import Problem
+from .manifests.context import Application, ContextMode, application_key
+from .manifests.loader import DEFAULT_MAX_FILE_BYTES, STDIN_PATH, iter_manifest_files, load_file
+from .manifests.objects import K8sObject
+
+# Below this many files a process pool costs more than it saves.
+PARALLEL_MIN_FILES = 200
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    context: ContextMode = ContextMode.DIR
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    jobs: int = 0  # worker processes; 0: one per core
+
+
+class ApplicationWork(Protocol[R]):
+    """A stage's work on applications."""
+
+    def whole(self, app: Application) -> R:
+        """All the work on a whole application."""
+
+    def part(self, app: Application) -> R:
+        """The per-object work on a slice of a large application."""
+
+    def joined(self, app: Application, parts: list[R]) -> R:
+        """In the parent: the cross-object work on a sliced application, with its slices' results."""
+
+
+@dataclass
+class Outcome(Generic[R]):
+    results: list[R] = field(default_factory=list)  # one per application, in input order
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    objects: int = 0
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """The files of one application, or a slice of a large one."""
+
+    order: int  # the application's position in the input
+    key: str
+    files: list[str]
+    split: bool
+
+
+@dataclass
+class _UnitResult(Generic[R]):
+    unit: _Unit
+    result: R | None = None
+    objects: list[K8sObject] | None = None  # a slice's objects, for the join
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    object_count: int = 0
+
+
+def for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
+    outcome: Outcome[R] = Outcome()
+    apps: dict[str, list[str]] = {}
+    chart_roots: dict[str, str | None] = {}
+    for path, problem in iter_manifest_files(paths):
+        if problem:
+            outcome.problems.append(Problem(path, problem))
+        else:
+            apps.setdefault(application_key(path, options.context, chart_roots), []).append(path)
+
+    jobs = options.jobs or os.cpu_count() or 1
+    file_count = sum(len(files) for files in apps.values())
+    if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
+        done = _in_pool(_plan(apps, jobs * 16), options, work, jobs)
+    else:
+        units = [_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())]
+        done = [_run_unit(unit, options, work) for unit in units]
+
+    results: dict[int, R] = {}
+    sliced: dict[int, list[_UnitResult[R]]] = {}
+    for part in done:
+        outcome.problems.extend(part.problems)
+        outcome.files += part.files
+        outcome.objects += part.object_count
+        if part.unit.split:
+            sliced.setdefault(part.unit.order, []).append(part)
+        elif part.result is not None:
+            results[part.unit.order] = part.result
+    for order, parts in sliced.items():
+        objects = sorted((o for p in parts for o in p.objects or []), key=lambda o: (o.path, o.document_index, o.list_index or 0))
+        app = Application(parts[0].unit.key, objects)
+        joined = _guarded(outcome.problems, app.key, work.joined, app, [p.result for p in parts if p.result is not None])
+        if joined is not None:
+            results[order] = joined
+    outcome.results = [results[order] for order in sorted(results)]
+    outcome.problems.sort(key=lambda p: (p.path, p.line or 0))
+    return outcome
+
+
+def _run_unit(unit: _Unit, options: RunnerOptions, work: ApplicationWork[R]) -> _UnitResult[R]:
+    done: _UnitResult[R] = _UnitResult(unit)
+    objects: list[K8sObject] = []
+    for path in unit.files:
+        loaded = load_file(path, options.max_file_bytes)
+        objects.extend(loaded.objects)
+        done.problems.extend(loaded.problems)
+        done.files += 1
+    done.object_count = len(objects)
+    app = Application(unit.key, objects)
+    if unit.split:
+        done.objects = objects
+        done.result = _guarded(done.problems, unit.key, work.part, app)
+    elif objects:
+        done.result = _guarded(done.problems, unit.key, work.whole, app)
+    return done
+
+
+def _guarded(problems: list[Problem], key: str, step, *args):
+    """One application's failure must not stop the others: it becomes its problem."""
+    try:
+        return step(*args)
+    except Exception as err:  # noqa: BLE001 - reported, and the run goes on
+        problems.append(Problem(key, f"could not process this application: {type(err).__name__}: {err}"))
+        return None
+
+
+def _file_bytes(path: str) -> int:
+    return os.path.getsize(path) if path != STDIN_PATH else 0
+
+
+def _plan(apps: dict[str, list[str]], batch_count: int) -> list[list[_Unit]]:
+    """Spread applications over batches of similar size, biggest first; an
+    application larger than one batch is sliced (and marked split)."""
+    sizes = {key: sum(_file_bytes(p) for p in files) for key, files in apps.items()}
+    target = max(1, sum(sizes.values()) // batch_count)
+    pieces: list[tuple[int, _Unit]] = []
+    for order, (key, files) in enumerate(apps.items()):
+        if sizes[key] <= target:
+            pieces.append((sizes[key], _Unit(order, key, files, split=False)))
+            continue
+        chunk: list[str] = []
+        chunk_bytes = 0
+        for path in files:
+            chunk.append(path)
+            chunk_bytes += _file_bytes(path)
+            if chunk_bytes >= target:
+                pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
+                chunk, chunk_bytes = [], 0
+        if chunk:
+            pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
+    batches: list[list[_Unit]] = [[] for _ in range(batch_count)]
+    loads = [0] * batch_count
+    for size, unit in sorted(pieces, key=lambda p: p[0], reverse=True):
+        lightest = loads.index(min(loads))
+        batches[lightest].append(unit)
+        loads[lightest] += size
+    return [b for b in batches if b]
+
+
+# --- worker side: fork, so the work object and the check registry are inherited ----------
+
+_worker_state: tuple | None = None
+
+
+def _in_pool(batches: list[list[_Unit]], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> list[_UnitResult[R]]:
+    global _worker_state
+    _worker_state = (options, work)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return [done for batch in pool.map(_run_batch, batches, chunksize=1) for done in batch]
+    finally:
+        _worker_state = None
+
+
+def _run_batch(batch: list[_Unit]) -> list[_UnitResult]:
+    assert _worker_state is not None
+    options, work = _worker_state
+    return [_run_unit(unit, options, work) for unit in batch]

@@ -1,0 +1,177 @@
+"""What the gates judge (a ``Change``) and what they share while judging (``Judging``).
+
+A change is one object before and after a patch, the objects the patch
+creates, and the findings it is meant to fix: a single proposed patch, or
+every chosen fix of one object applied together. ``Judging`` holds what
+several gates need and computes it once: the check findings on the object
+before (memoised per object) and after (per change), and the compiled schemas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+
+from ..checks import REGISTRY, Check
+from ..contracts import Detection, Engine, object_digest
+from ..engines.builtin import check_object
+from ..manifests.context import Application
+from ..manifests.loader import iter_manifest_files
+from ..manifests.objects import CONTAINER_GROUPS, K8sObject
+from ..manifests.store import ObjectStore
+from ..patch import op_paths
+from .schema import DEFAULT_KUBE_VERSION, SchemaValidator
+
+FindingKey = tuple[str, str | None, str]  # check, container, message
+_VALIDATORS: dict[tuple, SchemaValidator] = {}  # one per process and CRD set: compiled schemas are reused
+
+
+class SchemaMode(str, Enum):
+    OFFLINE = "offline"  # strict OpenAPI schemas shipped with a Python package
+    KUBECTL_VALIDATE = "kubectl-validate"  # SIG CLI's offline validator
+    SERVER = "server"  # kubectl apply --dry-run=server
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    schema: SchemaMode = SchemaMode.OFFLINE
+    kube_version: str = DEFAULT_KUBE_VERSION
+    crd_paths: tuple[str, ...] = ()
+    rescan: tuple[Engine, ...] = ()  # engines that rescan every patched object
+    include_errors: bool = True
+    include_yaml: bool = False  # patched_yaml: the patched object as YAML (large on big inputs)
+
+
+@dataclass
+class Change:
+    """One change to judge."""
+
+    before: K8sObject
+    after: K8sObject
+    created: list[K8sObject]
+    detections: list[Detection]  # the findings the change is meant to fix
+    app: Application
+    ops: list[dict]
+
+    @cached_property
+    def check_ids(self) -> set[str]:
+        return {d.policy_id for d in self.detections}
+
+
+@dataclass
+class Judging:
+    """The shared state of one verification run."""
+
+    checks: Sequence[Check]  # the suite the regression gate runs
+    options: VerifyOptions = VerifyOptions()
+    store: ObjectStore = field(default_factory=ObjectStore)
+    _memo: dict = field(default_factory=dict)
+    _schema: SchemaValidator | None = None
+
+    # --- findings --------------------------------------------------------------
+
+    def suite(self, change: Change) -> list[Check]:
+        """The regression suite plus the targeted checks (which may be off by default)."""
+        targeted = [REGISTRY[i] for i in sorted(change.check_ids) if i in REGISTRY]
+        return [*self.checks, *(c for c in targeted if c not in self.checks)]
+
+    def findings_after(self, change: Change) -> set[FindingKey]:
+        """Findings on the patched object, in the application as the change leaves it."""
+        return self._per_change("after", change, lambda: self._findings_of(change, change.after, self.context_after(change)))
+
+    def findings_before(self, change: Change) -> set[FindingKey]:
+        scope = self.scope(change)
+        if scope is None:  # the whole object: the same for every change of it
+            checks = self.suite(change)
+            key = ("before", id(change.before), tuple(c.id for c in checks))
+            return self._memoised(key, change.before, lambda: findings(change.before, change.app, checks))
+        return self._per_change("before", change, lambda: self._findings_of(change, change.before, change.app))
+
+    def created_findings(self, change: Change) -> set[FindingKey]:
+        context = self.context_after(change)
+        return {f for obj in change.created for f in findings(obj, context, self.checks)}
+
+    def _findings_of(self, change: Change, obj: K8sObject, app: Application) -> set[FindingKey]:
+        return findings(only_containers(obj, self.scope(change)), app, self.suite(change))
+
+    def scope(self, change: Change) -> set[tuple[str, int]] | None:
+        """A patch inside some containers leaves the others as they were (they
+        are the very same objects): only its containers are checked again."""
+        if change.created or len(change.detections) != 1:
+            return None
+        return self._per_change("scope", change, lambda: touched_containers(change.before, change.ops, change.detections[0].container))
+
+    @staticmethod
+    def context_after(change: Change) -> Application:
+        """The application as the change leaves it: the patched object itself only
+        matters as the subject of the checks, so the application just gains the created objects."""
+        return change.app.with_extra(change.created) if change.created else change.app
+
+    # --- schemas ----------------------------------------------------------------
+
+    def validator(self) -> SchemaValidator:
+        if self._schema is None:
+            crds = self.crds()
+            key = (self.options.kube_version, tuple(sorted(object_digest(c) for c in crds)))
+            if key not in _VALIDATORS:
+                _VALIDATORS[key] = SchemaValidator(self.options.kube_version, crds)
+            self._schema = _VALIDATORS[key]
+        return self._schema
+
+    def crds(self) -> list[dict]:
+        """CRDs given with --crds, and those in every file read so far."""
+        objects = [o for path in self.options.crd_paths for f, problem in iter_manifest_files([path]) if not problem for o in self.store.file(f).objects]
+        objects += self.store.loaded_objects()
+        return [o.data for o in objects if o.kind == "CustomResourceDefinition"]
+
+    # --- memo ----------------------------------------------------------------------
+
+    def digest(self, obj: K8sObject) -> str:
+        return self._memoised(("digest", id(obj)), obj, lambda: object_digest(obj.data))
+
+    def _per_change(self, kind: str, change: Change, compute):
+        return self._memoised((kind, id(change)), change, compute)
+
+    def _memoised(self, key: tuple, owner: object, compute):
+        """The owner is kept with its value, so its id cannot be reused while the entry exists."""
+        hit = self._memo.get(key)
+        if hit is None or hit[0] is not owner:
+            hit = self._memo[key] = (owner, compute())
+        return hit[1]
+
+    def forget(self, change: Change) -> None:
+        """Drop what was memoised for a change once it is judged."""
+        for kind in ("after", "before", "scope"):
+            self._memo.pop((kind, id(change)), None)
+
+
+def findings(obj: K8sObject, app: Application, checks: Sequence[Check]) -> set[FindingKey]:
+    return {(f.check.id, f.violation.container, f.violation.message) for f in check_object(obj, app, checks)}
+
+
+def touched_containers(obj: K8sObject, ops: list[dict], target: str | None) -> set[tuple[str, int]] | None:
+    """The containers a patch changes, when it changes nothing but containers
+    (plus the finding's own container); None when it touches anything else."""
+    base = obj.pod_spec_pointer
+    if base is None:
+        return None
+    touched: set[tuple[str, int]] = set()
+    for op in ops:
+        for path in op_paths(op):
+            parts = path[len(base) + 1 :].split("/") if path.startswith(base + "/") else []
+            if len(parts) < 3 or parts[0] not in CONTAINER_GROUPS or not parts[1].isdigit():
+                return None
+            touched.add((parts[0], int(parts[1])))
+    touched |= {(c.group, c.index) for c in obj.containers if c.name == target}
+    return touched
+
+
+def only_containers(obj: K8sObject, scope: set[tuple[str, int]] | None) -> K8sObject:
+    """A view of ``obj`` whose container checks see only the containers in ``scope``."""
+    if scope is None:
+        return obj
+    view = obj.with_data(obj.data)
+    view.__dict__["containers"] = [c for c in obj.containers if (c.group, c.index) in scope]
+    return view
