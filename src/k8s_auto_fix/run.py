@@ -21,13 +21,13 @@ from .config import RunConfig
 from .contracts import write_json_atomic, write_models
 from .detect import DetectOptions, detect
 from .manifests.store import ObjectStore
+from .patch import apply_patch
 from .propose.rules import propose_rules
 from .queue.store import Queue
 from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
 from .schedule.score import build_schedule
-from .patch import apply_patch
 from .verify.judging import VerifyOptions
 from .verify.verifier import verify_parallel
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .common import SERVICE, WORKLOADS, string_matcher
 from ..contracts import Severity
+from .common import SERVICE, WORKLOADS, string_matcher
 from .registry import Kinds, KubeLinter, Violation, check, template
 
 

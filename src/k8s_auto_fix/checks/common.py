@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..manifests.context import Application
 from ..manifests.objects import Container, K8sObject
@@ -61,8 +60,7 @@ def string_matcher(pattern: str) -> Callable[[str], bool]:
     return lambda value: regex.search(value) is not None
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(NamedTuple):
     """What a per-container or pod-level rule found: the message, the field
     (segments below the container or the pod spec) and its offending value."""
 

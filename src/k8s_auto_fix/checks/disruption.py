@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 import re
 
-from ..contracts import Applicability, Severity
-from ..manifests.selectors import SelectorError, from_label_selector
 from pydantic import Field
 
+from ..contracts import Applicability, Severity
+from ..manifests.selectors import SelectorError, from_label_selector
 from .common import as_dict
 from .patching import set_value
 from .registry import Fix, FixContext, Kinds, KubeLinter, Proposal, Violation, check, setting, template

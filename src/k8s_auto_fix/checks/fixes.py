@@ -44,15 +44,16 @@ def live_violation(check: Check, obj: K8sObject, app: Application, key: FindingK
     return next((v for v in check.detect(obj, app) if v.container == container and v.message == message), None)
 
 
-def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixOptions) -> Proposal | None:
+def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixOptions, violation: Violation | None = None) -> Proposal | None:
     """The check's fix for the finding ``key`` on ``obj``, with its applicability
     and explanation resolved. None when the finding does not fire on ``obj``
     (nothing to fix); a manual proposal when the check has no mechanical fix
-    or the object's shape does not allow the edit."""
+    or the object's shape does not allow the edit. ``violation`` is the live
+    violation when the caller has just detected it on this very object."""
     check = REGISTRY.get(key[0])
     if check is None or check.fix is None:
         return Proposal.manual("this check has no automatic fix")
-    violation = live_violation(check, obj, app, key)
+    violation = violation or live_violation(check, obj, app, key)
     if violation is None:
         return None
     container = obj.container_named(violation.container)

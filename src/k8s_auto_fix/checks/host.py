@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..contracts import Applicability, Severity
-from ..patch import pointer
 from ..manifests.objects import Container, K8sObject
+from ..patch import pointer
 from .common import (
     WORKLOADS,
     Hit,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ..contracts import Severity
 from ..manifests.selectors import SelectorError, from_label_selector, go_map
 from .common import WORKLOADS, as_dict, as_list
-from ..contracts import Severity
 from .registry import Kinds, KubeLinter, Violation, check, template
 
 NETWORKING = "networking.k8s.io/v1"

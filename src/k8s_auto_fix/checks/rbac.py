@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from .common import as_dict, as_list, go_regex
 from ..contracts import Severity
+from .common import as_dict, as_list, go_regex
 from .registry import Kinds, KubeLinter, Violation, check, template
 
 RBAC = "rbac.authorization.k8s.io/v1"

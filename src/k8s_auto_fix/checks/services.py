@@ -11,6 +11,7 @@ from .common import SERVICE, WORKLOADS, as_dict, as_list, go_quote, string_match
 from .patching import remove, set_value
 from .registry import Fix, FixContext, KubeLinter, Proposal, Violation, check, setting, template
 
+
 def _is_service(obj) -> bool:
     return obj.api_version == "v1" and obj.kind == "Service"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from ..contracts import Applicability, Severity
 from ..manifests.selectors import (
     SelectorError,
@@ -10,8 +12,6 @@ from ..manifests.selectors import (
     go_map,
     labels_string,
 )
-from pydantic import Field
-
 from .common import WORKLOADS, as_dict, as_list, string_matcher
 from .patching import append, remove, set_value
 from .registry import Fix, FixContext, Kinds, KubeLinter, Proposal, Violation, check, setting, template

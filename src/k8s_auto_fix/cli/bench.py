@@ -76,7 +76,6 @@ def bench_fix_command(
 ) -> None:
     """Time the fix pipeline on a corpus and report acceptance per check and rejections per gate."""
     from ..bench.fix import bench_fix
-
     from ..fix.engine import FixSettings
     from ..runner import RunnerOptions
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import yaml
 
 from ..checks.registry import Check, Violation
-from ..contracts import DetectResult, Detection, Engine, detection_id
+from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..runner import RunnerOptions, for_each_application
@@ -17,8 +17,7 @@ IGNORE_ALL = "kube-linter.io/ignore-all"
 IGNORE_CHECK_PREFIX = "ignore-check.kube-linter.io/"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     check: Check
     obj: K8sObject
     violation: Violation
@@ -71,8 +70,9 @@ def to_detection(finding: Finding, app_key: str, embed_yaml: bool = False) -> De
     )
 
 
-def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[Detection]:
-    return [to_detection(f, app.key, embed_yaml) for f in run_checks(app, checks)]
+def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[tuple[Detection, Violation]]:
+    """Every finding in the application, as a detection with the violation behind it."""
+    return [(to_detection(f, app.key, embed_yaml), f.violation) for f in run_checks(app, checks)]
 
 
 class DetectWork:
@@ -85,14 +85,19 @@ class DetectWork:
         self.cross = [c for c in self.checks if c.cross_object]
         self.embed_yaml = embed_yaml
 
+    def found(self, app: Application, scope: str = "whole") -> list[tuple[Detection, Violation]]:
+        """The findings of ``scope``: every check, the per-object ones (a slice), or the cross-object ones (the join)."""
+        checks = {"whole": self.checks, "part": self.local, "joined": self.cross}[scope]
+        return detect_application(app, checks, self.embed_yaml)
+
     def whole(self, app: Application) -> list[Detection]:
-        return detect_application(app, self.checks, self.embed_yaml)
+        return [d for d, _ in self.found(app)]
 
     def part(self, app: Application) -> list[Detection]:
-        return detect_application(app, self.local, self.embed_yaml)
+        return [d for d, _ in self.found(app, "part")]
 
     def joined(self, app: Application, parts: list[list[Detection]]) -> list[Detection]:
-        return [d for part in parts for d in part] + detect_application(app, self.cross, self.embed_yaml)
+        return [d for part in parts for d in part] + [d for d, _ in self.found(app, "joined")]
 
 
 def detection_order(d: Detection):

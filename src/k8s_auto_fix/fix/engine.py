@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..checks import Check
+from ..checks import Check, Violation
 from ..checks.fixes import FixOptions, propose_fix
 from ..checks.selection import select_checks
 from ..contracts import Applicability, Detection, ObjectEdit, PatchRecord, Verdict
@@ -69,15 +69,15 @@ class FixWork:
         self.settings = settings
 
     def whole(self, app: Application) -> FixOutcome:
-        return self.fix(app, self.detect.whole(app))
+        return self.fix(app, self.detect.found(app))
 
     def part(self, app: Application) -> FixOutcome:
-        return self.fix(app, self.detect.part(app))
+        return self.fix(app, self.detect.found(app, "part"))
 
     def joined(self, app: Application, parts: list[FixOutcome]) -> FixOutcome:
         """The cross-object findings of a sliced application, fixed once every
         slice is back, and the files they touch rendered with every edit."""
-        cross = self.fix(app, self.detect.joined(app, []), render=False)
+        cross = self.fix(app, self.detect.found(app, "joined"), render=False)
         merged = FixOutcome()
         seen: set[tuple] = set()
         for outcome in [*parts, cross]:
@@ -100,9 +100,10 @@ class FixWork:
             merged.problems += problems
         return merged
 
-    def fix(self, app: Application, detections: list[Detection], render: bool = True) -> FixOutcome:
+    def fix(self, app: Application, found: list[tuple[Detection, Violation]], render: bool = True) -> FixOutcome:
+        detections = [d for d, _ in found]
         store = ObjectStore.of_application(app)
-        proposed = propose_rules(detections, self.settings.options, store)
+        proposed = propose_rules(detections, self.settings.options, store, {d.id: v for d, v in found})
         verifier = Verifier(self.settings.checks, self.settings.verify, store)
         verdicts = verifier.verify(proposed.patches, detections).verdicts
         outcome = FixOutcome(detections=detections, patches=proposed.patches, verdicts=verdicts)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..checks.fixes import FixOptions, fix_of, propose_fix
-from ..checks.registry import Proposal
+from ..checks.registry import Proposal, Violation
 from ..contracts import Applicability, Detection, PatchRecord, Source, object_digest
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
@@ -39,7 +39,11 @@ def patch_record(detection: Detection, obj: K8sObject, proposal: Proposal | None
     )
 
 
-def propose_rules(detections: Iterable[Detection], options: FixOptions, store: ObjectStore | None = None) -> ProposeResult:
+def propose_rules(
+    detections: Iterable[Detection], options: FixOptions, store: ObjectStore | None = None, violations: Mapping[str, Violation] | None = None
+) -> ProposeResult:
+    """A fix for every finding a check can fix. ``violations`` (detection id ->
+    violation) spares running a check again where detect just ran it."""
     store = store or ObjectStore()
     result = ProposeResult()
     digests: dict[int, tuple[K8sObject, str]] = {}  # the object pins its id
@@ -54,6 +58,7 @@ def propose_rules(detections: Iterable[Detection], options: FixOptions, store: O
             continue
         if id(obj) not in digests:
             digests[id(obj)] = (obj, object_digest(obj.data))
-        proposal = propose_fix(detection.key, obj, store.application_of(detection), options)
+        violation = (violations or {}).get(detection.id)
+        proposal = propose_fix(detection.key, obj, store.application_of(detection), options, violation)
         result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1]))
     return result

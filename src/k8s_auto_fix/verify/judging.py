@@ -74,8 +74,14 @@ class Judging:
 
     def suite(self, change: Change) -> list[Check]:
         """The regression suite plus the targeted checks (which may be off by default)."""
-        targeted = [REGISTRY[i] for i in sorted(change.check_ids) if i in REGISTRY]
-        return [*self.checks, *(c for c in targeted if c not in self.checks)]
+        return self._per_change("suite", change, lambda: self._suite_for(tuple(sorted(change.check_ids))))
+
+    def _suite_for(self, check_ids: tuple[str, ...]) -> list[Check]:
+        key = ("suite", check_ids)
+        if key not in self._memo:
+            in_suite = {c.id for c in self.checks}
+            self._memo[key] = [*self.checks, *(REGISTRY[i] for i in check_ids if i in REGISTRY and i not in in_suite)]
+        return self._memo[key]
 
     def findings_after(self, change: Change) -> set[FindingKey]:
         """Findings on the patched object, in the application as the change leaves it."""
@@ -143,7 +149,7 @@ class Judging:
 
     def forget(self, change: Change) -> None:
         """Drop what was memoised for a change once it is judged."""
-        for kind in ("after", "before", "scope"):
+        for kind in ("after", "before", "scope", "suite"):
             self._memo.pop((kind, id(change)), None)
 
 
