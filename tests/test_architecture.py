@@ -18,7 +18,7 @@ from conftest import REPO, write
 PACKAGE = REPO / "src" / "k8s_auto_fix"
 # Each part may import its own modules and the parts of lower layers, never a higher one.
 LAYERS = [
-    {"contracts", "patch"},
+    {"contracts", "patch", "defaults"},
     {"manifests"},
     {"checks"},
     {"config", "runner"},

@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .checks import settings_model
 from .checks.selection import CheckSelection, CustomCheck
 from .contracts import Applicability
+from .defaults import DEFAULT_CONFIG_PATH
 
-DEFAULT_CONFIG_PATH = Path("configs/run.yaml")
 FixSettings = settings_model()
 
 

@@ -61,6 +61,14 @@ class Engine(str, Enum):
     KUBE_LINTER = "kube-linter"
 
 
+class SchemaMode(str, Enum):
+    """How the schema gate validates."""
+
+    OFFLINE = "offline"  # strict OpenAPI schemas shipped with a Python package
+    KUBECTL_VALIDATE = "kubectl-validate"  # SIG CLI's offline validator
+    SERVER = "server"  # kubectl apply --dry-run=server
+
+
 @total_ordering
 class Applicability(str, Enum):
     """How safe a fix is to apply unattended (like ruff's safe/unsafe fixes),

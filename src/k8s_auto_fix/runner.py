@@ -67,13 +67,21 @@ class _Unit:
 
 
 @dataclass
-class _UnitResult(Generic[R]):
-    unit: _Unit
-    result: R | None = None
-    objects: list[K8sObject] | None = None  # a slice's objects, for the join
+class _Done(Generic[R]):
+    """What a batch of units gives back (one object per batch: cheap to send between processes)."""
+
+    results: dict[int, R] = field(default_factory=dict)  # application order -> result
+    parts: list[tuple[_Unit, R | None, list[K8sObject]]] = field(default_factory=list)  # slices, for the join
     problems: list[Problem] = field(default_factory=list)
     files: int = 0
-    object_count: int = 0
+    objects: int = 0
+
+    def merge(self, other: _Done[R]) -> None:
+        self.results.update(other.results)
+        self.parts += other.parts
+        self.problems += other.problems
+        self.files += other.files
+        self.objects += other.objects
 
 
 def for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
@@ -91,45 +99,40 @@ def for_each_application(paths: Sequence[str], options: RunnerOptions, work: App
     if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
         done = _in_pool(_plan(apps, jobs * 16), options, work, jobs)
     else:
-        units = [_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())]
-        done = [_run_unit(unit, options, work) for unit in units]
+        done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work)
 
-    results: dict[int, R] = {}
-    sliced: dict[int, list[_UnitResult[R]]] = {}
-    for part in done:
-        outcome.problems.extend(part.problems)
-        outcome.files += part.files
-        outcome.objects += part.object_count
-        if part.unit.split:
-            sliced.setdefault(part.unit.order, []).append(part)
-        elif part.result is not None:
-            results[part.unit.order] = part.result
+    sliced: dict[int, list[tuple[_Unit, R | None, list[K8sObject]]]] = {}
+    for unit, result, objects in done.parts:
+        sliced.setdefault(unit.order, []).append((unit, result, objects))
     for order, parts in sliced.items():
-        objects = sorted((o for p in parts for o in p.objects or []), key=lambda o: (o.path, o.document_index, o.list_index or 0))
-        app = Application(parts[0].unit.key, objects)
-        joined = _guarded(outcome.problems, app.key, work.joined, app, [p.result for p in parts if p.result is not None])
+        objects = sorted((o for _, _, objs in parts for o in objs), key=lambda o: (o.path, o.document_index, o.list_index or 0))
+        app = Application(parts[0][0].key, objects)
+        joined = _guarded(done.problems, app.key, work.joined, app, [r for _, r, _ in parts if r is not None])
         if joined is not None:
-            results[order] = joined
-    outcome.results = [results[order] for order in sorted(results)]
-    outcome.problems.sort(key=lambda p: (p.path, p.line or 0))
+            done.results[order] = joined
+    outcome.results = [done.results[order] for order in sorted(done.results)]
+    outcome.problems = sorted(outcome.problems + done.problems, key=lambda p: (p.path, p.line or 0))
+    outcome.files, outcome.objects = done.files, done.objects
     return outcome
 
 
-def _run_unit(unit: _Unit, options: RunnerOptions, work: ApplicationWork[R]) -> _UnitResult[R]:
-    done: _UnitResult[R] = _UnitResult(unit)
-    objects: list[K8sObject] = []
-    for path in unit.files:
-        loaded = load_file(path, options.max_file_bytes)
-        objects.extend(loaded.objects)
-        done.problems.extend(loaded.problems)
-        done.files += 1
-    done.object_count = len(objects)
-    app = Application(unit.key, objects)
-    if unit.split:
-        done.objects = objects
-        done.result = _guarded(done.problems, unit.key, work.part, app)
-    elif objects:
-        done.result = _guarded(done.problems, unit.key, work.whole, app)
+def _run_batch_with(batch: list[_Unit], options: RunnerOptions, work: ApplicationWork[R]) -> _Done[R]:
+    done: _Done[R] = _Done()
+    for unit in batch:
+        objects: list[K8sObject] = []
+        for path in unit.files:
+            loaded = load_file(path, options.max_file_bytes)
+            objects.extend(loaded.objects)
+            done.problems.extend(loaded.problems)
+            done.files += 1
+        done.objects += len(objects)
+        app = Application(unit.key, objects)
+        if unit.split:
+            done.parts.append((unit, _guarded(done.problems, unit.key, work.part, app), objects))
+        elif objects:
+            result = _guarded(done.problems, unit.key, work.whole, app)
+            if result is not None:
+                done.results[unit.order] = result
     return done
 
 
@@ -180,17 +183,20 @@ def _plan(apps: dict[str, list[str]], batch_count: int) -> list[list[_Unit]]:
 _worker_state: tuple | None = None
 
 
-def _in_pool(batches: list[list[_Unit]], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> list[_UnitResult[R]]:
+def _in_pool(batches: list[list[_Unit]], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> _Done[R]:
     global _worker_state
     _worker_state = (options, work)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return [done for batch in pool.map(_run_batch, batches, chunksize=1) for done in batch]
+            done: _Done[R] = _Done()
+            for part in pool.map(_run_batch, batches, chunksize=1):
+                done.merge(part)
+            return done
     finally:
         _worker_state = None
 
 
-def _run_batch(batch: list[_Unit]) -> list[_UnitResult]:
+def _run_batch(batch: list[_Unit]) -> _Done:
     assert _worker_state is not None
     options, work = _worker_state
-    return [_run_unit(unit, options, work) for unit in batch]
+    return _run_batch_with(batch, options, work)

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..config import DEFAULT_CONFIG_PATH
 from ..contracts import write_json_atomic
+from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
-from ..verify.schema import DEFAULT_KUBE_VERSION
 from .app import bench_app
 from .common import (
     EXIT_CLEAN,

@@ -4,16 +4,18 @@ the same thing everywhere (paths, --config, the check selection, --context)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from ..checks import Check
-from ..checks.selection import CheckSelectionError, select_checks
-from ..config import DEFAULT_CONFIG_PATH, ConfigError, RunConfig, load_config
 from ..contracts import ContractError, read_models
+from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+
+if TYPE_CHECKING:
+    from ..checks import Check
+    from ..config import RunConfig
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False)
@@ -46,6 +48,8 @@ CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or
 
 def load_settings(config: Path = DEFAULT_CONFIG_PATH) -> RunConfig:
     """The run configuration (the built-in defaults when the default file is absent)."""
+    from ..config import ConfigError, load_config
+
     try:
         return load_config(config)
     except ConfigError as err:
@@ -60,6 +64,8 @@ def choose_checks(
     only: list[str] | None = None,
 ) -> list[Check]:
     """The checks to run: the configuration's selection, then the command line's."""
+    from ..checks.selection import CheckSelectionError, select_checks
+
     try:
         return select_checks(include, exclude, settings.checks, settings.custom_checks, all_checks, only)
     except CheckSelectionError as err:

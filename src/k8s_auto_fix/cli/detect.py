@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_CONFIG_PATH
 from ..contracts import Engine, write_json_atomic
+from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
 from .app import app

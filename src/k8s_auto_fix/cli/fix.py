@@ -8,11 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_CONFIG_PATH
-from ..contracts import Engine
+from ..contracts import Engine, SchemaMode
+from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
-from ..verify.judging import SchemaMode
-from ..verify.schema import DEFAULT_KUBE_VERSION
 from .app import app
 from .common import (
     EXIT_CLEAN,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT_CONFIG_PATH
+from ..defaults import DEFAULT_CONFIG_PATH
 from .app import app, llm_app
 from .common import ConfigOpt, fail, load_settings
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_CONFIG_PATH
 from ..contracts import write_json_atomic
+from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from .app import app, feeds_app, queue_app, risk_app
 from .common import (

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from ..checks import REGISTRY
+from ..contracts import SchemaMode
 from ..engines.kube_linter import KubeLinterError, require_kube_linter, run_kube_linter
-from .judging import SchemaMode
 
 TOOLS_BIN = Path(__file__).resolve().parents[3] / ".tools" / "bin"
 

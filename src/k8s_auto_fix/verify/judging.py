@@ -11,27 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import cached_property
 
 from ..checks import REGISTRY, Check
-from ..contracts import Detection, Engine, object_digest
+from ..contracts import Detection, Engine, SchemaMode, object_digest
+from ..defaults import DEFAULT_KUBE_VERSION
 from ..engines.builtin import check_object
 from ..manifests.context import Application
 from ..manifests.loader import iter_manifest_files
 from ..manifests.objects import CONTAINER_GROUPS, K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import op_paths
-from .schema import DEFAULT_KUBE_VERSION, SchemaValidator
+from .schema import SchemaValidator
 
 FindingKey = tuple[str, str | None, str]  # check, container, message
 _VALIDATORS: dict[tuple, SchemaValidator] = {}  # one per process and CRD set: compiled schemas are reused
-
-
-class SchemaMode(str, Enum):
-    OFFLINE = "offline"  # strict OpenAPI schemas shipped with a Python package
-    KUBECTL_VALIDATE = "kubectl-validate"  # SIG CLI's offline validator
-    SERVER = "server"  # kubectl apply --dry-run=server
 
 
 @dataclass(frozen=True)

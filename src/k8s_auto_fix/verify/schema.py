@@ -22,10 +22,10 @@ from pathlib import Path
 
 import fastjsonschema
 
+from ..defaults import DEFAULT_KUBE_VERSION
 from ..manifests.names import name_errors
 from ..patch import op_paths, parse_pointer
 
-DEFAULT_KUBE_VERSION = "1.30"  # the newest kubectl-validate v0.0.4 knows, so both gates agree
 # Removed API versions have no schema in the shipped releases; they are
 # validated against the version that replaced them with the same shape.
 SUCCESSORS = {

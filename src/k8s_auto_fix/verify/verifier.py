@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..checks import Check
-from ..contracts import Detection, PatchRecord, Reason, Verdict
+from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from .gates import GATES
 from .gates.apply import APPLY
-from .judging import Change, Judging, SchemaMode, VerifyOptions
+from .judging import Change, Judging, VerifyOptions
 
 Judgement = tuple[dict[str, bool | None], list[Reason]]  # gate -> passed (None: not run), and why not
 

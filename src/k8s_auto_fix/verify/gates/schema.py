@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ...contracts import Reason
-from ..judging import Change, Judging, SchemaMode
+from ...contracts import Reason, SchemaMode
+from ..judging import Change, Judging
 from .base import Gate
 
 
