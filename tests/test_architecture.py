@@ -189,12 +189,18 @@ messages = build_messages(d, REGISTRY[d.policy_id], {"kind": "Pod"}, [Reason(gat
 print(json.dumps({"file": k8s_auto_fix.__file__, "text": "\\n".join(m["content"] for m in messages)}))
 """
     env = {**os.environ, "PYTHONPATH": str(site)}
-    proc = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=elsewhere, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["file"].startswith(str(site)), result["file"]  # the wheel's copy, not the source tree
     text = " ".join(result["text"].split())
     assert "Pod Security Standards (restricted) require runAsNonRoot" in text
     assert "strict Kubernetes schema" in text
+    facts = subprocess.run(
+        [sys.executable, "-c", "from k8s_auto_fix.manifests.images import shipped_facts; print(shipped_facts().lookup('nginx').user)"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )
+    assert facts.stdout.strip() == "0", facts.stderr  # the image facts data file ships too
 
 
 def test_a_kube_linter_config_is_a_run_configuration(tmp_path):

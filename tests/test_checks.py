@@ -46,7 +46,7 @@ spec:
 {pod_spec}
   containers:
   - name: app
-    image: nginx:1.25
+    image: example.com/acme/app:1.25
 {container}
 """
     if kind == "Pod":
@@ -83,9 +83,9 @@ CASES = [
      pod("securityContext: {capabilities: {drop: [ALL]}}")),
     ("unsafe-sysctls", pod(pod_spec="securityContext: {sysctls: [{name: net.core.somaxconn, value: '1024'}]}"),
      'resource specifies unsafe sysctl "net.core.somaxconn".', pod(pod_spec="securityContext: {sysctls: [{name: kernel.domainname, value: '1'}]}")),
-    ("latest-tag", pod().replace("nginx:1.25", "registry:5000/app"),
+    ("latest-tag", pod().replace("example.com/acme/app:1.25", "registry:5000/app"),
      'The container "app" is using an invalid container image, "registry:5000/app". Please use images that are not '
-     'blocked by the `BlockList` criteria : [".*:(latest)$" "^[^:]*$" "(.*/[^:]+)$"]', pod().replace("nginx:1.25", "registry:5000/app:1.0")),
+     'blocked by the `BlockList` criteria : [".*:(latest)$" "^[^:]*$" "(.*/[^:]+)$"]', pod().replace("example.com/acme/app:1.25", "registry:5000/app:1.0")),
     ("env-var-secret", pod("env: [{name: DB_SECRET, value: hunter2}]"), 'environment variable DB_SECRET in container "app" found',
      pod("env: [{name: DB_SECRET, valueFrom: {secretKeyRef: {name: s, key: k}}}]")),
     ("duplicate-env-var", pod("env: [{name: A, value: '1'}, {name: A, value: '2'}]"),
@@ -191,7 +191,7 @@ def test_ignore_annotations_are_honoured():
     base = pod()
     one = base.replace("  labels: {app: w}", "  labels: {app: w}\n  annotations: {ignore-check.kube-linter.io/latest-tag: 'ok'}")
     every = base.replace("  labels: {app: w}", "  labels: {app: w}\n  annotations: {kube-linter.io/ignore-all: 'x'}")
-    bad = one.replace("nginx:1.25", "nginx")
+    bad = one.replace("example.com/acme/app:1.25", "example.com/acme/app")
     assert messages("latest-tag", bad) == []
     assert messages("no-read-only-root-fs", one)
     assert messages("no-read-only-root-fs", every) == []

@@ -35,7 +35,7 @@ spec:
     spec:
       containers:
         - name: web
-          image: "nginx:1.25.3"   # pinned on purpose
+          image: "ghcr.io/acme/web:1.25.3"   # pinned on purpose
           args: ['--port', "8080"]
           ports:
             - containerPort: 8080

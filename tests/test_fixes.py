@@ -19,9 +19,22 @@ from k8s_auto_fix.manifests.store import ObjectStore
 from k8s_auto_fix.propose.rules import propose_rules
 from k8s_auto_fix.verify.verifier import Verifier, VerifyOptions
 
-# Manual in these cases: no pin given, a secret to create, a selector to choose, a port name to resolve.
-MANUAL = {"latest-tag", "env-var-secret", "mismatching-selector", "readiness-port"}
-FIXABLE = [c for c in CASES if REGISTRY[c[0]].fix is not None and c[0] not in MANUAL]
+# Manual in these cases: no pin given, a port name to resolve, and values the
+# author wrote (runAsUser: 0, allowPrivilegeEscalation: true, a memory limit of 0).
+MANUAL_CASES = {
+    "latest-tag": "", "readiness-port": "",
+    "run-as-non-root": "runAsUser set to 0", "privilege-escalation-container": "AllowPrivilegeEscalation set to true",
+    "unset-memory-requirements": "memory limit 0",
+}
+
+
+def is_manual(case) -> bool:
+    check_id, _, message, _ = case
+    declared_manual = REGISTRY[check_id].fix.applicability is Applicability.MANUAL
+    return declared_manual or (check_id in MANUAL_CASES and MANUAL_CASES[check_id] in message)
+
+
+FIXABLE = [c for c in CASES if REGISTRY[c[0]].fix is not None and not is_manual(c)]
 
 
 def pipeline(tmp_path, text: str, name: str = "app.yaml", pins: dict | None = None):
@@ -48,7 +61,7 @@ def test_fix_is_proposed_and_passes_every_gate(tmp_path, check_id, bad, message,
     assert all(REGISTRY[check_id].fix.allows(p) for p in written), written
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c[0] in MANUAL], ids=lambda c: c[0])
+@pytest.mark.parametrize("case", [c for c in CASES if REGISTRY[c[0]].fix is not None and is_manual(c)], ids=lambda c: c[0])
 def test_manual_fixes_explain_and_change_nothing(tmp_path, case):
     check_id, bad, message, _ = case
     found, proposed, _ = pipeline(tmp_path, bad)
@@ -67,9 +80,9 @@ def test_init_container_and_container_level_override(tmp_path):
         """,
     )
     found, proposed, verdicts = pipeline(tmp_path, text)
-    fix = next(p for p in proposed if p.policy_id == "run-as-non-root")
-    # The pod-level setting is not enough: the container overrides it.
-    assert fix.patch == [{"op": "replace", "path": "/spec/containers/0/securityContext/runAsNonRoot", "value": True}]
+    fix = next(p for d in found for p in proposed if p.id == d.id and d.policy_id == "run-as-non-root" and d.container == "app")
+    # The container's own runAsNonRoot: false overrides the pod's, and it is the author's choice.
+    assert fix.applicability is Applicability.MANUAL and "explicit runAsNonRoot: false" in fix.explanation
     init_fix = next(p for d in found for p in proposed if p.id == d.id and d.policy_id == "no-read-only-root-fs" and d.container == "init")
     assert init_fix.patch[0]["path"].startswith("/spec/initContainers/0/")
     assert all(v.accepted for v in verdicts.values()), [v.errors for v in verdicts.values() if not v.accepted]
@@ -148,7 +161,7 @@ def test_a_patch_for_a_changed_file_is_not_applied(tmp_path, cli):
     d, p, v = tmp_path / "d.json", tmp_path / "p.json", tmp_path / "v.json"
     cli("detect", str(path), "--out", str(d))
     cli("propose", "--detections", str(d), "--out", str(p))
-    path.write_text(path.read_text().replace("nginx:1.25", "nginx:1.26"))
+    path.write_text(path.read_text().replace("example.com/acme/app:1.25", "example.com/acme/app:1.26"))
     code, _, _ = cli("verify", "--patches", str(p), "--detections", str(d), "--out", str(v), "--include-errors")
     verdicts = json.loads(v.read_text())
     assert code == 1 and verdicts and not any(x["accepted"] for x in verdicts)

@@ -24,7 +24,7 @@ metadata: {name: web, namespace: shop}
 spec:
   containers:
   - name: app
-    image: nginx:1.25
+    image: example.com/shop/web:1.25
     env:
     - {name: DB_PASSWORD, value: hunter2-planted-9f3a}
     - {name: MODE, value: production}
@@ -101,7 +101,8 @@ def test_unfixed_without_rules(tmp_path):
 
 
 def test_rule_fix_is_merged_in_as_guardrails(tmp_path):
-    partial = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"runAsNonRoot": True}}])
+    # The model gets the volume right but forgets readOnlyRootFilesystem itself.
+    partial = json.dumps([{"op": "add", "path": "/spec/volumes", "value": [{"name": "tmp", "emptyDir": {}}]}])
     with ScriptedChat([{"content": partial}]) as server:
         result, _ = run_model(tmp_path, server, check="no-read-only-root-fs", rules=True)
     (patch,) = result.patches

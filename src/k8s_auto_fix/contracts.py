@@ -26,6 +26,13 @@ class ContractError(Exception):
     """A stage's input file is missing or does not follow its contract."""
 
 
+class Record(BaseModel):
+    """A contract record. Validators are built on first use, not at import:
+    most commands use a few of these models."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 # --- closed sets ------------------------------------------------------------------
 
 
@@ -103,10 +110,10 @@ class Source(str, Enum):
 # --- identity and location -------------------------------------------------------------
 
 
-class ObjectRef(BaseModel):
+class ObjectRef(Record):
     """The identity of a Kubernetes object: what kube-linter and kubectl call it."""
 
-    model_config = ConfigDict(populate_by_name=True, frozen=True)
+    model_config = ConfigDict(populate_by_name=True, frozen=True, defer_build=True)
 
     api_version: str = Field(alias="apiVersion")
     kind: str
@@ -118,10 +125,10 @@ class ObjectRef(BaseModel):
         return f"{self.kind} {ns}{self.name}"
 
 
-class Problem(BaseModel):
+class Problem(Record):
     """One file (or one document of it) that could not be used, and why."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     path: str
     message: str
@@ -142,7 +149,7 @@ class Problem(BaseModel):
 # --- detect ---------------------------------------------------------------------
 
 
-class Detection(BaseModel):
+class Detection(Record):
     """One finding: a check that fired on one object (and container)."""
 
     id: str
@@ -160,6 +167,9 @@ class Detection(BaseModel):
     # The application the finding was made in (a folder, a chart or a file):
     # later stages rebuild the same context from it.
     application: str | None = None
+    # What the workload is (node-agent, api-controller, batch, web-server,
+    # windows), as its manifests show it: fixes consult it.
+    profile: list[str] | None = None
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -167,7 +177,7 @@ class Detection(BaseModel):
         return (self.policy_id, self.container, self.violation_text)
 
 
-class DetectResult(BaseModel):
+class DetectResult(Record):
     """What an engine found in a set of paths."""
 
     detections: list[Detection] = Field(default_factory=list)
@@ -183,7 +193,7 @@ class DetectResult(BaseModel):
 # --- propose --------------------------------------------------------------------
 
 
-class PatchRecord(BaseModel):
+class PatchRecord(Record):
     """A proposed fix for one detection: RFC 6902 operations against its object."""
 
     id: str  # = the detection id
@@ -201,6 +211,8 @@ class PatchRecord(BaseModel):
     object_digest: str | None = None
     # Model modes: requests, tokens, latency and attempts spent on this patch.
     usage: dict[str, Any] | None = None
+    # The gate that turned the check's fix into a manual one (its reason is the explanation).
+    refused_by: str | None = None
 
     @property
     def is_manual(self) -> bool:
@@ -211,7 +223,7 @@ class PatchRecord(BaseModel):
 # --- verify ---------------------------------------------------------------------
 
 
-class Reason(BaseModel):
+class Reason(Record):
     """Why a gate refused a change: which gate, about which check and path."""
 
     gate: str
@@ -229,7 +241,7 @@ def _reason_from_text(text: str) -> Reason:
     return Reason(gate=gate, message=message) if message else Reason(gate="unknown", message=text)
 
 
-class Verdict(BaseModel):
+class Verdict(Record):
     """The verifier's judgement of one patch, gate by gate.
 
     ``gates`` maps each gate (in the order of the gate registry) to whether it
@@ -276,7 +288,7 @@ class Verdict(BaseModel):
 # --- fix ------------------------------------------------------------------------
 
 
-class ObjectEdit(BaseModel):
+class ObjectEdit(Record):
     """Everything done to one object: operations in order, objects to create."""
 
     path: str
@@ -295,7 +307,7 @@ class ObjectEdit(BaseModel):
 # --- risk and schedule ----------------------------------------------------------------
 
 
-class RiskRecord(BaseModel):
+class RiskRecord(Record):
     id: str
     policy_id: str
     risk: float  # 0..1
@@ -310,7 +322,7 @@ class RiskRecord(BaseModel):
     kev_cves: list[str] = Field(default_factory=list)
 
 
-class ScheduleItem(BaseModel):
+class ScheduleItem(Record):
     id: str
     policy_id: str
     score: float
@@ -356,7 +368,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     mode = path.stat().st_mode & 0o777 if path.exists() else None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         if mode is not None:
             os.chmod(tmp, mode)

@@ -20,6 +20,7 @@ from .checks.selection import select_checks
 from .config import RunConfig
 from .contracts import write_json_atomic, write_models
 from .detect import DetectOptions, detect
+from .manifests.images import ImageFacts, shipped_facts
 from .manifests.store import ObjectStore
 from .patch import apply_patch
 from .propose.rules import propose_rules
@@ -43,6 +44,7 @@ class RunOptions:
     trivy_reports: Sequence[Path] = ()
     image_pins: dict | None = None
     checks: Sequence[Check] | None = None  # None: the configuration's selection
+    image_facts: ImageFacts | None = None  # None: the shipped facts
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
@@ -53,10 +55,11 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     write_models(out / "detections.json", detected.detections)
     step("propose")
     store = ObjectStore()
-    proposed = propose_rules(detected.detections, FixOptions(options.config.fixes, options.image_pins or {}), store)
+    facts = options.image_facts or shipped_facts()
+    proposed = propose_rules(detected.detections, FixOptions(options.config.fixes, options.image_pins or {}, facts), store)
     write_models(out / "patches.json", proposed.patches)
     step("verify")
-    verdicts = verify_parallel(checks, VerifyOptions(), proposed.patches, detected.detections).verdicts
+    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections).verdicts
     write_models(out / "verified.json", verdicts)
     step("risk")
     risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)

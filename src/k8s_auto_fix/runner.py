@@ -90,7 +90,7 @@ def for_each_application(paths: Sequence[str], options: RunnerOptions, work: App
     chart_roots: dict[str, str | None] = {}
     for path, problem in iter_manifest_files(paths):
         if problem:
-            outcome.problems.append(Problem(path, problem))
+            outcome.problems.append(problem)
         else:
             apps.setdefault(application_key(path, options.context, chart_roots), []).append(path)
 

@@ -27,7 +27,7 @@ def bench_fix(paths: Sequence[str], checks, detect_options, settings, console: C
     start = time.perf_counter()
     rendered = run_fix(paths, checks, detect_options, settings)
     with_diff = time.perf_counter() - start
-    metrics = fix_metrics(run.patches, run.verdicts)
+    metrics = fix_metrics(run.patches, run.verdicts, run.detected.detections)
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     report = {
         "files": run.detected.files,
@@ -61,11 +61,17 @@ def _print(report: dict, console: Console) -> None:
         f"{report['accepted']} accepted ({(report['acceptance_rate'] or 0) * 100:.2f}%), median {report['median_patch_ops']} ops; "
         f"{report['fixed_findings']} findings fixed in {report['changed_files']} files"
     )
-    table = Table(title="per check")
-    for column in ("check", "verified", "accepted", "manual"):
+    console.print(
+        f"auto-fix rate: {report['accepted']} accepted fixes / {report['findings_with_fix']} findings of checks with a fix = "
+        f"{(report['auto_fix_rate'] or 0) * 100:.1f}%"
+    )
+    gates = sorted(report["rejections"])
+    table = Table(title="per check (turned away: by gate)")
+    for column in ("check", "findings", "verified", "accepted", "manual", *gates):
         table.add_column(column, justify="left" if column == "check" else "right")
     for check, row in report["per_check"].items():
-        table.add_row(check, str(row.get("verified", 0)), str(row.get("accepted", 0)), str(row.get("manual", 0)))
+        turned = [str(report["rejections"][g].get(check, "")) for g in gates]
+        table.add_row(check, str(row.get("findings", 0)), str(row.get("verified", 0)), str(row.get("accepted", 0)), str(row.get("manual", 0)), *turned)
     console.print(table)
     for gate, counts in report["rejections"].items():
         for check, count in counts.items():

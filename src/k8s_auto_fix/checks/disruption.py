@@ -165,7 +165,6 @@ def hpa_minimum_replicas(minReplicas=3):
 
 
 setting("pdb_unhealthy_pod_eviction_policy", str, Field("AlwaysAllow", pattern="^(AlwaysAllow|IfHealthyBudget)$"))
-setting("pdb_max_unavailable", int | str, 1)
 
 
 def _fix_eviction_policy(ctx: FixContext) -> Proposal | None:
@@ -173,10 +172,6 @@ def _fix_eviction_policy(ctx: FixContext) -> Proposal | None:
     # IfHealthyBudget is what an unset field means: spelling it out changes nothing.
     applicability = Applicability.SAFE if policy == "IfHealthyBudget" else None
     return Proposal(set_value(ctx.obj.data, ("spec", "unhealthyPodEvictionPolicy"), policy), applicability)
-
-
-def _fix_max_unavailable(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, ("spec", "maxUnavailable"), ctx.settings.pdb_max_unavailable))
 
 
 check(
@@ -211,11 +206,9 @@ check(
     ),
     severity=Severity.MEDIUM,
     kinds=PDB,
-    fix=Fix(
-        Applicability.REVIEW,
-        "Allowing a disruption lets node drains evict a pod; the right budget depends on the replica count.",
-        _fix_max_unavailable,
-        remedy=("object.spec.maxUnavailable",),
+    fix=Fix.manual(
+        "maxUnavailable: 0 is written by the author to block voluntary evictions; the right budget depends on the replica count.",
+        "allow at least one disruption (maxUnavailable: 1 or a percentage) once the workload tolerates losing a pod",
     ),
 )
 check(

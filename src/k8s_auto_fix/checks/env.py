@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ..contracts import Applicability, Severity
+from ..contracts import Severity
 from .common import WORKLOADS, Hit, as_dict, as_list, go_quote, per_container, string_matcher
-from .patching import remove_indices
-from .registry import Fix, FixContext, KubeLinter, Proposal, check, template
+from .registry import Fix, KubeLinter, check, template
 
 
 def _env(container) -> list[tuple[int, dict]]:
@@ -28,23 +27,16 @@ def duplicate_env_var():
     return per_container(rule)
 
 
-def _fix_duplicate_env_var(ctx: FixContext) -> Proposal | None:
-    """Keep the last definition, which is the one the container sees."""
-    indices = [i for i, e in _env(ctx.container) if str(e.get("name", "")) == ctx.violation.value]
-    return Proposal(remove_indices((*ctx.container.segments, "env"), indices[:-1]))
-
-
 check(
     "duplicate-env-var", "duplicate-env-var",
     severity=Severity.MEDIUM,
     kinds=WORKLOADS,
     description="Check that duplicate named env vars aren't passed to a deployment like.",
     remediation="Confirm that your DeploymentLike doesn't have duplicate env vars names.",
-    fix=Fix(
-        Applicability.SAFE,
-        "When a name repeats, the container already gets the last value; the earlier ones are dead text.",
-        _fix_duplicate_env_var,
-        remedy=("container.env",),
+    fix=Fix.manual(
+        "The container gets the last definition, but which value the author meant is theirs to say; deleting one of "
+        "their lines is not a fix the tool can make for them.",
+        "keep the definition you mean and delete the others",
     ),
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..contracts import Applicability
 from ..manifests.context import Application
+from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
 from ..patch import parse_pointer
 from .patching import CannotPatch
@@ -27,10 +28,11 @@ FindingKey = tuple[str, str | None, str]  # check, container, message
 
 @dataclass(frozen=True)
 class FixOptions:
-    """What fixes are given: the ``fixes:`` settings and the user's image pins."""
+    """What fixes are given: the ``fixes:`` settings, the user's image pins, and the image facts."""
 
     settings: Any
     image_pins: Mapping[str, str] = field(default_factory=dict)
+    facts: ImageFacts = field(default_factory=shipped_facts)
 
 
 def fix_of(check_id: str):
@@ -59,7 +61,7 @@ def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixO
     container = obj.container_named(violation.container)
     if violation.container is not None and container is None:
         return Proposal.manual(f"container {violation.container!r} not found")
-    ctx = FixContext(obj, app, violation, container, options.settings, dict(options.image_pins))
+    ctx = FixContext(obj, app, violation, container, options.settings, dict(options.image_pins), options.facts)
     try:
         proposal = check.fix.build(ctx)
     except CannotPatch as err:

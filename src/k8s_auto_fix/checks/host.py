@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..contracts import Applicability, Severity
+from ..contracts import Severity
 from ..manifests.objects import Container, K8sObject
-from ..patch import pointer
 from .common import (
     WORKLOADS,
     Hit,
@@ -15,18 +14,16 @@ from .common import (
     pod_level,
     string_matcher,
 )
-from .patching import remove, set_value
-from .registry import Fix, FixContext, KubeLinter, Proposal, Violation, check, template
-
-REVIEW = Applicability.REVIEW
-
+from .registry import Fix, KubeLinter, Violation, check, template
 
 # --- host-network, host-pid, host-ipc ----------------------------------------------------
 
-HOST_NAMESPACE_REASON = "Node agents, CNI plugins and monitoring daemons share host namespaces on purpose."
+HOST_NAMESPACE_REASON = (
+    "Sharing a node namespace is written by the author: node agents, CNI plugins and monitoring daemons share them on purpose."
+)
 HOST_NAMESPACE_GUIDANCE = """
-Set the pod spec's `hostNetwork`, `hostPID` or `hostIPC` to `false`. Pod Security Standards (baseline) forbid sharing
-host namespaces.
+`hostNetwork`, `hostPID` and `hostIPC` are set on purpose by node agents; a pod sharing them is a node agent, and
+taking them away stops it doing its job. Answer with an empty array `[]`; a person decides.
 """
 
 
@@ -39,10 +36,7 @@ def _pod_flag(field: str, message: str):
 
 
 def _host_namespace_fix(field: str) -> Fix:
-    def build(ctx: FixContext) -> Proposal | None:
-        return Proposal(set_value(ctx.obj.data, (*ctx.obj.pod_spec_segments, field), False))
-
-    return Fix(REVIEW, HOST_NAMESPACE_REASON, build, remedy=(f"pod.{field}",))
+    return Fix.manual(HOST_NAMESPACE_REASON, f"set {field}: false if the pod does not need the node's namespace")
 
 
 template("host-network")(lambda: _pod_flag("hostNetwork", "resource shares host's network namespace (via hostNetwork=true)."))
@@ -149,15 +143,6 @@ def writable_host_mount():
     return detect
 
 
-def _fix_writable_host_mount(ctx: FixContext) -> Proposal | None:
-    host_volumes = {volume.get("name") for _, volume, _ in _host_path_volumes(ctx.obj)}
-    ops = []
-    for index, mount in enumerate(as_list(ctx.container.spec.get("volumeMounts"))):
-        if as_dict(mount).get("name") in host_volumes and as_dict(mount).get("readOnly") is not True:
-            ops += set_value(ctx.obj.data, (*ctx.container.segments, "volumeMounts", index, "readOnly"), True)
-    return Proposal(ops)
-
-
 check(
     "writable-host-mount", "writable-host-mount",
     severity=Severity.MEDIUM,
@@ -165,7 +150,10 @@ check(
     kube_linter=KubeLinter.OPTIONAL,
     description="Indicates when containers mount a host path as writable.",
     remediation="Set containers to mount host paths as readOnly, if you need to access files on the host.",
-    fix=Fix(REVIEW, "The workload may write to the host path on purpose.", _fix_writable_host_mount, remedy=("container.volumeMounts.*.readOnly",)),
+    fix=Fix.manual(
+        "A pod mounting a host path is a node agent; log shippers and storage drivers write there on purpose.",
+        "set readOnly: true on the mount if the container only reads the host path",
+    ),
 )
 
 
@@ -184,15 +172,6 @@ def host_path_volume(allowedPaths=()):
     return pod_level(rule)
 
 
-def _fix_host_path_volume(ctx: FixContext) -> Proposal | None:
-    """Keep the volume (and every mount of it), swap its source for an emptyDir."""
-    for index, volume, _ in _host_path_volumes(ctx.obj):
-        if volume.get("name") == ctx.violation.value:
-            base = (*ctx.obj.pod_spec_segments, "volumes", index)
-            return Proposal([remove((*base, "hostPath")), {"op": "add", "path": pointer(*base, "emptyDir"), "value": {}}])
-    return None
-
-
 check(
     "host-path-volume", "host-path-volume",
     severity=Severity.HIGH,
@@ -200,15 +179,14 @@ check(
     kube_linter=KubeLinter.NONE,
     description="Indicates when pods use hostPath volumes, which expose the node's filesystem (Pod Security Standards, baseline).",
     remediation="Replace the hostPath volume with an emptyDir, a ConfigMap/Secret or a PersistentVolumeClaim.",
-    fix=Fix(
-        REVIEW,
-        "The volume and its mounts stay; its content no longer comes from the node, which the workload may rely on.",
-        _fix_host_path_volume,
-        remedy=("pod.volumes.*.hostPath", "pod.volumes.*.emptyDir"),
+    fix=Fix.manual(
+        "A hostPath gives the containers the node's files (a socket, /etc/localtime, /proc, /sys); an emptyDir in its place "
+        "gives them an empty directory, and a file mount cannot even start.",
+        "replace the hostPath with a ConfigMap, a Secret or a PersistentVolumeClaim holding what the container reads",
     ),
     guidance="""
-Replace the named volume's `hostPath` with `emptyDir: {}`: remove `hostPath` and add `emptyDir` in the same volume
-entry. Keep the volume's name and every volumeMount of it. Pod Security Standards (baseline) forbid hostPath volumes.
+A hostPath volume gives the containers the node's files; replacing it with an emptyDir gives them an empty directory
+instead. Answer with an empty array `[]`; a person decides what should replace it.
 """,
     aliases=("no-host-path",),
 )
@@ -275,11 +253,6 @@ def host_port():
     return per_container(rule)
 
 
-def _fix_host_port(ctx: FixContext) -> Proposal | None:
-    indices = [i for i, p in _ports(ctx.container) if isinstance(p.get("hostPort"), int) and p["hostPort"] > 0]
-    return Proposal([remove((*ctx.container.segments, "ports", i, "hostPort")) for i in indices])
-
-
 check(
     "host-port", "host-port",
     severity=Severity.MEDIUM,
@@ -287,15 +260,9 @@ check(
     kube_linter=KubeLinter.NONE,
     description="Indicates when containers bind a port on the node (hostPort), which limits scheduling and bypasses NetworkPolicy (Pod Security Standards, baseline).",
     remediation="Remove hostPort and expose the container through a Service instead.",
-    fix=Fix(
-        REVIEW,
-        "Clients reaching the pod through the node's port must move to a Service.",
-        _fix_host_port,
-        remedy=("container.ports.*.hostPort",),
+    fix=Fix.manual(
+        "Clients reach the pod through the node's port: they must move to a Service first.",
+        "expose the container through a Service, then remove hostPort",
     ),
-    guidance="""
-Remove `hostPort` (and `hostIP`) from the named container's ports. Keep `containerPort`. Pod Security Standards
-(baseline) restrict host ports.
-""",
     aliases=("no-host-ports",),
 )

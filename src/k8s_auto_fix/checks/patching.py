@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..patch import Op, Segments, pointer
+from ..patch import Op, Segments, apply_patch, pointer
 
 
 class CannotPatch(Exception):
@@ -80,3 +80,27 @@ def _child(node: Any, segment: str | int) -> Any:
     if isinstance(node, list) and isinstance(segment, int) and 0 <= segment < len(node):
         return node[segment]
     return None
+
+
+class Ops:
+    """Operations built one after another, each against the data as the earlier
+    ones leave it, so that two values under one missing parent both land."""
+
+    def __init__(self, data: Any):
+        self.data = data
+        self.ops: list[Op] = []
+
+    def set(self, segments: Segments, value: Any) -> Ops:
+        return self._add(set_value(self.data, segments, value))
+
+    def append(self, segments: Segments, item: Any) -> Ops:
+        return self._add(append(self.data, segments, item))
+
+    def extend(self, ops: list[Op]) -> Ops:
+        return self._add(ops)
+
+    def _add(self, ops: list[Op]) -> Ops:
+        if ops:
+            self.ops += ops
+            self.data = apply_patch(self.data, ops)
+        return self

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pydantic import BaseModel, ConfigDict, create_model
 
 from ..contracts import Applicability, Severity
+from ..manifests.images import ImageFact, ImageFacts
+from ..manifests.profiles import Profile, profile_of
 
 if TYPE_CHECKING:
     from ..manifests.context import Application
@@ -80,6 +82,16 @@ class FixContext:
     container: Container | None  # the container the finding names, if any
     settings: Any  # the ``fixes:`` section of the run configuration (FixSettings)
     image_pins: dict[str, str] = field(default_factory=dict)
+    facts: ImageFacts = field(default_factory=ImageFacts)
+
+    @property
+    def image_fact(self) -> ImageFact | None:
+        """What is known about the finding's container image."""
+        return self.facts.lookup(str(self.container.spec.get("image") or "")) if self.container else None
+
+    @property
+    def profile(self) -> frozenset[Profile]:
+        return profile_of(self.obj, self.app)
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ class Fix:
     @classmethod
     def manual(cls, reason: str, explanation: str) -> Fix:
         """A check whose findings the tool cannot fix: the reason, and what to do."""
-        return cls(Applicability.MANUAL, reason, lambda ctx: Proposal.manual(explanation))
+        return cls(Applicability.MANUAL, reason, lambda ctx: Proposal.manual(f"{reason} What to do: {explanation}."))
 
     def allows(self, role_path: str) -> bool:
         """Whether the remedy covers ``role_path`` (``container.image``, ``pod.volumes.*.name``...)."""

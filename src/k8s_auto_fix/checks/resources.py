@@ -83,19 +83,24 @@ class ResourceSettings(Settings):
 
 
 setting("resources", ResourceSettings, ResourceSettings())
-GUESSED = "The value is a default from configs/run.yaml, not a measurement of this workload."
+GUESSED = "a default from the run configuration, not a measurement of this workload."
 
 
 # --- unset-cpu-requirements ------------------------------------------------------------
 
 
 def _fix_cpu_request(ctx: FixContext) -> Proposal | None:
+    """A limits-only container gets its limit as its request, which is what
+    Kubernetes already uses; only a container with neither gets the default."""
     resources = as_dict(ctx.container.spec.get("resources"))
+    if "cpu" in as_dict(resources.get("requests")):
+        return Proposal.manual("the cpu request of 0 is written in the manifest; set the request the container needs")
+    limit = as_dict(resources.get("limits")).get("cpu")
+    path = (*ctx.container.segments, "resources", "requests", "cpu")
+    if limit is not None:
+        return Proposal(set_value(ctx.obj.data, path, limit), Applicability.SAFE, "the request is the limit, as Kubernetes already takes it")
     request = ctx.settings.resources.cpu_request
-    limit = parse_quantity(as_dict(resources.get("limits")).get("cpu"))
-    if limit and limit < parse_quantity(request):
-        request = as_dict(resources.get("limits"))["cpu"]  # a request above the limit is invalid
-    return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "requests", "cpu"), request))
+    return Proposal(set_value(ctx.obj.data, path, request), explanation=f"cpu request {request}: {GUESSED}")
 
 
 check(
@@ -107,10 +112,16 @@ check(
         "Set CPU requests for your container based on its requirements. Refer to "
         "https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/#requests-and-limits for details."
     ),
-    fix=Fix(Applicability.REVIEW, GUESSED, _fix_cpu_request, remedy=("container.resources.requests.cpu",)),
+    fix=Fix(
+        Applicability.REVIEW,
+        "A container with only a limit gets the limit as its request (safe: Kubernetes already does that); one with neither "
+        "gets fixes.resources.cpu_request, a default, not a measurement of this workload.",
+        _fix_cpu_request,
+        remedy=("container.resources.requests.cpu",),
+    ),
     guidance="""
-Set `resources.requests.cpu` on the named container, for example `100m`. A request must not exceed the container's CPU
-limit, if one is set. Only requests are checked.
+Set `resources.requests.cpu` on the named container: to its CPU limit when it has one (Kubernetes already uses the
+limit as the request), else for example `100m`. Never change a request the manifest sets. Only requests are checked.
 """,
     aliases=("set-requests-limits",),
 )
@@ -120,12 +131,17 @@ limit, if one is set. Only requests are checked.
 
 
 def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
+    """A requests-only container gets its request as its limit (never lower);
+    only a container with neither gets the default."""
     resources = as_dict(ctx.container.spec.get("resources"))
+    if "memory" in as_dict(resources.get("limits")):
+        return Proposal.manual("the memory limit of 0 is written in the manifest; set the limit the container needs")
+    request = as_dict(resources.get("requests")).get("memory")
+    path = (*ctx.container.segments, "resources", "limits", "memory")
+    if request is not None:
+        return Proposal(set_value(ctx.obj.data, path, request), explanation="the limit is the request: the container can no longer use more than it asks for")
     limit = ctx.settings.resources.memory_limit
-    request = parse_quantity(as_dict(resources.get("requests")).get("memory"))
-    if request and request > parse_quantity(limit):
-        limit = as_dict(resources.get("requests"))["memory"]  # a limit below the request is invalid
-    return Proposal(set_value(ctx.obj.data, (*ctx.container.segments, "resources", "limits", "memory"), limit))
+    return Proposal(set_value(ctx.obj.data, path, limit), explanation=f"memory limit {limit}: {GUESSED} A limit too low gets the container OOM-killed.")
 
 
 check(
@@ -139,12 +155,13 @@ check(
     ),
     fix=Fix(
         Applicability.REVIEW,
-        GUESSED + " A limit too low gets the container OOM-killed.",
+        "A container with only a request gets the request as its limit; one with neither gets fixes.resources.memory_limit, "
+        "a default, not a measurement of this workload. A limit too low gets the container OOM-killed.",
         _fix_memory_limit,
         remedy=("container.resources.limits.memory",),
     ),
     guidance="""
-Set `resources.limits.memory` on the named container, for example `512Mi`. A limit must not be lower than the
-container's memory request, if one is set. Only limits are checked.
+Set `resources.limits.memory` on the named container: to its memory request when it has one (never lower), else for
+example `512Mi`. Never change a limit the manifest sets. Only limits are checked.
 """,
 )

@@ -21,7 +21,7 @@ from .common import (
     pod_level,
     string_matcher,
 )
-from .patching import append, remove_indices, set_value
+from .patching import Ops, append, remove_indices, set_value
 from .registry import Fix, FixContext, KubeLinter, Proposal, Settings, check, setting, template
 
 SAFE, REVIEW = Applicability.SAFE, Applicability.REVIEW
@@ -68,27 +68,43 @@ def read_only_root_fs():
     return per_container(rule)
 
 
-def _free_volume_name(pod_spec: dict, wanted: str) -> str:
+def _fix_read_only_root_fs(ctx: FixContext) -> Proposal | None:
+    """A read-only root filesystem, with an emptyDir at /tmp and at every path
+    the image is known to write (its cache, its pid file, its data)."""
+    tmp = ctx.settings.read_only_root_fs
+    fact = ctx.image_fact
+    writable = [tmp.tmp_mount_path] if tmp.tmp_volume else []
+    if fact is not None and isinstance(fact.writes, list):
+        writable += fact.writes
+    ops = Ops(ctx.obj.data).set((*_sc(ctx), "readOnlyRootFilesystem"), True)
+    mounts = [str(as_dict(m).get("mountPath", "")).rstrip("/") for m in as_list(ctx.container.spec.get("volumeMounts"))]
+    volumes = {as_dict(v).get("name"): as_dict(v) for v in as_list(ctx.obj.pod_spec.get("volumes"))}
+    added = []
+    for path in dict.fromkeys(writable):
+        if any(path == m or path.startswith(m + "/") for m in mounts):
+            continue  # already writable through a volume
+        wanted = tmp.tmp_volume_name if path == tmp.tmp_mount_path else "rootfs" + path.replace("/", "-")
+        name = _free_volume_name(volumes, wanted)
+        if name not in volumes:
+            volumes[name] = {"name": name, "emptyDir": {}}
+            ops.append((*ctx.obj.pod_spec_segments, "volumes"), volumes[name])
+        ops.append((*ctx.container.segments, "volumeMounts"), {"name": name, "mountPath": path})
+        mounts.append(path)
+        added.append(path)
+    where = f", with a writable emptyDir at {', '.join(added)}" if added else ""
+    risk = "; the tool knows nothing of this image: if it writes elsewhere, mount a volume there" if fact is None else ""
+    return Proposal(ops.ops, explanation=f"readOnlyRootFilesystem: true{where}{risk}")
+
+
+def _free_volume_name(volumes: dict, wanted: str) -> str:
     """``wanted``, reused if it is already an emptyDir, else a name not taken."""
-    volumes = {as_dict(v).get("name"): as_dict(v) for v in as_list(pod_spec.get("volumes"))}
+    wanted = wanted.lower().strip("-")[:63].strip("-") or "rootfs"
     if wanted not in volumes or "emptyDir" in volumes[wanted]:
         return wanted
     n = 2
     while f"{wanted}-{n}" in volumes:
         n += 1
     return f"{wanted}-{n}"
-
-
-def _fix_read_only_root_fs(ctx: FixContext) -> Proposal | None:
-    ops = set_value(ctx.obj.data, (*_sc(ctx), "readOnlyRootFilesystem"), True)
-    tmp = ctx.settings.read_only_root_fs
-    mounts = as_list(ctx.container.spec.get("volumeMounts"))
-    if tmp.tmp_volume and not any(as_dict(m).get("mountPath") == tmp.tmp_mount_path for m in mounts):
-        name = _free_volume_name(ctx.obj.pod_spec, tmp.tmp_volume_name)
-        if not any(as_dict(v).get("name") == name for v in as_list(ctx.obj.pod_spec.get("volumes"))):
-            ops += append(ctx.obj.data, (*ctx.obj.pod_spec_segments, "volumes"), {"name": name, "emptyDir": {}})
-        ops += append(ctx.obj.data, (*ctx.container.segments, "volumeMounts"), {"name": name, "mountPath": tmp.tmp_mount_path})
-    return Proposal(ops, explanation=f"readOnlyRootFilesystem: true, with a writable emptyDir at {tmp.tmp_mount_path}" if len(ops) > 1 else "")
 
 
 check(
@@ -134,10 +150,22 @@ def run_as_non_root():
 
 
 def _fix_run_as_non_root(ctx: FixContext) -> Proposal | None:
-    ops = set_value(ctx.obj.data, (*_sc(ctx), "runAsNonRoot"), True)
-    if ctx.container.effective_security("runAsUser") == 0:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user)
-    return Proposal(ops)
+    """runAsNonRoot with a numeric runAsUser, which the kubelet needs to let
+    the container start: the image's own non-root user when the facts know it,
+    else the uid it is built to drop to, else the configured one."""
+    fact = ctx.image_fact
+    if fact is not None and fact.needs_root:
+        variant = f": {fact.nonroot_variant} runs as non-root" if fact.nonroot_variant else ""
+        return Proposal.manual(f"image {ctx.container.spec.get('image')} needs to run as root{variant}")
+    if fact is not None and fact.runs_as_non_root:
+        uid, applicability, why = fact.user, SAFE, f"uid {fact.user} is the image's own user"
+    elif fact is not None and fact.nonroot_uid:
+        uid, applicability, why = fact.nonroot_uid, REVIEW, f"the image starts as root and is built to run as uid {fact.nonroot_uid}"
+    else:
+        uid, applicability = ctx.settings.run_as_user, REVIEW
+        why = f"uid {uid} is fixes.run_as_user: if the image needs root or owns its files as another user, it will not start"
+    ops = Ops(ctx.obj.data).set((*_sc(ctx), "runAsNonRoot"), True).set((*_sc(ctx), "runAsUser"), uid).ops
+    return Proposal(ops, applicability, f"runAsNonRoot: true and runAsUser: {uid}; {why}")
 
 
 check(
@@ -151,15 +179,16 @@ check(
     ),
     fix=Fix(
         REVIEW,
-        "The kubelet refuses to start a container whose image runs as root once runAsNonRoot is true.",
+        "The kubelet refuses to start a container whose image runs as root once runAsNonRoot is true, so a numeric "
+        "runAsUser goes with it; with an image the facts do not know, that uid is a guess.",
         _fix_run_as_non_root,
         remedy=("container.securityContext.runAsNonRoot", "container.securityContext.runAsUser"),
     ),
     guidance="""
-Set `securityContext.runAsNonRoot: true` on the named container. If the container (or, failing that, the pod) sets
-`runAsUser: 0`, also set a non-zero `runAsUser` on the container, for example 10001. A container-level setting
-overrides the pod's, so a pod-level value is not enough when the container sets its own. Pod Security Standards
-(restricted) require runAsNonRoot.
+Set `securityContext.runAsNonRoot: true` and a numeric non-zero `securityContext.runAsUser` (for example 10001) on the
+named container: without a numeric user the kubelet refuses to start a container whose image's user is not numeric.
+Never change a `runAsUser: 0` or `runAsNonRoot: false` the manifest sets (answer `[]`): the author asked for root. A
+container-level setting overrides the pod's. Pod Security Standards (restricted) require runAsNonRoot.
 """,
 )
 
@@ -186,18 +215,12 @@ def privilege_escalation_container():
 
 def _fix_privilege_escalation(ctx: FixContext) -> Proposal | None:
     sc = ctx.container.security_context
-    ops, applicability = [], SAFE
-    if sc.get("allowPrivilegeEscalation") is True:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False)
-    if sc.get("privileged") is True:
-        ops += set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False)
-        applicability = REVIEW
+    for field in ("allowPrivilegeEscalation", "privileged"):
+        if sc.get(field) is True:
+            return Proposal.manual(f"{field}: true is written in the manifest: the author asked for it; remove it if the container does not need it")
     added = as_list(as_dict(sc.get("capabilities")).get("add"))
     sys_admin = [i for i, cap in enumerate(added) if cap == "SYS_ADMIN"]
-    if sys_admin:
-        ops += remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added))
-        applicability = REVIEW
-    return Proposal(ops, applicability)
+    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added)))
 
 
 check(
@@ -211,15 +234,11 @@ check(
         "for more details."
     ),
     fix=Fix(
-        SAFE,
-        "allowPrivilegeEscalation: false only stops setuid binaries gaining privileges; clearing privileged or "
-        "SYS_ADMIN (review) can break CNI, storage and debugging workloads that need them.",
+        REVIEW,
+        "An explicit allowPrivilegeEscalation: true or privileged: true is the author's choice (manual); removing an "
+        "added SYS_ADMIN can break the mounts and namespaces the container makes.",
         _fix_privilege_escalation,
-        remedy=(
-            "container.securityContext.allowPrivilegeEscalation",
-            "container.securityContext.privileged",
-            "container.securityContext.capabilities.add",
-        ),
+        remedy=("container.securityContext.capabilities.add",),
     ),
     guidance="""
 On the named container's `securityContext`: set `allowPrivilegeEscalation: false`, set `privileged: false` if it is
@@ -242,21 +261,15 @@ def privileged():
     return per_container(rule)
 
 
-def _fix_privileged(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "privileged"), False))
-
-
 check(
     "privileged-container", "privileged",
     severity=Severity.CRITICAL,
     kinds=WORKLOADS,
     description="Indicates when deployments have containers running in privileged mode.",
     remediation="Do not run your container as privileged unless it is required.",
-    fix=Fix(
-        REVIEW,
-        "CNI plugins, storage drivers and node agents run privileged on purpose.",
-        _fix_privileged,
-        remedy=("container.securityContext.privileged",),
+    fix=Fix.manual(
+        "privileged: true is always written by the author; CNI plugins, storage drivers and node agents run privileged on purpose.",
+        "remove privileged: true, and grant the narrow capabilities the container needs instead",
     ),
     guidance="""
 Set `securityContext.privileged: false` on the named container. Do not remove the container or its volumes. Pod
@@ -336,14 +349,14 @@ def _no_capabilities_at_all(exceptions: list[str]):
 
 def _fix_drop_net_raw(ctx: FixContext) -> Proposal | None:
     caps = as_dict(ctx.container.security_context.get("capabilities"))
-    ops, applicability = [], SAFE
+    ops, applicability = Ops(ctx.obj.data), SAFE
     added = [i for i, cap in enumerate(as_list(caps.get("add"))) if "NET_RAW" in str(cap) or _is_all(cap)]
     if added:
-        ops += remove_indices((*_sc(ctx), "capabilities", "add"), added, len(as_list(caps.get("add"))))
+        ops.extend(remove_indices((*_sc(ctx), "capabilities", "add"), added, len(as_list(caps.get("add")))))
         applicability = REVIEW
     if not any("NET_RAW" in str(cap) or _is_all(cap) for cap in as_list(caps.get("drop"))):
-        ops += append(ctx.obj.data, (*_sc(ctx), "capabilities", "drop"), "NET_RAW")
-    return Proposal(ops, applicability)
+        ops.append((*_sc(ctx), "capabilities", "drop"), "NET_RAW")
+    return Proposal(ops.ops, applicability)
 
 
 check(
@@ -432,7 +445,12 @@ check(
         "the default masking behavior of the container runtime. See https://kubernetes.io/docs/concepts/security/pod-security-standards/ "
         "for more details."
     ),
-    fix=Fix(SAFE, "Default is the masking every other container runs with.", _fix_unsafe_proc_mount, remedy=("container.securityContext.procMount",)),
+    fix=Fix(
+        REVIEW,
+        "Default is the masking every other container runs with; procMount: Unmasked is asked for explicitly, by nested container runtimes.",
+        _fix_unsafe_proc_mount,
+        remedy=("container.securityContext.procMount",),
+    ),
 )
 
 
@@ -585,10 +603,6 @@ def run_as_uid(forbiddenUIDs=(0,)):
     return per_container(rule)
 
 
-def _fix_root_uid(ctx: FixContext) -> Proposal | None:
-    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "runAsUser"), ctx.settings.run_as_user))
-
-
 check(
     "run-as-root-uid", "run-as-uid", {"forbiddenUIDs": [0]},
     severity=Severity.HIGH,
@@ -596,15 +610,13 @@ check(
     kube_linter=KubeLinter.NONE,
     description="Indicates when containers explicitly run as UID 0 (root), in the container or pod securityContext.",
     remediation="Set runAsUser to a non-zero UID (and runAsNonRoot: true) in the pod or container securityContext.",
-    fix=Fix(
-        REVIEW,
-        "The UID is a guess (fixes.run_as_user); files in the image may belong to root.",
-        _fix_root_uid,
-        remedy=("container.securityContext.runAsUser",),
+    fix=Fix.manual(
+        "runAsUser: 0 is written by the author: init containers that chown or chmod, and images that need root, ask for it.",
+        "set a non-zero runAsUser that owns the files the container uses, or keep root and accept the finding",
     ),
     guidance="""
-Set a non-zero `securityContext.runAsUser` (for example 10001) on the named container; a container setting overrides
-the pod's `runAsUser: 0`.
+`runAsUser: 0` is written in the manifest: the author asked for root (init containers that chown, images that need
+root). Answer with an empty array `[]`; a person decides.
 """,
     aliases=("run-as-user",),
 )

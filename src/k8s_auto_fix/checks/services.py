@@ -6,6 +6,7 @@ import re
 
 from ..contracts import Applicability, Severity
 from ..manifests.names import name_errors
+from ..manifests.profiles import bound_service_accounts
 from ..manifests.selectors import SelectorError, from_match_labels, go_map
 from .common import SERVICE, WORKLOADS, as_dict, as_list, go_quote, string_matcher
 from .patching import remove, set_value
@@ -154,6 +155,9 @@ def _fix_missing_service_account(ctx: FixContext) -> Proposal | None:
         return Proposal.manual(f"{namespace}/{name} is not a valid ServiceAccount name")
     metadata = {"name": name} | ({"namespace": ctx.obj.namespace} if ctx.obj.namespace else {})
     account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata}
+    if name in bound_service_accounts(ctx.app):
+        # A role binding names it: its pods call the API and need the token.
+        return Proposal(creates=account, explanation=f"create ServiceAccount {name!r} (bound by a role binding: it keeps its token)")
     if not ctx.settings.service_account_automount:
         account["automountServiceAccountToken"] = False
     return Proposal(creates=account, explanation=f"create ServiceAccount {name!r}")

@@ -13,7 +13,7 @@ from ..manifests.selectors import (
     labels_string,
 )
 from .common import WORKLOADS, as_dict, as_list, string_matcher
-from .patching import append, remove, set_value
+from .patching import append, set_value
 from .registry import Fix, FixContext, Kinds, KubeLinter, Proposal, Violation, check, setting, template
 
 HOSTNAME = "kubernetes.io/hostname"
@@ -237,7 +237,9 @@ setting("job_ttl_seconds_after_finished", int, Field(86400, ge=0))
 def _fix_job_ttl(ctx: FixContext) -> Proposal | None:
     if ctx.obj.kind == "Job":
         return Proposal(set_value(ctx.obj.data, ("spec", "ttlSecondsAfterFinished"), ctx.settings.job_ttl_seconds_after_finished))
-    return Proposal([remove(("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"))], Applicability.REVIEW)
+    return Proposal.manual(
+        "the jobTemplate's ttlSecondsAfterFinished is written by the author; remove it if the CronJob's history limits should clean up its Jobs"
+    )
 
 
 check(
@@ -295,13 +297,14 @@ check(
     kinds=Kinds(("Job", "CronJob"), "batch/v1"),
     fix=Fix(
         Applicability.SAFE,
-        "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them (CronJob: review).",
+        "A finished Job's pods are garbage-collected after the TTL; its logs and status go with them. A CronJob's own TTL "
+        "is the author's choice (manual).",
         _fix_job_ttl,
         remedy=("object.spec.ttlSecondsAfterFinished", "object.spec.jobTemplate.spec.ttlSecondsAfterFinished"),
     ),
     guidance="""
-For a standalone Job set `spec.ttlSecondsAfterFinished` (for example 86400). For a CronJob remove
-`spec.jobTemplate.spec.ttlSecondsAfterFinished`.
+For a standalone Job set `spec.ttlSecondsAfterFinished` (for example 86400). For a CronJob, whose
+`spec.jobTemplate.spec.ttlSecondsAfterFinished` the author wrote, answer with an empty array `[]`.
 """,
 )
 check(

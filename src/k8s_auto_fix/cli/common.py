@@ -42,6 +42,10 @@ ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Do n
 AllChecksOpt = Annotated[bool, typer.Option("--all-checks", help="Enable every check, not only the defaults.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")]
 ImagePinsOpt = Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")]
+ImageFactsOpt = Annotated[
+    Optional[list[Path]], typer.Option("--image-facts", help="YAML facts about images (user, write paths), over the shipped ones (repeatable).")
+]
+TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")]
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
 
@@ -85,6 +89,16 @@ def load_image_pins(path: Path | None) -> dict[str, str]:
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise fail(f"{path}: image pins must map image strings to pinned image strings")
     return data
+
+
+def load_image_facts(paths: list[Path] | None, trivy_reports: list[Path] | None = None):
+    """The shipped image facts, the user's files over them, and the users Trivy reports."""
+    from ..manifests.images import ImageFactsError, load_facts
+
+    try:
+        return load_facts(paths or (), trivy_reports or ())
+    except ImageFactsError as err:
+        raise fail(str(err)) from None
 
 
 def read_contract(path: Path, model):

@@ -21,13 +21,16 @@ from .common import (
     ContextOpt,
     CrdsOpt,
     ExcludeOpt,
+    ImageFactsOpt,
     ImagePinsOpt,
     IncludeOpt,
     JobsOpt,
     KubeVersionOpt,
     PathsArg,
+    TrivyReportOpt,
     choose_checks,
     fail,
+    load_image_facts,
     load_image_pins,
     load_settings,
     print_problems,
@@ -47,6 +50,8 @@ def propose(
         Optional[str], typer.Option("--mode", help="rules (deterministic), or a model endpoint: grok, vendor, vllm, or one of yours (default: the config's).")
     ] = None,
     image_pins: ImagePinsOpt = None,
+    image_facts: ImageFactsOpt = None,
+    trivy_report: TrivyReportOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
@@ -57,11 +62,11 @@ def propose(
     settings = load_settings(config)
     found = read_contract(detections, Detection)
     chosen = mode or settings.proposer.mode
-    pins = load_image_pins(image_pins)
+    options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
     if chosen != "rules":
-        _propose_with_model(chosen, settings, found, out, pins, jobs)
+        _propose_with_model(chosen, settings, found, out, options, jobs)
         return
-    result = propose_rules(found, FixOptions(settings.fixes, pins))
+    result = propose_rules(found, options)
     for warning in result.warnings:
         stderr.print(f"[yellow]warning:[/yellow] {warning}")
     write_models(out, result.patches)
@@ -72,7 +77,7 @@ def propose(
     )
 
 
-def _propose_with_model(endpoint: str, settings, found, out: Path, pins: dict, jobs: int) -> None:
+def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs: int) -> None:
     from ..contracts import write_models
     from ..propose.llm.client import ModelError
     from ..propose.llm.loop import propose_with_model
@@ -83,7 +88,7 @@ def _propose_with_model(endpoint: str, settings, found, out: Path, pins: dict, j
     except ModelError as err:
         raise fail(str(err)) from None
     try:
-        result = propose_with_model(client, settings, found, endpoint, pins, jobs)
+        result = propose_with_model(client, settings, found, endpoint, options, jobs)
     finally:
         client.close()
     write_models(out, result.patches)
@@ -101,6 +106,8 @@ def verify(
     crds: CrdsOpt = None,
     rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter.")] = None,
     patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
+    image_facts: ImageFactsOpt = None,
+    trivy_report: TrivyReportOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
@@ -123,6 +130,7 @@ def verify(
         rescan=tuple(rescan or ()),
         include_errors=include_errors,
         include_yaml=patched_yaml,
+        image_facts=load_image_facts(image_facts, trivy_report),
     )
     try:
         result = verify_parallel(choose_checks(load_settings(config)), options, proposed, found)
@@ -153,6 +161,8 @@ def fix(
     context: ContextOpt = ContextMode.DIR,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     image_pins: ImagePinsOpt = None,
+    image_facts: ImageFactsOpt = None,
+    trivy_report: TrivyReportOpt = None,
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
@@ -166,7 +176,8 @@ def fix(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
-    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds)
+    facts = load_image_facts(image_facts, trivy_report)
+    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
     print_problems(run.detected.problems)
     for problem in run.problems:

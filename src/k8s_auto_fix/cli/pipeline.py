@@ -17,10 +17,12 @@ from .common import (
     ConfigOpt,
     ContextOpt,
     ExcludeOpt,
+    ImageFactsOpt,
     IncludeOpt,
     PathsArg,
     choose_checks,
     fail,
+    load_image_facts,
     load_image_pins,
     load_settings,
     print_problems,
@@ -216,6 +218,7 @@ def run_command(
     kev_json: Annotated[Optional[Path], typer.Option("--kev-json", help="CISA KEV catalogue JSON.")] = None,
     trivy_report: Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="Trivy JSON report (repeatable).")] = None,
     image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
+    image_facts: ImageFactsOpt = None,
     head: Annotated[int, typer.Option("--head", help="Queue items to print at the end.")] = 5,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -232,7 +235,8 @@ def run_command(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
-    options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks)
+    facts = load_image_facts(image_facts, trivy_report)
+    options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("starting")
         try:

@@ -11,6 +11,7 @@ from ..checks.registry import Check, Violation
 from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
+from ..manifests.profiles import profile_of
 from ..runner import RunnerOptions, for_each_application
 
 IGNORE_ALL = "kube-linter.io/ignore-all"
@@ -50,9 +51,10 @@ def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
         yield from check_object(obj, app, checks)
 
 
-def to_detection(finding: Finding, app_key: str, embed_yaml: bool = False) -> Detection:
+def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -> Detection:
     """A finding in the detections contract (fields trusted: no validation)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
+    profile = profile_of(obj, app)
     return Detection.model_construct(
         id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
         manifest_path=obj.path,
@@ -66,13 +68,14 @@ def to_detection(finding: Finding, app_key: str, embed_yaml: bool = False) -> De
         severity=check.severity,
         container=violation.container,
         engine=Engine.BUILTIN,
-        application=app_key,
+        application=app.key,
+        profile=sorted(p.value for p in profile) if obj.pod_spec is not None else None,
     )
 
 
 def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[tuple[Detection, Violation]]:
     """Every finding in the application, as a detection with the violation behind it."""
-    return [(to_detection(f, app.key, embed_yaml), f.violation) for f in run_checks(app, checks)]
+    return [(to_detection(f, app, embed_yaml), f.violation) for f in run_checks(app, checks)]
 
 
 class DetectWork:

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from ..checks.registry import REGISTRY, Check, KubeLinter
-from ..contracts import Detection, DetectResult, Engine, ObjectRef, Problem, Severity, detection_id
+from ..contracts import Detection, DetectResult, Engine, ObjectRef, Severity, detection_id
 from ..manifests.context import ContextMode
 from ..manifests.loader import STDIN_PATH, iter_manifest_files
 from ..runner import RunnerOptions
@@ -80,7 +80,7 @@ def detect_with_kube_linter(paths: Sequence[str], checks: Sequence[Check], optio
         if path == STDIN_PATH:
             raise KubeLinterError("the kube-linter engine reads files, not stdin")
         if problem:
-            result.problems.append(Problem(path, problem))
+            result.problems.append(problem)
         else:
             files.append(path)
     result.files = len(files)

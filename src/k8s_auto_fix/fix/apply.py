@@ -52,7 +52,8 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
 def unified_diff(run: FixRun) -> str:
     chunks = []
     for path, updated in sorted(run.new_texts.items()):
-        original = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as handle:  # line ends as they are
+            original = handle.read()
         name = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path.lstrip("/")
         chunks.extend(difflib.unified_diff(original.splitlines(True), updated.splitlines(True), f"a/{name}", f"b/{name}"))
     return "".join(chunks)

@@ -20,6 +20,7 @@ from ..checks.selection import select_checks
 from ..contracts import Applicability, Detection, ObjectEdit, PatchRecord, Verdict
 from ..engines.builtin import DetectWork
 from ..manifests.context import Application
+from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
@@ -38,13 +39,14 @@ class FixSettings:
     render: bool = True  # produce the fixed file texts (off: verification only)
 
     @classmethod
-    def build(cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds) -> FixSettings:
+    def build(cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds, facts: ImageFacts | None = None) -> FixSettings:
         """Settings from a run config and the fix command's options."""
         allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
+        facts = facts or shipped_facts()
         return cls(
-            options=FixOptions(config.fixes, image_pins),
+            options=FixOptions(config.fixes, image_pins, facts),
             allowed=frozenset(allowed),
-            verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False),
+            verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False, image_facts=facts),
             checks=tuple(select_checks()),
         )
 
@@ -112,8 +114,13 @@ class FixWork:
         for d in detections:
             if d.id in chosen:
                 by_object[(d.manifest_path, d.document_index, d.list_index)].append(d)
+        created: set[tuple] = set()
         for location, found in by_object.items():
             edit = self._combine(store.object(*location), app, found, verifier)
+            # An object several fixes create (one ServiceAccount that several
+            # workloads name) is created once in the application.
+            edit.creates = [c for c in edit.creates if _identity(c) not in created]
+            created |= {_identity(c) for c in edit.creates}
             if edit.ops or edit.creates:
                 outcome.edits.append(edit)
         if render and self.settings.render:
@@ -159,3 +166,8 @@ class FixWork:
                 edit.creates.append(proposal.creates)
             edit.fixed.append(detection.id)
         return edit
+
+
+def _identity(obj: dict) -> tuple:
+    meta = obj.get("metadata") or {}
+    return (obj.get("apiVersion"), obj.get("kind"), meta.get("namespace") or "", meta.get("name"))

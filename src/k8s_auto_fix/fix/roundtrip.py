@@ -59,12 +59,19 @@ def guess_indent(text: str) -> tuple[int, int]:
     return (mapping.most_common(1)[0][0] if mapping else 2), (offsets.most_common(1)[0][0] if offsets else 0)
 
 
+_EXPLICIT_NULL = re.compile(r":[ \t]+(null|Null|NULL|~)[ \t]*(?:#.*)?$", re.M)
+
+
 def _yaml(text: str) -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096  # never re-wrap a long line
     indent, offset = guess_indent(text)
     yaml.indent(mapping=indent, sequence=offset + 2, offset=offset)
+    spelled = _EXPLICIT_NULL.search(text)
+    if spelled:  # the file writes its nulls out: keep them written (ruamel would leave `key:` empty)
+        word = spelled.group(1)
+        yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", word))
     return yaml
 
 
@@ -86,7 +93,9 @@ def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
         if match:
             marker, chunk = chunk[: match.end() + 1], chunk[match.end() + 1 :]
         _check_identity(pyyaml.load(chunk, Loader=pyyaml.CSafeLoader), doc_edits, document_index)
-        fast = apply_ops_fast(chunk, [_prefixed(op, edit) for edit in doc_edits for op in edit.ops], yaml)
+        ops = [_prefixed(op, edit) for edit in doc_edits for op in edit.ops]
+        _refuse_shared_targets(chunk, ops, document_index)
+        fast = apply_ops_fast(chunk, ops, yaml)
         if fast is not None:
             chunks[position] = marker + fast
             continue
@@ -158,16 +167,60 @@ def render_files(edits: Sequence[ObjectEdit]) -> tuple[dict[str, str], list[str]
 
 
 def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str | None]:
-    """(new text or None if unchanged, problem or None) for one file."""
+    """(new text or None if unchanged, problem or None) for one file. A file
+    with Windows line ends keeps them."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:
             original = handle.read()
-        updated = apply_edits_json(original, edits) if path.endswith(".json") else apply_edits(original, edits)
+        crlf = original.count("\r\n") * 2 > original.count("\n")
+        text = original.replace("\r\n", "\n") if crlf else original
+        updated = apply_edits_json(text, edits) if path.endswith(".json") else apply_edits(text, edits)
+        if crlf:
+            updated = updated.replace("\r\n", "\n").replace("\n", "\r\n")
     except (OSError, UnicodeDecodeError, RoundTripError) as err:
         return None, f"{path}: not rewritten: {err}"
     except Exception as err:  # ruamel's own errors: report the file, keep going
         return None, f"{path}: not rewritten: {type(err).__name__}: {err}"
     return (updated if updated != original else None), None
+
+
+def _refuse_shared_targets(chunk: str, ops: list[dict], document_index: int) -> None:
+    """An edit through a YAML anchor (``&ports`` used again as ``*ports``) would
+    change every place that shares it: such a document is left as it is."""
+    if "&" not in chunk or "*" not in chunk:
+        return
+    root = pyyaml.compose(chunk, Loader=pyyaml.CSafeLoader)
+    uses: Counter = Counter()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        uses[id(node)] += 1
+        if uses[id(node)] > 1:
+            continue  # an alias: its children are counted once, where the anchor is
+        if isinstance(node, pyyaml.MappingNode):
+            stack.extend(v for pair in node.value for v in pair)
+        elif isinstance(node, pyyaml.SequenceNode):
+            stack.extend(node.value)
+    if all(n == 1 for n in uses.values()):
+        return
+    for op in ops:
+        node = root
+        for part in parse_pointer(op.get("path", "")):
+            if uses[id(node)] > 1:
+                raise RoundTripError(f"document {document_index}: {op['path']} goes through a YAML anchor shared with another place; un-alias it to fix it")
+            node = _child_node(node, part)
+            if node is None:
+                break
+        if node is not None and uses[id(node)] > 1:
+            raise RoundTripError(f"document {document_index}: {op['path']} is a YAML anchor shared with another place; un-alias it to fix it")
+
+
+def _child_node(node, part: str):
+    if isinstance(node, pyyaml.MappingNode):
+        return next((v for k, v in node.value if isinstance(k, pyyaml.ScalarNode) and k.value == part), None)
+    if isinstance(node, pyyaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
+        return node.value[int(part)]
+    return None
 
 
 def _unique(objects: list[dict]) -> list[dict]:

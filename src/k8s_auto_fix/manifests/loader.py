@@ -93,12 +93,16 @@ def _build(node: yaml.Node, loader: yaml.CSafeLoader) -> object:
 # --- discovering files -------------------------------------------------------
 
 
-def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+
+def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | None]]:
     """Yield ``(path, problem)`` for every manifest file under ``paths``.
 
     Folders are walked recursively in a stable (sorted) order; only files with
     a manifest suffix are taken from folders, but a file named explicitly is
-    always read. A path that does not exist yields a problem.
+    always read. A path that does not exist yields a problem. A patch file a
+    kustomization lists is not an object of its own: it is skipped, with a note.
     """
     for raw in paths:
         if raw == STDIN_PATH:
@@ -106,15 +110,41 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, str | None]
             continue
         path = Path(raw)
         if path.is_dir():
+            found, patches = [], {}
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
+                    if name in KUSTOMIZATIONS:
+                        patches |= {p: os.path.join(root, name) for p in kustomize_patch_files(os.path.join(root, name))}
                     if name.endswith(MANIFEST_SUFFIXES):
-                        yield os.path.join(root, name), None
+                        found.append(os.path.join(root, name))
+            for file in found:
+                listing = patches.get(os.path.normpath(os.path.abspath(file)))
+                if listing:
+                    yield file, Problem(file, f"a patch that {listing} applies; not linted as an object of its own", level="note")
+                else:
+                    yield file, None
         elif path.is_file():
             yield str(path), None
         else:
-            yield str(path), "no such file or directory"
+            yield str(path), Problem(str(path), "no such file or directory")
+
+
+def kustomize_patch_files(kustomization: str) -> set[str]:
+    """The patch files a kustomization lists (absolute, normalised paths)."""
+    try:
+        with open(kustomization, encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=yaml.CSafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return set()
+    if not isinstance(data, dict):
+        return set()
+    listed = [p for p in data.get("patchesStrategicMerge") or [] if isinstance(p, str) and "\n" not in p]
+    for entry in (data.get("patches") or []) + (data.get("patchesJson6902") or []):
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            listed.append(entry["path"])
+    base = os.path.dirname(os.path.abspath(kustomization))
+    return {os.path.normpath(os.path.join(base, p)) for p in listed}
 
 
 # --- reading one file --------------------------------------------------------
@@ -124,7 +154,7 @@ def load_paths(paths: Iterable[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
     result = LoadResult()
     for path, problem in iter_manifest_files(paths):
         if problem:
-            result.problems.append(Problem(path, problem))
+            result.problems.append(problem)
             continue
         result.extend(load_file(path, max_file_bytes))
     return result
@@ -181,17 +211,17 @@ def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[Pro
         documents = _yaml_documents(text)
     objects: list[K8sObject] = []
     problems: list[Problem] = []
-    for index, (line, data, item_lines) in enumerate(documents):
-        _collect_objects(path, index, line, data, item_lines, objects, problems)
+    for index, (line, data, item_lines, shares) in enumerate(documents):
+        _collect_objects(path, index, line, data, item_lines, objects, problems, shares)
     return objects, problems
 
 
-Document = tuple[int, object, "list[int] | None"]  # line, data, line of each List item
+Document = tuple[int, object, "list[int] | None", bool]  # line, data, line of each List item, may share nodes
 
 
 def _json_documents(text: str) -> list[Document]:
     try:
-        return [(1, json.loads(text), None)]
+        return [(1, json.loads(text), None, False)]
     except json.JSONDecodeError as err:
         raise _ManifestError(f"invalid JSON: {err.msg}", err.lineno) from None
     except RecursionError:
@@ -211,7 +241,7 @@ def _yaml_documents(text: str) -> list[Document]:
             if may_alias:
                 _refuse_alias_bomb(node)
             data = loader.construct_document(node) if has_merge or may_alias else _build(node, loader)
-            documents.append((node.start_mark.line + 1, data, _list_item_lines(node, data)))
+            documents.append((node.start_mark.line + 1, data, _list_item_lines(node, data), may_alias))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise _yaml_problem(text, f"invalid YAML: {err.problem or err.context}", mark.line + 1 if mark else None) from None
@@ -307,7 +337,7 @@ def _list_item_lines(node: yaml.Node, data: object) -> list[int] | None:
 # --- documents -> objects ----------------------------------------------------
 
 
-def _collect_objects(path, index, line, data, item_lines, objects, problems) -> None:
+def _collect_objects(path, index, line, data, item_lines, objects, problems, shares: bool = False) -> None:
     if data is None:
         return
     if not isinstance(data, dict) or not data.get("apiVersion") or not data.get("kind"):
@@ -321,12 +351,12 @@ def _collect_objects(path, index, line, data, item_lines, objects, problems) -> 
         for item_index, item in enumerate(items):
             item_line = item_lines[item_index] if item_lines else line
             if isinstance(item, dict) and item.get("apiVersion") and item.get("kind"):
-                objects.append(K8sObject(path, index, item_line, item, list_index=item_index))
+                objects.append(K8sObject(path, index, item_line, item, list_index=item_index, shares_nodes=shares))
             else:
                 message = f"{data['kind']} item {item_index} has no apiVersion/kind, skipped"
                 problems.append(Problem(path, message, item_line, "note"))
         return
-    objects.append(K8sObject(path, index, line, data))
+    objects.append(K8sObject(path, index, line, data, shares_nodes=shares))
 
 
 def _is_unrendered(data: dict) -> bool:

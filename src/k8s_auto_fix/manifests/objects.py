@@ -94,6 +94,9 @@ class K8sObject:
     line: int
     data: dict
     list_index: int | None = None  # position inside a `kind: List`
+    # The YAML shares nodes through anchors and aliases (&ports ... *ports):
+    # the same map or list stands at several places of ``data``.
+    shares_nodes: bool = False
 
     def __post_init__(self) -> None:
         # Read on every check of every object: computed once, kept as attributes.
@@ -120,6 +123,26 @@ class K8sObject:
     def with_data(self, data: dict) -> K8sObject:
         """The same object, at the same place, with other content (a patched copy)."""
         return K8sObject(self.path, self.document_index, self.line, data, self.list_index)
+
+    @cached_property
+    def shared_paths(self) -> frozenset[str]:
+        """JSON Pointers of every map or list that stands at more than one place (a YAML alias)."""
+        if not self.shares_nodes:
+            return frozenset()
+        first: dict[int, str] = {}
+        shared: set[str] = set()
+        stack: list[tuple[Any, str]] = [(self.data, "")]
+        while stack:
+            node, where = stack.pop()
+            if not isinstance(node, (dict, list)):
+                continue
+            if id(node) in first:
+                shared |= {first[id(node)], where}
+                continue
+            first[id(node)] = where
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            stack.extend((child, f"{where}/{str(key).replace('~', '~0').replace('/', '~1')}") for key, child in items)
+        return frozenset(shared)
 
     # --- pod template ------------------------------------------------------
 

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from ..checks.fixes import FixOptions, fix_of, propose_fix
 from ..checks.registry import Proposal, Violation
 from ..contracts import Applicability, Detection, PatchRecord, Source, object_digest
+from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
+from ..patch import PATCH_ERRORS, apply_patch
+from ..verify.gates.runnability import RUNNABILITY
+from ..verify.judging import Change, Judging, VerifyOptions
 
 
 @dataclass
@@ -20,13 +24,17 @@ class ProposeResult:
     without_fix: Counter = field(default_factory=Counter)  # check -> findings it cannot fix
 
 
-def patch_record(detection: Detection, obj: K8sObject, proposal: Proposal | None, digest: str, source: Source = Source.RULES) -> PatchRecord:
+def patch_record(
+    detection: Detection, obj: K8sObject, proposal: Proposal | None, digest: str, source: Source = Source.RULES, refused_by: str | None = None
+) -> PatchRecord:
     """A proposal as the patches contract records it (a finding that no longer
     fires on its object is recorded as a manual fix with nothing to do)."""
     if proposal is None:
         return PatchRecord(id=detection.id, policy_id=detection.policy_id, applicability=Applicability.MANUAL, explanation="the finding no longer fires")
     if proposal.is_manual:
-        return PatchRecord(id=detection.id, policy_id=detection.policy_id, applicability=Applicability.MANUAL, explanation=proposal.explanation)
+        return PatchRecord(
+            id=detection.id, policy_id=detection.policy_id, applicability=Applicability.MANUAL, explanation=proposal.explanation, refused_by=refused_by
+        )
     return PatchRecord(
         id=detection.id,
         policy_id=detection.policy_id,
@@ -42,9 +50,11 @@ def patch_record(detection: Detection, obj: K8sObject, proposal: Proposal | None
 def propose_rules(
     detections: Iterable[Detection], options: FixOptions, store: ObjectStore | None = None, violations: Mapping[str, Violation] | None = None
 ) -> ProposeResult:
-    """A fix for every finding a check can fix. ``violations`` (detection id ->
-    violation) spares running a check again where detect just ran it."""
+    """A fix for every finding a check can fix. A fix the runnability gate
+    refuses is recorded as manual, with the gate's reason. ``violations``
+    (detection id -> violation) spares running a check again where detect just ran it."""
     store = store or ObjectStore()
+    judging = Judging([], VerifyOptions(image_facts=options.facts), store)
     result = ProposeResult()
     digests: dict[int, tuple[K8sObject, str]] = {}  # the object pins its id
     for detection in detections:
@@ -59,6 +69,22 @@ def propose_rules(
         if id(obj) not in digests:
             digests[id(obj)] = (obj, object_digest(obj.data))
         violation = (violations or {}).get(detection.id)
-        proposal = propose_fix(detection.key, obj, store.application_of(detection), options, violation)
-        result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1]))
+        app = store.application_of(detection)
+        proposal = propose_fix(detection.key, obj, app, options, violation)
+        refusals = unrunnable(proposal, detection, obj, app, judging)
+        if refusals:
+            proposal = Proposal.manual("; ".join(refusals))
+        result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1], refused_by=RUNNABILITY.name if refusals else None))
     return result
+
+
+def unrunnable(proposal: Proposal | None, detection: Detection, obj: K8sObject, app: Application, judging: Judging) -> list[str]:
+    """Why the proposal would stop the workload, by the runnability gate (empty: it would not)."""
+    if proposal is None or proposal.is_manual:
+        return []
+    try:
+        after = obj.with_data(apply_patch(obj.data, proposal.ops))
+    except PATCH_ERRORS:
+        return []  # the apply gate reports it
+    created = [K8sObject(obj.path, -1, 0, proposal.creates)] if proposal.creates else []
+    return [r.message for r in RUNNABILITY.judge(Change(obj, after, created, [detection], app, proposal.ops), judging)]

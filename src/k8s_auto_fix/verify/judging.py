@@ -18,6 +18,7 @@ from ..contracts import Detection, Engine, SchemaMode, object_digest
 from ..defaults import DEFAULT_KUBE_VERSION
 from ..engines.builtin import check_object
 from ..manifests.context import Application
+from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.loader import iter_manifest_files
 from ..manifests.objects import CONTAINER_GROUPS, K8sObject
 from ..manifests.store import ObjectStore
@@ -36,6 +37,7 @@ class VerifyOptions:
     rescan: tuple[Engine, ...] = ()  # engines that rescan every patched object
     include_errors: bool = True
     include_yaml: bool = False  # patched_yaml: the patched object as YAML (large on big inputs)
+    image_facts: ImageFacts = field(default_factory=shipped_facts)  # what the runnability gate knows of images
 
 
 @dataclass

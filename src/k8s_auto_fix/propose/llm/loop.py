@@ -51,18 +51,19 @@ class LLMResult:
         )
 
 
-def propose_with_model(client: ModelClient, config: RunConfig, detections: list[Detection], endpoint: str, image_pins=None, jobs: int = 4) -> LLMResult:
+def propose_with_model(client: ModelClient, config: RunConfig, detections: list[Detection], endpoint: str, options: FixOptions | None = None, jobs: int = 4) -> LLMResult:
     """Model patches for ``detections``, verified with the default check suite."""
+    options = options or FixOptions(config.fixes)
     store = ObjectStore()
-    verifier = Verifier(select_checks(), VerifyOptions(), store)
-    return ModelProposer(client, config, verifier, store, endpoint, image_pins).propose_all(detections, jobs)
+    verifier = Verifier(select_checks(), VerifyOptions(image_facts=options.facts), store)
+    return ModelProposer(client, config, verifier, store, endpoint, options).propose_all(detections, jobs)
 
 
 class ModelProposer:
-    def __init__(self, client: ModelClient, config: RunConfig, verifier: Verifier, store: ObjectStore, endpoint: str, image_pins=None):
+    def __init__(self, client: ModelClient, config: RunConfig, verifier: Verifier, store: ObjectStore, endpoint: str, options: FixOptions | None = None):
         self.client, self.config, self.verifier, self.store = client, config, verifier, store
         self.endpoint = endpoint
-        self.fix_options = FixOptions(config.fixes, image_pins or {})
+        self.fix_options = options or FixOptions(config.fixes)
 
     def propose_all(self, detections: list[Detection], jobs: int = 1) -> LLMResult:
         # Load every file first: the store is then only read by the threads.

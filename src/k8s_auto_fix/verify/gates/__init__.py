@@ -7,10 +7,11 @@ from .base import Gate
 from .policy import POLICY
 from .regression import REGRESSION
 from .rescan import RESCAN
+from .runnability import RUNNABILITY
 from .safety import SAFETY
 from .schema import SCHEMA
 
-GATES: tuple[Gate, ...] = (APPLY, POLICY, REGRESSION, SCHEMA, SAFETY, RESCAN)
+GATES: tuple[Gate, ...] = (APPLY, POLICY, REGRESSION, SCHEMA, SAFETY, RUNNABILITY, RESCAN)
 GATE_NAMES: tuple[str, ...] = tuple(g.name for g in GATES)
 
 

@@ -1,4 +1,4 @@
-"""Gate 6, rescan (with --rescan): the real kube-linter, run on every patched
+"""Gate 7, rescan (with --rescan): the real kube-linter, run on every patched
 object (with the objects its patch creates), no longer reports the findings."""
 
 from __future__ import annotations
