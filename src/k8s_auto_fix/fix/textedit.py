@@ -22,8 +22,8 @@ from ..patch import parse_pointer
 
 _LOADER = yaml.CSafeLoader
 # Each operation re-parses the document; past this many the single round
-# trip of the slow path is cheaper.
-MAX_FAST_OPS = 20
+# trip of the slow path is cheaper (but reflows what it does not touch).
+MAX_FAST_OPS = 100
 
 
 def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
@@ -95,11 +95,46 @@ def _apply_one(text: str, op: dict, rt_yaml) -> str | None:
     root = yaml.compose(text, Loader=_LOADER)
     parent = _find(root, parts[:-1])
     last = parts[-1]
+    if kind == "add" and isinstance(parent, (yaml.MappingNode, yaml.SequenceNode)) and parent.flow_style and not parent.value:
+        # `resources: {}` gains its first key: the `{}` becomes a block.
+        new = {last: op.get("value")} if isinstance(parent, yaml.MappingNode) else [op.get("value")]
+        return _replace_value(text, _key_of(root, parts[:-1]), parent, new, rt_yaml)
     if parent is None or getattr(parent, "flow_style", True) or isinstance(parent, yaml.ScalarNode):
         return None
     if isinstance(parent, yaml.MappingNode):
         return _in_mapping(text, parent, kind, last, op.get("value"), rt_yaml)
     return _in_sequence(text, parent, kind, last, op.get("value"), rt_yaml)
+
+
+def _key_of(root, parts: list[str]):
+    """The key node naming the node at ``parts`` (None when it is a list item or the root)."""
+    if not parts:
+        return None
+    holder = _find(root, parts[:-1])
+    if not isinstance(holder, yaml.MappingNode):
+        return None
+    return next((k for k, _ in holder.value if isinstance(k, yaml.ScalarNode) and k.value == parts[-1]), None)
+
+
+def _replace_value(text: str, key_node, value_node, value, rt_yaml) -> str | None:
+    """A key's value replaced by a block map or list, in the file's style: only
+    the lines of that value change (a flow ``{}`` on the key's line becomes a block below it)."""
+    if key_node is None or not isinstance(value, (dict, list)) or not value:
+        return None
+    lines = _render(rt_yaml, {key_node.value: value})
+    if len(lines) < 2 or lines[0] != f"{key_node.value}:":
+        return None  # rendered on one line, or the key needs quoting: leave it to the round trip
+    column = key_node.start_mark.column
+    block = "\n".join(" " * column + line for line in lines[1:])
+    if isinstance(value_node, yaml.ScalarNode) or value_node.flow_style:
+        start, end = value_node.start_mark.index, value_node.end_mark.index
+        if "\n" in text[key_node.end_mark.index : start]:
+            return None  # a value on a line of its own: unusual, leave it to the round trip
+        return text[: key_node.end_mark.index] + ":" + "\n" + block + text[end:]
+    end = _content_end(value_node)
+    if end is None:
+        return None
+    return text[: key_node.end_mark.index] + ":" + "\n" + block + text[_line_end(text, end) :]
 
 
 def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str | None:
@@ -112,6 +147,8 @@ def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str |
             if text[start : key_node.start_mark.index].strip() or end is None:
                 return None  # the key shares its line with a "- " or another key
             return text[:start] + text[_line_end(text, end) + 1 :]
+        if isinstance(value, (dict, list)):
+            return _replace_value(text, key_node, value_node, value, rt_yaml)
         rendered = _scalar(value)
         if rendered is None or not isinstance(value_node, yaml.ScalarNode) or value_node.style in ("|", ">"):
             return None
