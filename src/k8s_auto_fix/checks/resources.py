@@ -138,7 +138,7 @@ def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
         return Proposal.manual("the memory limit of 0 is written in the manifest; set the limit the container needs")
     request = as_dict(resources.get("requests")).get("memory")
     path = (*ctx.container.segments, "resources", "limits", "memory")
-    if request is not None:
+    if request is not None and parse_quantity(request):  # a request of 0 is no request
         return Proposal(set_value(ctx.obj.data, path, request), explanation="the limit is the request: the container can no longer use more than it asks for")
     limit = ctx.settings.resources.memory_limit
     return Proposal(set_value(ctx.obj.data, path, limit), explanation=f"memory limit {limit}: {GUESSED} A limit too low gets the container OOM-killed.")

@@ -31,7 +31,8 @@ class FixRun:
 
     @property
     def fixed_findings(self) -> int:
-        return sum(len(e.fixed) for edits in self.edits.values() for e in edits)
+        """Findings whose fix is in a file that could be rewritten."""
+        return sum(len(e.fixed) for path, edits in self.edits.items() if path in self.new_texts for e in edits)
 
 
 def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings) -> FixRun:

@@ -9,6 +9,7 @@ order. Objects a fix creates are appended as new documents.
 
 from __future__ import annotations
 
+import difflib
 import io
 import re
 from collections import Counter
@@ -106,6 +107,7 @@ def apply_edits(text: str, edits: Sequence[ObjectEdit]) -> str:
                 apply_op(target, op)
         out = io.StringIO()
         yaml.dump(tree, out)
+        _refuse_reformatting(chunk, out.getvalue(), ops, document_index)
         chunks[position] = marker + out.getvalue()
     new_text = "".join(chunks)
     created = [obj for edit in edits for obj in edit.creates]
@@ -182,6 +184,41 @@ def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str
     except Exception as err:  # ruamel's own errors: report the file, keep going
         return None, f"{path}: not rewritten: {type(err).__name__}: {err}"
     return (updated if updated != original else None), None
+
+
+def _refuse_reformatting(original: str, updated: str, ops: list[dict], document_index: int) -> None:
+    """The round trip re-renders the whole document; keep its output only if
+    every line it changes lies inside a node the operations touch."""
+    root = pyyaml.compose(original, Loader=pyyaml.CSafeLoader)
+    spans = []
+    for op in ops:
+        parts = parse_pointer(op["path"])
+        key, node = _node_with_key(root, parts if op["op"] != "add" else parts[:-1])
+        if node is None and parts:
+            key, node = _node_with_key(root, parts[:-1])
+        if node is not None:
+            last = node.end_mark.line - (1 if node.end_mark.column == 0 and node.end_mark.line > node.start_mark.line else 0)
+            spans.append(((key or node).start_mark.line, last))
+    before, after = original.splitlines(), updated.splitlines()
+    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+        lines = [i1] if tag == "insert" else range(i1, i2)
+        if tag != "equal" and not all(any(a <= n <= b + (tag == "insert") for a, b in spans) for n in lines):
+            raise RoundTripError(
+                f"document {document_index}: writing this fix would also reformat line {i1 + 1}, which it does not touch; "
+                "make this edit by hand"
+            )
+
+
+def _node_with_key(root, parts: list[str]):
+    key, node = None, root
+    for part in parts:
+        if isinstance(node, pyyaml.MappingNode):
+            key, node = next(((k, v) for k, v in node.value if isinstance(k, pyyaml.ScalarNode) and k.value == part), (None, None))
+        else:
+            key, node = None, _child_node(node, part)
+        if node is None:
+            return None, None
+    return key, node
 
 
 def _refuse_shared_targets(chunk: str, ops: list[dict], document_index: int) -> None:

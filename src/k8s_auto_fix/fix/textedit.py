@@ -34,7 +34,10 @@ def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
     except Exception:  # the slow path reports what is wrong
         return None
     for op in ops:
-        text = _apply_one(text, op, rt_yaml)
+        try:
+            text = _apply_one(text, op, rt_yaml)
+        except yaml.YAMLError:  # a splice the next step cannot read: the round trip does it instead
+            return None
         if text is None:
             return None
     try:
@@ -156,9 +159,10 @@ def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str |
     if kind != "add" or not parent.value:
         return None
     end = _content_end(parent)
-    if end is None:
-        return None
-    column = parent.value[0][0].start_mark.column
+    first_key = parent.value[0][0]
+    if end is None or text[_line_start(text, first_key.start_mark.index) : first_key.start_mark.index].strip(" -"):
+        return None  # a complex key (`? ...`) or another token before the keys: not a plain block
+    column = first_key.start_mark.column
     lines = _render(rt_yaml, {key: value})
     if not lines:
         return None
