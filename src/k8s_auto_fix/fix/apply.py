@@ -53,10 +53,14 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
 def unified_diff(run: FixRun) -> str:
     chunks = []
     for path, updated in sorted(run.new_texts.items()):
-        with open(path, encoding="utf-8", newline="") as handle:  # line ends as they are
-            original = handle.read()
         name = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path.lstrip("/")
-        chunks.extend(difflib.unified_diff(original.splitlines(True), updated.splitlines(True), f"a/{name}", f"b/{name}"))
+        if os.path.exists(path):
+            with open(path, encoding="utf-8", newline="") as handle:  # line ends as they are
+                original = handle.read()
+            before = f"a/{name}"
+        else:  # a file the fix adds (a kustomization's new patch)
+            original, before = "", "/dev/null"
+        chunks.extend(difflib.unified_diff(original.splitlines(True), updated.splitlines(True), before, f"b/{name}"))
     return "".join(chunks)
 
 

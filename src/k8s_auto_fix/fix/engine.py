@@ -27,6 +27,7 @@ from ..patch import PATCH_ERRORS, apply_patch
 from ..propose.rules import propose_rules
 from ..verify.judging import Change, VerifyOptions
 from ..verify.verifier import Verifier, passed
+from .built import place_built_edits
 from .roundtrip import render_files
 
 
@@ -123,8 +124,13 @@ class FixWork:
             created |= {_identity(c) for c in edit.creates}
             if edit.ops or edit.creates:
                 outcome.edits.append(edit)
+        if any(obj.built_by for obj in app.objects):
+            outcome.edits, patch_texts, outcome.problems = place_built_edits(outcome.edits, {o.location: o for o in app.objects})
+        else:
+            patch_texts = {}
         if render and self.settings.render:
-            outcome.texts, outcome.problems = render_files(outcome.edits)  # here, in the worker
+            texts, problems = render_files(outcome.edits)  # here, in the worker
+            outcome.texts, outcome.problems = texts | patch_texts, outcome.problems + problems
         return outcome
 
     def _combine(self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier) -> ObjectEdit:

@@ -159,6 +159,7 @@ def render_files(edits: Sequence[ObjectEdit]) -> tuple[dict[str, str], list[str]
     """The fixed text of every file the edits touch (changed files only), and
     the files that cannot be rewritten (reported and left alone)."""
     texts, problems = {}, []
+    edits = [e for e in edits if e.ops or e.creates]
     for path in sorted({e.path for e in edits}):
         text, problem = render_file(path, [e for e in edits if e.path == path])
         if problem:

@@ -95,8 +95,8 @@ class _Extended(Application):
 
 
 def application_key(path: str, mode: ContextMode, chart_roots: dict[str, str | None] | None = None) -> str:
-    if mode is ContextMode.FILE or path == "-":
-        return path
+    if mode is ContextMode.FILE or path == "-" or os.path.isdir(path):
+        return path  # a file of its own, stdin, or a kustomization folder
     folder = os.path.dirname(path) or "."
     root = _chart_root(folder, chart_roots if chart_roots is not None else {})
     return root or folder

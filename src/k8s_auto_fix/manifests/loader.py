@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 
 from ..contracts import Problem
+from .kustomize import KUSTOMIZATIONS, KustomizeTree, kustomization_file
+from .kustomize import build as build_kustomization
 from .objects import K8sObject
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
@@ -93,9 +95,6 @@ def _build(node: yaml.Node, loader: yaml.CSafeLoader) -> object:
 # --- discovering files -------------------------------------------------------
 
 
-KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-
 def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | None]]:
     """Yield ``(path, problem)`` for every manifest file under ``paths``.
 
@@ -109,42 +108,29 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
             yield STDIN_PATH, None
             continue
         path = Path(raw)
-        if path.is_dir():
-            found, patches = [], {}
+        if path.is_dir() and kustomization_file(str(path)):
+            yield str(path), None  # a kustomization: linted as it builds
+        elif path.is_dir():
+            found, tree = [], KustomizeTree()
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if name in KUSTOMIZATIONS:
-                        patches |= {p: os.path.join(root, name) for p in kustomize_patch_files(os.path.join(root, name))}
-                    if name.endswith(MANIFEST_SUFFIXES):
-                        found.append(os.path.join(root, name))
-            for file in found:
-                listing = patches.get(os.path.normpath(os.path.abspath(file)))
-                if listing:
-                    yield file, Problem(file, f"a patch that {listing} applies; not linted as an object of its own", level="note")
-                else:
-                    yield file, None
+                if kustomization_file(root):
+                    tree.add(root)
+                    found.append(root)
+                found += [os.path.join(root, name) for name in sorted(files) if name.endswith(MANIFEST_SUFFIXES)]
+            for entry in found:
+                absolute = os.path.normpath(os.path.abspath(entry))
+                if os.path.isdir(entry):
+                    if absolute not in tree.bases:
+                        yield entry, None
+                elif absolute in tree.files:
+                    yield entry, Problem(entry, f"used by {tree.files[absolute]}: linted as that kustomization builds it", level="note")
+                elif os.path.basename(entry) not in KUSTOMIZATIONS:  # the build's own file is no object
+                    yield entry, None
         elif path.is_file():
             yield str(path), None
         else:
             yield str(path), Problem(str(path), "no such file or directory")
-
-
-def kustomize_patch_files(kustomization: str) -> set[str]:
-    """The patch files a kustomization lists (absolute, normalised paths)."""
-    try:
-        with open(kustomization, encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=yaml.CSafeLoader)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return set()
-    if not isinstance(data, dict):
-        return set()
-    listed = [p for p in data.get("patchesStrategicMerge") or [] if isinstance(p, str) and "\n" not in p]
-    for entry in (data.get("patches") or []) + (data.get("patchesJson6902") or []):
-        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            listed.append(entry["path"])
-    base = os.path.dirname(os.path.abspath(kustomization))
-    return {os.path.normpath(os.path.join(base, p)) for p in listed}
 
 
 # --- reading one file --------------------------------------------------------
@@ -162,6 +148,9 @@ def load_paths(paths: Iterable[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
 
 def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
     result = LoadResult(files=[path])
+    if os.path.isdir(path):
+        result.objects, result.problems = build_kustomization(path)
+        return result
     try:
         raw = _read_bytes(path, max_file_bytes)
         result.objects, result.problems = parse_manifest_text(path, _decode(raw))

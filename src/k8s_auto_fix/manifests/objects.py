@@ -97,6 +97,9 @@ class K8sObject:
     # The YAML shares nodes through anchors and aliases (&ports ... *ports):
     # the same map or list stands at several places of ``data``.
     shares_nodes: bool = False
+    # Built by a kustomization (its folder): the object as kustomize makes it,
+    # at the place in ``path`` it comes from.
+    built_by: str | None = None
 
     def __post_init__(self) -> None:
         # Read on every check of every object: computed once, kept as attributes.
@@ -122,7 +125,7 @@ class K8sObject:
 
     def with_data(self, data: dict) -> K8sObject:
         """The same object, at the same place, with other content (a patched copy)."""
-        return K8sObject(self.path, self.document_index, self.line, data, self.list_index)
+        return K8sObject(self.path, self.document_index, self.line, data, self.list_index, built_by=self.built_by)
 
     @cached_property
     def shared_paths(self) -> frozenset[str]:

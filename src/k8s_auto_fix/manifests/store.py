@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .context import Application, ContextMode, application_key
+from .kustomize import kustomization_file
 from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, load_file
 from .objects import K8sObject
 
@@ -19,6 +20,7 @@ class ObjectStore:
         self.max_file_bytes = max_file_bytes
         self._files: dict[str, LoadResult] = {}
         self._apps: dict[str, Application] = {}
+        self._built: dict[tuple, K8sObject] = {}  # objects a kustomization builds, at their origin
 
     def file(self, path: str) -> LoadResult:
         if path not in self._files:
@@ -31,6 +33,7 @@ class ObjectStore:
         store = cls()
         for obj in app.objects:
             store._files.setdefault(obj.path, LoadResult(files=[obj.path])).objects.append(obj)
+        store._built = {o.location: o for o in app.objects if o.built_by is not None}
         store._apps[app.key] = app
         return store
 
@@ -39,6 +42,7 @@ class ObjectStore:
 
     def object_of(self, finding) -> K8sObject | None:
         """The object a detection is about, if it is still where detect found it."""
+        self.application_of(finding)  # a kustomization's objects are the built ones
         obj = self.object(finding.manifest_path, finding.document_index, finding.list_index)
         ref = finding.object
         if obj is None or (obj.kind, obj.name, obj.namespace) != (ref.kind, ref.name, ref.namespace):
@@ -49,6 +53,8 @@ class ObjectStore:
         return self.application(finding.application, finding.manifest_path)
 
     def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
+        if (path, document_index, list_index) in self._built:
+            return self._built[(path, document_index, list_index)]
         for obj in self.file(path).objects:
             if obj.document_index == document_index and obj.list_index == list_index:
                 return obj
@@ -58,12 +64,14 @@ class ObjectStore:
         """The application ``key`` (as detect recorded it); the file alone if unknown."""
         key = key or path
         if key not in self._apps:
-            self._apps[key] = Application(key, [o for f in self._files_of(key) for o in self.file(f).objects])
+            objects = [o for f in self._files_of(key) for o in self.file(f).objects]
+            self._built |= {o.location: o for o in objects if o.built_by is not None}
+            self._apps[key] = Application(key, objects)
         return self._apps[key]
 
     def _files_of(self, key: str) -> list[str]:
-        if not os.path.isdir(key):
-            return [key]
+        if not os.path.isdir(key) or kustomization_file(key):
+            return [key]  # a file, or a kustomization (built as a whole)
         chart_roots: dict[str, str | None] = {}
         if os.path.isfile(os.path.join(key, "Chart.yaml")):
             return [p for p, problem in iter_manifest_files([key]) if not problem]
