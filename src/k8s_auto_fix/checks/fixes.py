@@ -11,6 +11,7 @@ explanation the check declares.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,6 @@ from ..contracts import Applicability
 from ..manifests.context import Application
 from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
-from ..patch import parse_pointer
 from .patching import CannotPatch
 from .registry import REGISTRY, Check, FixContext, Proposal, Violation
 
@@ -105,9 +105,17 @@ def role_path(obj: K8sObject, container: str | None, path: str) -> str:
     """A JSON Pointer on ``obj`` as a remedy path: ``container.<field>`` under
     the finding's container, ``pod.<field>`` under the pod spec, else
     ``object.<field>``; list indices become ``*``."""
-    parts = parse_pointer(path)
     named = obj.container_named(container)
-    for role, base in (("container", named.segments if named else None), ("pod", obj.pod_spec_segments)):
-        if base and len(parts) >= len(base) and [str(s) for s in base] == parts[: len(base)]:
-            return ".".join([role, *("*" if p.isdigit() else p for p in parts[len(base) :])])
-    return ".".join(["object", *("*" if p.isdigit() else p for p in parts)])
+    for role, base in (("container", named.pointer if named else None), ("pod", obj.pod_spec_pointer)):
+        if base and (path == base or path.startswith(base + "/")):
+            return role + _dotted(path[len(base) :])
+    return "object" + _dotted(path)
+
+
+_INDEX = re.compile(r"/\d+(?=/|$)")
+
+
+def _dotted(pointer_tail: str) -> str:
+    """'/ports/0/hostPort' -> '.ports.*.hostPort' (keys unescaped, indices as *)."""
+    dotted = _INDEX.sub("/*", pointer_tail).replace("/", ".")
+    return dotted.replace("~1", "/").replace("~0", "~") if "~" in dotted else dotted

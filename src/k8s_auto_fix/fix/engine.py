@@ -24,7 +24,8 @@ from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
-from ..propose.rules import propose_rules
+from ..propose.rules import as_manual, propose_rules
+from ..verify.gates.runnability import RUNNABILITY
 from ..verify.judging import Change, VerifyOptions
 from ..verify.verifier import Verifier, passed
 from .built import place_built_edits
@@ -106,10 +107,14 @@ class FixWork:
     def fix(self, app: Application, found: list[tuple[Detection, Violation]], render: bool = True) -> FixOutcome:
         detections = [d for d, _ in found]
         store = ObjectStore.of_application(app)
-        proposed = propose_rules(detections, self.settings.options, store, {d.id: v for d, v in found})
+        # Runnability is judged once, by the verifier: what it refuses is manual.
+        proposed = propose_rules(detections, self.settings.options, store, {d.id: v for d, v in found}, runnability=False)
         verifier = Verifier(self.settings.checks, self.settings.verify, store)
         verdicts = verifier.verify(proposed.patches, detections).verdicts
-        outcome = FixOutcome(detections=detections, patches=proposed.patches, verdicts=verdicts)
+        refused = {v.id: v for v in verdicts if v.first_failed_gate() == RUNNABILITY.name}
+        patches = [as_manual(p, refused[p.id]) if p.id in refused else p for p in proposed.patches]
+        verdicts = [v for v in verdicts if v.id not in refused]
+        outcome = FixOutcome(detections=detections, patches=patches, verdicts=verdicts)
         chosen = {v.id for v in verdicts if v.accepted and v.applicability in self.settings.allowed}
         by_object: dict[tuple, list[Detection]] = defaultdict(list)
         for d in detections:

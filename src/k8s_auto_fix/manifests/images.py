@@ -13,7 +13,7 @@ import fnmatch
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Literal
@@ -53,18 +53,26 @@ class ImageFacts:
     """Facts by key: exact repository paths, globs over them, and last path components."""
 
     entries: dict[str, ImageFact] = field(default_factory=dict)
+    _found: dict = field(default_factory=dict, compare=False, repr=False)  # image -> fact, as looked up
 
     def lookup(self, image: str) -> ImageFact | None:
-        path = repository_path(image)
+        if image not in self._found:
+            self._found[image] = self._lookup(repository_path(image))
+        return self._found[image]
+
+    def _lookup(self, path: str) -> ImageFact | None:
         if not path:
             return None
         if path in self.entries:
             return self.entries[path]
-        patterns = sorted((k for k in self.entries if any(c in k for c in "*?[")), key=len, reverse=True)
-        for pattern in patterns:
+        for pattern in self._patterns:
             if fnmatch.fnmatchcase(path, pattern):
                 return self.entries[pattern]
         return self.entries.get(path.rpartition("/")[2])
+
+    @cached_property
+    def _patterns(self) -> list[str]:
+        return sorted((k for k in self.entries if any(c in k for c in "*?[")), key=len, reverse=True)
 
     def merged(self, other: ImageFacts) -> ImageFacts:
         """These facts with ``other``'s on top, field by field."""

@@ -67,11 +67,11 @@ class Container:
     segments: tuple  # JSON Pointer segments of the container in its object
     pod_spec: dict
 
-    @property
+    @cached_property
     def pointer(self) -> str:
         return pointer(*self.segments)
 
-    @property
+    @cached_property
     def name(self) -> str:
         return str(self.spec.get("name", ""))
 
@@ -174,7 +174,7 @@ class K8sObject:
         """A workload whose pods the container and pod checks look at."""
         return self.pod_spec is not None and self.group != "extensions"
 
-    @property
+    @cached_property
     def pod_spec_pointer(self) -> str | None:
         segments = self.pod_spec_segments
         return pointer(*segments) if segments else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..checks.fixes import FixOptions, fix_of, propose_fix
 from ..checks.registry import Proposal, Violation
-from ..contracts import Applicability, Detection, PatchRecord, Source, object_digest
+from ..contracts import Applicability, Detection, PatchRecord, Source, Verdict, object_digest
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
@@ -48,11 +48,17 @@ def patch_record(
 
 
 def propose_rules(
-    detections: Iterable[Detection], options: FixOptions, store: ObjectStore | None = None, violations: Mapping[str, Violation] | None = None
+    detections: Iterable[Detection],
+    options: FixOptions,
+    store: ObjectStore | None = None,
+    violations: Mapping[str, Violation] | None = None,
+    runnability: bool = True,
 ) -> ProposeResult:
     """A fix for every finding a check can fix. A fix the runnability gate
-    refuses is recorded as manual, with the gate's reason. ``violations``
-    (detection id -> violation) spares running a check again where detect just ran it."""
+    refuses is recorded as manual, with the gate's reason (``runnability``
+    False leaves that to a verification that follows: see ``as_manual``).
+    ``violations`` (detection id -> violation) spares running a check again
+    where detect just ran it."""
     store = store or ObjectStore()
     judging = Judging([], VerifyOptions(image_facts=options.facts), store)
     result = ProposeResult()
@@ -71,11 +77,17 @@ def propose_rules(
         violation = (violations or {}).get(detection.id)
         app = store.application_of(detection)
         proposal = propose_fix(detection.key, obj, app, options, violation)
-        refusals = unrunnable(proposal, detection, obj, app, judging)
+        refusals = unrunnable(proposal, detection, obj, app, judging) if runnability else []
         if refusals:
             proposal = Proposal.manual("; ".join(refusals))
         result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1], refused_by=RUNNABILITY.name if refusals else None))
     return result
+
+
+def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:
+    """A patch the runnability gate rejected, as the manual fix it is, with the gate's reasons."""
+    reasons = "; ".join(r.message for r in verdict.reasons or [] if r.gate == RUNNABILITY.name)
+    return record.model_copy(update={"patch": [], "creates": None, "applicability": Applicability.MANUAL, "explanation": reasons, "refused_by": RUNNABILITY.name})
 
 
 def unrunnable(proposal: Proposal | None, detection: Detection, obj: K8sObject, app: Application, judging: Judging) -> list[str]:

@@ -9,7 +9,7 @@ before (memoised per object) and after (per change), and the compiled schemas.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -20,7 +20,7 @@ from ..engines.builtin import check_object
 from ..manifests.context import Application
 from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.loader import iter_manifest_files
-from ..manifests.objects import CONTAINER_GROUPS, K8sObject
+from ..manifests.objects import CONTAINER_GROUPS, Container, K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import op_paths
 from .schema import SchemaValidator
@@ -54,6 +54,29 @@ class Change:
     @cached_property
     def check_ids(self) -> set[str]:
         return {d.policy_id for d in self.detections}
+
+    @cached_property
+    def changed_paths(self) -> list[str]:
+        """JSON Pointers of every value the change changes, removes or adds; an added map counts as each of its leaves."""
+        return list(changed_paths(self.before.data, self.after.data))
+
+    def changes_any(self, *words: str) -> bool:
+        """Whether a changed path names one of these fields."""
+        return any(w in path for path in self.changed_paths for w in words)
+
+    @cached_property
+    def container_pairs(self) -> list[tuple[Container, Container]]:
+        """(before, after) of every container the change touched."""
+        before, after = self.before, self.after
+        if before.pod_spec is None or after.pod_spec is None or before.pod_spec is after.pod_spec:
+            return []
+        by_place = {(c.group, c.index): c for c in after.containers}
+        pairs = []
+        for old in before.containers:
+            new = by_place.get((old.group, old.index))
+            if new is not None and (new.spec is not old.spec or new.pod_spec.get("securityContext") is not old.pod_spec.get("securityContext")):
+                pairs.append((old, new))
+        return pairs
 
 
 @dataclass
@@ -177,3 +200,37 @@ def only_containers(obj: K8sObject, scope: set[tuple[str, int]] | None) -> K8sOb
     view = obj.with_data(obj.data)
     view.__dict__["containers"] = [c for c in obj.containers if (c.group, c.index) in scope]
     return view
+
+
+def changed_paths(before: object, after: object, path: str = "") -> Iterator[str]:
+    """JSON Pointers of every value ``after`` changes, removes or adds; an
+    added map counts as each of its leaves."""
+    if before is after:
+        return
+    if isinstance(before, dict) and isinstance(after, dict):
+        for key in before.keys() | after.keys():
+            child = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            if key not in before:
+                yield from _leaf_paths(after[key], child)
+            elif key not in after:
+                yield child
+            else:
+                yield from changed_paths(before[key], after[key], child)
+    elif isinstance(before, list) and isinstance(after, list):
+        for index in range(max(len(before), len(after))):
+            if index >= len(before):
+                yield from _leaf_paths(after[index], f"{path}/{index}")
+            elif index >= len(after):
+                yield f"{path}/{index}"
+            else:
+                yield from changed_paths(before[index], after[index], f"{path}/{index}")
+    elif type(before) is not type(after) or before != after:  # runAsUser 0 is not False
+        yield path
+
+
+def _leaf_paths(value: object, path: str) -> Iterator[str]:
+    if isinstance(value, dict) and value:
+        for key, child in value.items():
+            yield from _leaf_paths(child, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
+    else:
+        yield path

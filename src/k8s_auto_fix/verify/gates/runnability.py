@@ -56,6 +56,8 @@ RUNNABILITY = RunnabilityGate()
 
 
 def host_paths_kept(change: Change, facts: ImageFacts) -> Iterator[str]:
+    if not change.changes_any("/volumes"):
+        return
     after = host_path_volumes(change.after)
     for name, path in host_path_volumes(change.before).items():
         if after.get(name) != path:
@@ -66,6 +68,8 @@ def host_paths_kept(change: Change, facts: ImageFacts) -> Iterator[str]:
 
 
 def non_root_has_a_user(change: Change, facts: ImageFacts) -> Iterator[str]:
+    if not change.changes_any("runAsNonRoot", "runAsUser", "securityContext"):
+        return
     for old, new in _container_pairs(change):
         fact = facts.lookup(str(new.spec.get("image") or ""))
         image = new.spec.get("image")
@@ -83,6 +87,8 @@ def non_root_has_a_user(change: Change, facts: ImageFacts) -> Iterator[str]:
 
 
 def requests_kept(change: Change, facts: ImageFacts) -> Iterator[str]:
+    if not change.changes_any("/resources"):
+        return
     for old, new in _container_pairs(change):
         for resource in ("cpu", "memory"):
             before_request, before_limit = _quantities(old, resource)
@@ -118,7 +124,7 @@ def node_agents_keep_their_access(change: Change, facts: ImageFacts) -> Iterator
 
 
 def explicit_choices_kept(change: Change, facts: ImageFacts) -> Iterator[str]:
-    if change.before.pod_spec is None:
+    if change.before.pod_spec is None or not change.changes_any("securityContext", *EXPLICIT):
         return
     pod_before = _dict(change.before.pod_spec.get("securityContext"))
     pod_after = _dict((change.after.pod_spec or {}).get("securityContext"))
@@ -163,6 +169,8 @@ def windows_stays_windows(change: Change, facts: ImageFacts) -> Iterator[str]:
 
 
 def written_paths_stay_writable(change: Change, facts: ImageFacts) -> Iterator[str]:
+    if not change.changes_any("readOnlyRootFilesystem"):
+        return
     for old, new in _container_pairs(change):
         if new.security_context.get("readOnlyRootFilesystem") is not True or old.security_context.get("readOnlyRootFilesystem") is True:
             continue
@@ -200,10 +208,15 @@ def anchors_untouched(change: Change, facts: ImageFacts) -> Iterator[str]:
 def within_remedy(change: Change, facts: ImageFacts) -> Iterator[str]:
     fixes = [(fix_of(d.policy_id), d.container) for d in change.detections]
     outside = set()
-    for path in _changed_paths(change.before.data, change.after.data):
-        roles = [(fix, role_path(change.before, container, path)) for fix, container in fixes]
-        if not any(fix is not None and fix.allows(role) for fix, role in roles):
-            outside.add(roles[0][1] if roles else path)
+    for path in change.changed_paths:
+        roles = []
+        for fix, container in fixes:
+            role = role_path(change.before, container, path)
+            if fix is not None and fix.allows(role):
+                break
+            roles.append(role)
+        else:
+            outside.add(roles[0] if roles else path)
     for role in sorted(outside):
         yield f"{role} is not what the finding's remedy names"
 
@@ -227,49 +240,8 @@ INVARIANTS: tuple[Invariant, ...] = (
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _container_pairs(change: Change) -> Iterator[tuple[Container, Container]]:
-    """(before, after) of every container the change touched."""
-    if change.before.pod_spec is None or change.after.pod_spec is None or change.before.pod_spec is change.after.pod_spec:
-        return
-    after = {(c.group, c.index): c for c in change.after.containers}
-    for old in change.before.containers:
-        new = after.get((old.group, old.index))
-        if new is not None and (new.spec is not old.spec or new.pod_spec.get("securityContext") is not old.pod_spec.get("securityContext")):
-            yield old, new
-
-
-def _changed_paths(before: object, after: object, path: str = "") -> Iterator[str]:
-    """JSON Pointers of every value ``after`` changes, removes or adds; an
-    added map counts as each of its leaves."""
-    if before is after:
-        return
-    if isinstance(before, dict) and isinstance(after, dict):
-        for key in before.keys() | after.keys():
-            child = f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}"
-            if key not in before:
-                yield from _leaf_paths(after[key], child)
-            elif key not in after:
-                yield child
-            else:
-                yield from _changed_paths(before[key], after[key], child)
-    elif isinstance(before, list) and isinstance(after, list):
-        for index in range(max(len(before), len(after))):
-            if index >= len(before):
-                yield from _leaf_paths(after[index], f"{path}/{index}")
-            elif index >= len(after):
-                yield f"{path}/{index}"
-            else:
-                yield from _changed_paths(before[index], after[index], f"{path}/{index}")
-    elif not _same(before, after):
-        yield path
-
-
-def _leaf_paths(value: object, path: str) -> Iterator[str]:
-    if isinstance(value, dict) and value:
-        for key, child in value.items():
-            yield from _leaf_paths(child, f"{path}/{str(key).replace('~', '~0').replace('/', '~1')}")
-    else:
-        yield path
+def _container_pairs(change: Change) -> list[tuple[Container, Container]]:
+    return change.container_pairs
 
 
 def _quantities(container: Container, resource: str):
