@@ -86,3 +86,40 @@ def test_every_changed_line_lies_inside_a_node_the_patch_touches(part):
             if not ok:
                 outside.append(f"{path}:{i1 + 1}: {before[i1] if i1 < len(before) else ''!r}")
     assert not outside, outside[:10]
+
+
+def _fast(text: str, ops: list[dict]) -> str | None:
+    from k8s_auto_fix.fix.roundtrip import _yaml
+    from k8s_auto_fix.fix.textedit import apply_ops_fast
+
+    return apply_ops_fast(text, ops, _yaml(text))
+
+
+def test_insertions_at_one_place_land_as_one_after_the_other_would():
+    text = "a:\n  b:\n    x: 1\nz: 2\n"
+    ops = [{"op": "add", "path": "/a/k2", "value": 2}, {"op": "add", "path": "/a/b/k1", "value": 1}, {"op": "add", "path": "/a/k3", "value": 3}]
+    assert _fast(text, ops) == "a:\n  b:\n    x: 1\n    k1: 1\n  k2: 2\n  k3: 3\nz: 2\n"
+
+
+def test_dependent_operations_wait_for_the_next_parse():
+    text = "spec:\n  containers:\n  - name: a\n    image: x\n  - name: b\n    image: y\n"
+    ops = [
+        {"op": "add", "path": "/spec/containers/0/securityContext", "value": {}},
+        {"op": "add", "path": "/spec/containers/0/securityContext/runAsUser", "value": 1000},
+        {"op": "remove", "path": "/spec/containers/0/image"},
+        {"op": "add", "path": "/spec/containers/1/resources", "value": {"limits": {"cpu": "1"}}},
+    ]
+    assert _fast(text, ops) == (
+        "spec:\n  containers:\n  - name: a\n    securityContext:\n      runAsUser: 1000\n"
+        "  - name: b\n    image: y\n    resources:\n      limits:\n        cpu: '1'\n"
+    )
+
+
+def test_hundreds_of_operations_stay_on_the_fast_path_and_touch_only_their_lines():
+    containers = "".join(f"  - name: c{i}  # keep\n    image: 'example.com/c:{i}'\n" for i in range(300))
+    text = "spec:\n  containers:\n" + containers
+    ops = [{"op": "add", "path": f"/spec/containers/{i}/resources", "value": {"requests": {"cpu": "10m"}}} for i in range(300)]
+    fixed = _fast(text, ops)
+    assert fixed is not None and yaml.safe_load(fixed)["spec"]["containers"][299]["resources"] == {"requests": {"cpu": "10m"}}
+    removed = [line for line in difflib.ndiff(text.splitlines(), fixed.splitlines()) if line.startswith("- ")]
+    assert removed == []

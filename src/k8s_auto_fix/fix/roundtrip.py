@@ -201,7 +201,12 @@ def _refuse_reformatting(original: str, updated: str, ops: list[dict], document_
             last = node.end_mark.line - (1 if node.end_mark.column == 0 and node.end_mark.line > node.start_mark.line else 0)
             spans.append(((key or node).start_mark.line, last))
     before, after = original.splitlines(), updated.splitlines()
-    for tag, i1, i2, _, _ in difflib.SequenceMatcher(None, before, after, autojunk=False).get_opcodes():
+    # The equal head and tail are skipped: the line diff is quadratic in what is left.
+    head = next((n for n, (a, b) in enumerate(zip(before, after)) if a != b), min(len(before), len(after)))
+    tail = next((n for n, (a, b) in enumerate(zip(reversed(before[head:]), reversed(after[head:]))) if a != b), min(len(before), len(after)) - head)
+    middle = difflib.SequenceMatcher(None, before[head : len(before) - tail], after[head : len(after) - tail], autojunk=False)
+    for tag, i1, i2, _, _ in middle.get_opcodes():
+        i1, i2 = i1 + head, i2 + head
         lines = [i1] if tag == "insert" else range(i1, i2)
         if tag != "equal" and not all(any(a <= n <= b + (tag == "insert") for a, b in spans) for n in lines):
             raise RoundTripError(

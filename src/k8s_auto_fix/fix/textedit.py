@@ -7,6 +7,10 @@ rendered by ruamel.yaml in the file's own indentation. Everything else (flow
 collections, block scalars, move/copy, unusual layouts) returns None and
 goes through the full ruamel round trip instead.
 
+The document is parsed once per round, not once per operation: a round
+splices every operation that does not depend on another one of the same
+round (a file with hundreds of containers is one or two rounds).
+
 Whatever the fast path writes is checked: the new text must parse to exactly
 the patched data, or it is thrown away.
 """
@@ -14,6 +18,7 @@ the patched data, or it is thrown away.
 from __future__ import annotations
 
 import io
+from typing import NamedTuple
 
 import jsonpatch
 import yaml
@@ -21,29 +26,86 @@ import yaml
 from ..patch import parse_pointer
 
 _LOADER = yaml.CSafeLoader
-# Each operation re-parses the document; past this many the single round
-# trip of the slow path is cheaper (but reflows what it does not touch).
-MAX_FAST_OPS = 100
+
+
+class Splice(NamedTuple):
+    """Replace text[start:end] with ``new`` (start == end: an insertion)."""
+
+    start: int
+    end: int
+    new: str
+    depth: int = 0  # length of the operation's path: orders insertions at one place
 
 
 def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
-    if len(ops) > MAX_FAST_OPS:
-        return None
     try:
         expected = jsonpatch.apply_patch(yaml.load(text, Loader=_LOADER), ops)
     except Exception:  # the slow path reports what is wrong
         return None
-    for op in ops:
+    pending = [(op, parse_pointer(op.get("path", ""))) for op in ops]
+    while pending:
         try:
-            text = _apply_one(text, op, rt_yaml)
-        except yaml.YAMLError:  # a splice the next step cannot read: the round trip does it instead
+            root = yaml.compose(text, Loader=_LOADER)
+        except yaml.YAMLError:  # a splice that cannot be read back: the round trip does it instead
             return None
-        if text is None:
-            return None
+        round_ops, pending = _independent(pending)
+        splices = []
+        for i, (op, parts) in enumerate(round_ops):
+            splice = _splice_for(text, root, op, parts, rt_yaml)
+            if splice is None:
+                return None
+            if any(_overlap(splice, other) for other in splices):
+                pending = round_ops[i:] + pending  # next round, against the text as it will be
+                break
+            splices.append(splice._replace(depth=len(parts)))
+        text = _apply_splices(text, splices)
     try:
         return text if yaml.load(text, Loader=_LOADER) == expected else None
     except yaml.YAMLError:
         return None
+
+
+def _independent(pending: list[tuple[dict, list[str]]]):
+    """The operations that can be spliced against one parse, in order, and the rest.
+
+    An operation waits for the next round when its path and that of an earlier
+    operation (taken or waiting) are one inside the other: it may edit what
+    the earlier one adds. Two keys added to one mapping do not wait (they go in
+    at the same place, in order); a list whose items shift (an item added or
+    removed) makes every later operation under that list wait."""
+    taken, waiting = [], []
+    for op, parts in pending:
+        earlier = [p for _, p in taken] + [p for _, p in waiting]
+        shifting = [p[:-1] for o, p in taken + waiting if _shifts_items(o, p)]
+        related = any(_prefix(parts, p) or _prefix(p, parts) for p in earlier)
+        under_shift = any(_prefix(s, parts) for s in shifting)
+        (waiting if related or under_shift else taken).append((op, parts))
+    return taken, waiting
+
+
+def _shifts_items(op: dict, parts: list[str]) -> bool:
+    return bool(parts) and (parts[-1] == "-" or parts[-1].isdigit()) and op.get("op") in ("add", "remove")
+
+
+def _prefix(short: list[str], long: list[str]) -> bool:
+    return len(short) <= len(long) and long[: len(short)] == short
+
+
+def _overlap(a: Splice, b: Splice) -> bool:
+    if a.start == a.end and b.start == b.end:
+        return False  # two insertions at one place: kept in operation order
+    return a.start < b.end and b.start < a.end or a.start == a.end and b.start <= a.start <= b.end or b.start == b.end and a.start <= b.start <= a.end
+
+
+def _apply_splices(text: str, splices: list[Splice]) -> str:
+    """Applied from the end of the text back, so earlier positions stay valid.
+    Insertions at one place end up as one after the other would have put
+    them: the deeper one first (it belongs to the inner block, which ends
+    there too), then in operation order."""
+    ordered = sorted(enumerate(splices), key=lambda item: (item[1].start, -item[1].depth, item[0]), reverse=True)
+    for _, splice in ordered:
+        text = text[: splice.start] + splice.new + text[splice.end :]
+    return text
 
 
 def _find(node, parts: list[str]):
@@ -91,11 +153,10 @@ def _scalar(value) -> str | None:
     return yaml.safe_dump(value, default_flow_style=True, width=10**6).split("\n")[0]
 
 
-def _apply_one(text: str, op: dict, rt_yaml) -> str | None:
-    kind, parts = op.get("op"), parse_pointer(op.get("path", ""))
+def _splice_for(text: str, root, op: dict, parts: list[str], rt_yaml) -> Splice | None:
+    kind = op.get("op")
     if kind not in ("add", "replace", "remove") or not parts:
         return None
-    root = yaml.compose(text, Loader=_LOADER)
     parent = _find(root, parts[:-1])
     last = parts[-1]
     if kind == "add" and isinstance(parent, (yaml.MappingNode, yaml.SequenceNode)) and parent.flow_style and not parent.value:
@@ -119,7 +180,7 @@ def _key_of(root, parts: list[str]):
     return next((k for k, _ in holder.value if isinstance(k, yaml.ScalarNode) and k.value == parts[-1]), None)
 
 
-def _replace_value(text: str, key_node, value_node, value, rt_yaml) -> str | None:
+def _replace_value(text: str, key_node, value_node, value, rt_yaml) -> Splice | None:
     """A key's value replaced by a block map or list, in the file's style: only
     the lines of that value change (a flow ``{}`` on the key's line becomes a block below it)."""
     if key_node is None or not isinstance(value, (dict, list)) or not value:
@@ -133,14 +194,14 @@ def _replace_value(text: str, key_node, value_node, value, rt_yaml) -> str | Non
         start, end = value_node.start_mark.index, value_node.end_mark.index
         if "\n" in text[key_node.end_mark.index : start]:
             return None  # a value on a line of its own: unusual, leave it to the round trip
-        return text[: key_node.end_mark.index] + ":" + "\n" + block + text[end:]
+        return Splice(key_node.end_mark.index, end, ":\n" + block)
     end = _content_end(value_node)
     if end is None:
         return None
-    return text[: key_node.end_mark.index] + ":" + "\n" + block + text[_line_end(text, end) :]
+    return Splice(key_node.end_mark.index, _line_end(text, end), ":\n" + block)
 
 
-def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str | None:
+def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> Splice | None:
     pair = next(((k, v) for k, v in parent.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
     if pair is not None:
         key_node, value_node = pair
@@ -149,13 +210,13 @@ def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str |
             end = _content_end(value_node)
             if text[start : key_node.start_mark.index].strip() or end is None:
                 return None  # the key shares its line with a "- " or another key
-            return text[:start] + text[_line_end(text, end) + 1 :]
+            return Splice(start, _line_end(text, end) + 1, "")
         if isinstance(value, (dict, list)):
             return _replace_value(text, key_node, value_node, value, rt_yaml)
         rendered = _scalar(value)
         if rendered is None or not isinstance(value_node, yaml.ScalarNode) or value_node.style in ("|", ">"):
             return None
-        return text[: value_node.start_mark.index] + rendered + text[value_node.end_mark.index :]
+        return Splice(value_node.start_mark.index, value_node.end_mark.index, rendered)
     if kind != "add" or not parent.value:
         return None
     end = _content_end(parent)
@@ -167,11 +228,10 @@ def _in_mapping(text: str, parent, kind: str, key: str, value, rt_yaml) -> str |
     if not lines:
         return None
     insert_at = _line_end(text, end)
-    block = "\n".join(" " * column + line for line in lines)
-    return text[:insert_at] + "\n" + block + text[insert_at:]
+    return Splice(insert_at, insert_at, "\n" + "\n".join(" " * column + line for line in lines))
 
 
-def _in_sequence(text: str, parent, kind: str, index: str, value, rt_yaml) -> str | None:
+def _in_sequence(text: str, parent, kind: str, index: str, value, rt_yaml) -> Splice | None:
     if not parent.value:
         return None
     dash = parent.start_mark.column
@@ -182,12 +242,12 @@ def _in_sequence(text: str, parent, kind: str, index: str, value, rt_yaml) -> st
             return None
         item = [" " * dash + "- " + lines[0]] + [" " * (dash + 2) + line for line in lines[1:]]
         insert_at = _line_end(text, end)
-        return text[:insert_at] + "\n" + "\n".join(item) + text[insert_at:]
+        return Splice(insert_at, insert_at, "\n" + "\n".join(item))
     if kind == "remove" and index.isdigit() and int(index) < len(parent.value):
         item = parent.value[int(index)]
         start = _line_start(text, item.start_mark.index)
         end = _content_end(item)
         if end is None or text[start : item.start_mark.index].strip() != "-":
             return None
-        return text[:start] + text[_line_end(text, end) + 1 :]
+        return Splice(start, _line_end(text, end) + 1, "")
     return None
