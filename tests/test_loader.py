@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import write
 
 from k8s_auto_fix.manifests.loader import MAX_NESTING, load_file, load_paths
@@ -75,14 +76,19 @@ def test_yaml_that_is_not_a_kubernetes_object_is_skipped_with_a_note(tmp_path):
     assert problem.level == "note" and "no apiVersion/kind" in problem.message
 
 
-def test_unrendered_helm_template_is_reported_and_skipped(tmp_path):
+def test_unrendered_helm_template_is_reported_and_linted_as_written_when_it_parses(tmp_path):
     parse_error = write(tmp_path, "t1.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: {{ .Release.Name }}\n")
-    parses = write(tmp_path, "t2.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: 'x-{{ .Release.Name }}'\n")
-    for path in (parse_error, parses):
+    templated_kind = write(tmp_path, "t3.yaml", "apiVersion: v1\nkind: '{{ .Values.kind }}'\nmetadata:\n  name: x\n")
+    for path in (parse_error, templated_kind):
         result = load_file(str(path))
         assert result.objects == []
         (problem,) = result.problems
         assert "unrendered Helm template" in problem.message and problem.level == "warning"
+    # kube-linter lints a template whose YAML parses; so do we, and never rewrite it.
+    parses = load_file(str(write(tmp_path, "t2.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: 'x-{{ .Release.Name }}'\n")))
+    (obj,) = parses.objects
+    (problem,) = parses.problems
+    assert obj.template and problem.level == "warning" and "not written back" in problem.message
 
 
 def _only_error(result):
@@ -118,10 +124,57 @@ def test_empty_file_is_a_note(tmp_path):
     assert result.objects == [] and result.problems[0].level == "note"
 
 
-def test_duplicate_keys_are_an_error_with_line(tmp_path):
-    path = write(tmp_path, "dup.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\n")
-    problem = _only_error(load_file(str(path)))
-    assert "duplicate key 'name'" in problem.message and problem.line == 5
+def test_duplicate_keys_keep_the_last_value_and_are_recorded_with_their_line(tmp_path):
+    # kubectl and kube-linter read the last value; the duplicate is a finding of its own (duplicate-key).
+    path = write(tmp_path, "dup.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n  name: b\nspec:\n  containers:\n  - name: c\n    name: d\n")
+    result = load_file(str(path))
+    (obj,) = result.objects
+    assert result.problems == [] and obj.name == "b" and obj.data["spec"]["containers"][0]["name"] == "d"
+    assert [(d.pointer, d.line) for d in obj.duplicate_keys] == [("/metadata/name", 5), ("/spec/containers/0/name", 9)]
+    # The same through PyYAML's path (anchors) and inside a List item.
+    listed = write(tmp_path, "list.yaml", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata: &m {name: a}\n  spec: {x: 1, x: 2}\n  other: *m\n")
+    (item,) = load_file(str(listed)).objects
+    assert [(d.pointer, d.line) for d in item.duplicate_keys] == [("/spec/x", 7)] and item.data["spec"] == {"x": 2}
+
+
+@pytest.mark.parametrize(
+    "scalar, value",
+    [
+        ("N", False), ("y", True), ("on", True), ("'N'", "N"), ("1e3", 1000.0), ("08", 8.0), ("017", 15), ("0o17", 15),
+        ("0x1F", 31), ("1_000", 1000), ("1:20", "1:20"), ("2020-01-02", "2020-01-02"), ("=", "="), (".5", 0.5),
+        ("1.", 1.0), ("~", None), ("1e999", "1e999"), ("+12", 12), ("abc", "abc"),
+    ],
+)
+def test_scalars_read_as_kubectl_and_kube_linter_read_them(tmp_path, scalar, value):
+    # A custom resource: no Go type to decode into, so any value is kept as read.
+    path = write(tmp_path, "s.yaml", f"apiVersion: example.com/v1\nkind: Thing\nmetadata: {{name: s}}\nspec:\n  v: {scalar}\n")
+    (obj,) = load_file(str(path)).objects
+    assert obj.data["spec"]["v"] == value and type(obj.data["spec"]["v"]) is type(value)
+
+
+def test_a_field_of_the_wrong_type_is_an_error_at_its_line_and_the_object_is_not_linted(tmp_path):
+    # `value: N` is false for kubectl and kube-linter: a StatefulSet they cannot read.
+    text = "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: s}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        env:\n        - {name: A, value: 'x'}\n        - name: B\n          value: N\n"
+    result = load_file(str(write(tmp_path, "s.yaml", text)))
+    (problem,) = result.problems
+    assert result.objects == [] and problem.level == "error" and problem.line == 12
+    assert "spec.template.spec.containers[0].env[1].value: a boolean (false) where a string belongs" in problem.message
+
+
+def test_a_value_its_type_cannot_parse_leaves_the_pod_template_unread_as_kube_linter_does(tmp_path):
+    text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        resources: {limits: {cpu: '${CPU}'}}\n"
+    result = load_file(str(write(tmp_path, "d.yaml", text)))
+    (obj,) = result.objects
+    (problem,) = result.problems
+    assert obj.unstructured and obj.pod_spec is None and obj.deployment_like_kind and not obj.is_deployment_like
+    assert problem.level == "warning" and problem.line == 9 and "is not a quantity" in problem.message
+
+
+def test_map_keys_become_strings_as_in_json(tmp_path):
+    path = write(tmp_path, "k.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: k}\ndata:\n  80: a\n  on: b\n  1.5: c\n")
+    # (data values are strings here; ``on`` as a value would be a boolean, which a ConfigMap refuses)
+    (obj,) = load_file(str(path)).objects
+    assert obj.data["data"] == {"80": "a", "true": "b", "1.5": "c"}
 
 
 def test_deep_flow_nesting_is_refused_without_crashing(tmp_path):

@@ -119,6 +119,9 @@ class ObjectRef(Record):
     kind: str
     namespace: str = ""
     name: str = ""
+    # ``name`` is the object's generateName: the API server adds a suffix
+    # (kube-linter reports such an object with no name).
+    name_is_prefix: bool = False
 
     def __str__(self) -> str:
         ns = f"{self.namespace}/" if self.namespace else ""

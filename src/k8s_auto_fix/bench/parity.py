@@ -36,7 +36,8 @@ def _key(d, with_object: bool) -> tuple:
     path = os.path.abspath(d.manifest_path)
     if not with_object:
         return (path, d.policy_id)
-    return (path, d.object.kind, d.object.namespace, d.object.name, d.policy_id)
+    name = "" if d.object.name_is_prefix else d.object.name  # kube-linter names a generateName object ""
+    return (path, d.object.kind, d.object.namespace, name, d.policy_id)
 
 
 def run_parity(paths: Sequence[str], context: ContextMode, reference: Path | None, console: Console) -> dict:

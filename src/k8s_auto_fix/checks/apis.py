@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import yaml
+
 from ..contracts import Severity
+from ..patch import parse_pointer
 from .common import SERVICE, WORKLOADS, string_matcher
-from .registry import Kinds, KubeLinter, Violation, check, template
+from .registry import Fix, Kinds, KubeLinter, Violation, check, template
 
 
 def gvk_string(obj) -> str:
@@ -30,7 +33,7 @@ def _metadata_pair_template(field: str, noun: str):
         key_matches, value_matches = string_matcher(key), string_matcher(value)
 
         def detect(obj, app):
-            if not obj.is_deployment_like:
+            if not obj.deployment_like_kind:  # by kind: also an object kube-linter reads untyped
                 return
             pairs = obj.labels if field == "labels" else obj.annotations
             if not any(key_matches(str(k)) and value_matches(str(v)) for k, v in pairs.items()):
@@ -48,7 +51,8 @@ template("required-annotation")(_metadata_pair_template("annotations", "annotati
 @template("use-namespace")
 def use_namespace():
     def detect(obj, app):
-        applies = obj.is_deployment_like or (obj.api_version == "v1" and obj.kind == "Service")
+        # By kind alone: kube-linter flags even an object it cannot read as typed.
+        applies = obj.deployment_like_kind or (obj.api_version == "v1" and obj.kind == "Service")
         if applies and (obj.namespace or "default").lower() == "default":
             yield Violation("object in default namespace")
 
@@ -103,24 +107,94 @@ check(
 
 @template("sorted-keys")
 def sorted_keys(recursive=True):
-    # Go's sort.Strings order is bytewise: upper case sorts before lower case.
-    def unsorted(node, where):
-        if isinstance(node, dict):
-            keys = [str(k) for k in node]
-            expected = sorted(keys, key=lambda k: k.encode())
-            if len(keys) > 1 and keys != expected:
-                yield Violation(f"Keys are not sorted at {where}. Expected order: [{', '.join(expected)}], got: [{', '.join(keys)}]")
+    """kube-linter reads the keys from the YAML text (goccy/go-yaml), not from
+    the object: a key given twice counts twice, ``<<`` is a key, and what an
+    alias (``*name``) points at is checked once, where its anchor is."""
+
+    def unsorted(keys: list[str], where: str):
+        # Go's sort.Strings order is bytewise: upper case sorts before lower case.
+        expected = sorted(keys, key=lambda k: k.encode())
+        if len(keys) > 1 and keys != expected:
+            location = where or "root"
+            yield Violation(f"Keys are not sorted at {location}. Expected order: [{', '.join(expected)}], got: [{', '.join(keys)}]")
+
+    def in_text(root: yaml.Node):
+        seen: set[int] = set()
+        stack: list[tuple[yaml.Node, str]] = [(root, "")]
+        while stack:
+            node, where = stack.pop()
+            if id(node) in seen:
+                continue  # an alias
+            seen.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                pairs = [(_key_text(k), v) for k, v in node.value]
+                yield from unsorted([k for k, _ in pairs if k], where)
+                children = [(v, f"{where}.{k}" if where else k) for k, v in pairs]
+            elif isinstance(node, yaml.SequenceNode):
+                children = [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+            else:
+                continue
             if recursive:
-                for key, value in node.items():
-                    yield from unsorted(value, key if where == "root" else f"{where}.{key}")
-        elif isinstance(node, list) and recursive:
-            for index, item in enumerate(node):
-                yield from unsorted(item, f"{where}[{index}]")
+                stack.extend(reversed(children))  # depth first, in document order
+
+    def in_data(node, where: str):
+        if isinstance(node, dict):
+            yield from unsorted([str(k) for k in node], where)
+            children = [(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()]
+        elif isinstance(node, list):
+            children = [(item, f"{where}[{i}]") for i, item in enumerate(node)]
+        else:
+            return
+        if recursive:
+            for child, path in children:
+                yield from in_data(child, path)
 
     def detect(obj, app):
-        yield from unsorted(obj.data, "root")
+        if obj.source:
+            yield from in_text(yaml.compose(obj.source, Loader=yaml.CSafeLoader))
+        else:  # made by a kustomization or by a fix: no text of its own
+            yield from in_data(obj.data, "")
 
     return detect
+
+
+@template("duplicate-key")
+def duplicate_key():
+    def detect(obj, app):
+        for duplicate in obj.duplicate_keys:
+            path = tuple(int(p) if p.isdigit() else p for p in parse_pointer(duplicate.pointer))
+            yield Violation(
+                f"key {duplicate.pointer} is given more than once (again at line {duplicate.line}); kubectl and kube-linter use the last value",
+                path=path,
+            )
+
+    return detect
+
+
+check(
+    "duplicate-key",
+    template="duplicate-key",
+    description="Indicates a YAML mapping that gives the same key twice: every tool reads only the last value.",
+    remediation="Keep the value you mean and delete the other.",
+    severity=Severity.HIGH,
+    kinds=Kinds(),
+    kube_linter=KubeLinter.NONE,
+    fix=Fix.manual(
+        "Which of the two values the author meant is theirs to say; the object as applied has the last one.",
+        "keep the value you mean and delete the other line",
+    ),
+)
+
+
+def _key_text(node: yaml.Node) -> str:
+    """A key as goccy/go-yaml spells it ("" for a key that is not a scalar)."""
+    if not isinstance(node, yaml.ScalarNode):
+        return ""
+    if node.style is None and node.value in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return node.value.lower()
+    if node.style is None and node.value in ("~", "null", "Null", "NULL", ""):
+        return "null"
+    return node.value
 
 
 check(

@@ -58,6 +58,9 @@ def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixO
     violation = violation or live_violation(check, obj, app, key)
     if violation is None:
         return None
+    if obj.template:
+        # What the template renders depends on its values: an edit of the text could change any of it.
+        return Proposal.manual("an unrendered Helm template: make the change in the chart (a value or the template), then render it again")
     container = obj.container_named(violation.container)
     if violation.container is not None and container is None:
         return Proposal.manual(f"container {violation.container!r} not found")

@@ -122,9 +122,18 @@ def non_existent_service_account():
 @template("deprecated-service-account-field")
 def deprecated_service_account_field():
     def detect(obj, app):
-        if obj.is_deployment_like and obj.pod_spec.get("serviceAccount"):
-            value = obj.pod_spec["serviceAccount"]
-            yield Violation(f"serviceAccount is specified ({value}), but this field is deprecated; use serviceAccountName instead")
+        if not obj.is_deployment_like:
+            return
+        old, new = str(obj.pod_spec.get("serviceAccount") or ""), str(obj.pod_spec.get("serviceAccountName") or "")
+        if not old or old == new:
+            return  # the same value in both fields is harmless
+        if not new:
+            yield Violation(f"serviceAccount is specified ({old}), but this field is deprecated; use serviceAccountName instead")
+        else:
+            yield Violation(
+                f"serviceAccount ({old}) and serviceAccountName ({new}) are both specified with non-matching values. "
+                "serviceAccount is deprecated; unspecify serviceAccount or make values match."
+            )
 
     return detect
 

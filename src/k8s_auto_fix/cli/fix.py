@@ -112,10 +112,10 @@ def verify(
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord, write_models
+    from ..manifests.schemas import SchemaSetupError
     from ..report.metrics import first_failed_gate
     from ..verify.external import ExternalToolError
     from ..verify.judging import VerifyOptions
-    from ..verify.schema import SchemaSetupError
     from ..verify.verifier import verify_parallel
 
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]

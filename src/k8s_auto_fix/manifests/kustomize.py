@@ -22,6 +22,7 @@ import yaml
 
 from ..contracts import Problem
 from .objects import K8sObject
+from .yaml_compat import KubeLoader
 
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN = "config.kubernetes.io/origin"
@@ -86,7 +87,7 @@ def build(folder: str) -> tuple[list[K8sObject], list[Problem]]:
         if proc.returncode != 0:
             message = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return [], [Problem(folder, f"kustomize build failed: {message[-300:]}")]
-        objects = [_at_origin(doc, scratch, folder) for doc in yaml.safe_load_all(proc.stdout) if isinstance(doc, dict)]
+        objects = [_at_origin(doc, scratch, folder) for doc in yaml.load_all(proc.stdout, Loader=KubeLoader) if isinstance(doc, dict)]
     if not os.path.isabs(given):  # paths as the user gave them
         for obj in objects:
             obj.path, obj.built_by = os.path.relpath(obj.path), given

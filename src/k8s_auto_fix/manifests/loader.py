@@ -16,13 +16,16 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
 from ..contracts import Problem
+from .decoding import decode_failure
 from .kustomize import KUSTOMIZATIONS, KustomizeTree, kustomization_file
 from .kustomize import build as build_kustomization
 from .objects import K8sObject
+from .yaml_compat import MERGE, KubeLoader, json_key, resolve_plain
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_PATH = "-"
@@ -61,35 +64,72 @@ class _ManifestError(Exception):
 
 
 _STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
-_SCALAR_CONSTRUCTORS = yaml.constructor.SafeConstructor.yaml_constructors
+_SCALAR_CONSTRUCTORS = KubeLoader.yaml_constructors
 
 
-def _build(node: yaml.Node, loader: yaml.CSafeLoader) -> object:
+class Duplicate(NamedTuple):
+    """A key given twice in one map: the last value counts (as for kubectl)."""
+
+    pointer: str  # JSON Pointer of the key
+    line: int
+
+
+def _build(node: yaml.Node, loader: KubeLoader, duplicated: list[int]) -> object:
     """Node graph -> Python data, about twice as fast as PyYAML's generic
-    constructor for the plain maps, lists and strings manifests are made of,
-    and strict where PyYAML is lax: a duplicate key is an error (kubectl
-    refuses it too). Other scalar tags (int, bool, null, ...) go through
-    PyYAML's own safe constructors, so values are exactly what yaml.safe_load
-    gives. Documents with merge keys (``<<``) take PyYAML's path instead."""
+    constructor for the plain maps, lists and strings manifests are made of.
+    Scalars resolve as kubectl reads them (``yaml_compat``). A key given twice
+    keeps its last value, as kubectl and kube-linter read it; its line goes
+    into ``duplicated`` (``_duplicate_keys`` then names them). Documents with merge keys (``<<``) or aliases take
+    PyYAML's path instead."""
     tag = node.tag
     if tag == _STR:
         return node.value
     if tag == _MAP:
         result: dict = {}
         for key_node, value_node in node.value:
-            key = key_node.value if key_node.tag == _STR else _build(key_node, loader)
-            if isinstance(key, (dict, list)):
-                raise _ManifestError("invalid YAML: a mapping key must be a scalar", key_node.start_mark.line + 1)
+            key = key_node.value if key_node.tag == _STR else _map_key(key_node, loader)
             if key in result:
-                raise _ManifestError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
-            result[key] = _build(value_node, loader)
+                duplicated.append(key_node.start_mark.line + 1)
+            result[key] = _build(value_node, loader, duplicated)
         return result
     if tag == _SEQ:
-        return [_build(item, loader) for item in node.value]
+        return [_build(item, loader, duplicated) for item in node.value]
     constructor = _SCALAR_CONSTRUCTORS.get(tag) if isinstance(node, yaml.ScalarNode) else None
     if constructor is None:
         raise _ManifestError(f"unsupported YAML tag {tag!r}", node.start_mark.line + 1)
     return constructor(loader, node)
+
+
+def _map_key(node: yaml.Node, loader: KubeLoader) -> str:
+    if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
+        raise _ManifestError("invalid YAML: a mapping key must be a string, a number or a boolean", node.start_mark.line + 1)
+    return json_key(_build(node, loader, []))
+
+
+def _duplicate_keys(root: yaml.Node) -> list[Duplicate]:
+    """Keys given twice, found on the node graph (for documents PyYAML builds)."""
+    found: list[Duplicate] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, where = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE:
+                    continue
+                key = key_node.value if key_node.tag == _STR else json_key(resolve_plain(key_node.value)[1])
+                here = f"{where}/{key.replace('~', '~0').replace('/', '~1')}"
+                if key in keys:
+                    found.append(Duplicate(here, key_node.start_mark.line + 1))
+                keys.add(key)
+                stack.append((value_node, here))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, f"{where}/{i}") for i, item in enumerate(node.value))
+    return sorted(found, key=lambda d: d.line)
 
 
 # --- discovering files -------------------------------------------------------
@@ -200,17 +240,23 @@ def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[Pro
         documents = _yaml_documents(text)
     objects: list[K8sObject] = []
     problems: list[Problem] = []
-    for index, (line, data, item_lines, shares) in enumerate(documents):
-        _collect_objects(path, index, line, data, item_lines, objects, problems, shares)
+    for index, document in enumerate(documents):
+        _collect_objects(path, index, document, objects, problems)
     return objects, problems
 
 
-Document = tuple[int, object, "list[int] | None", bool]  # line, data, line of each List item, may share nodes
+class Document(NamedTuple):
+    line: int
+    data: object
+    item_lines: list[int] | None  # the line of each item of a `kind: List`
+    shares_nodes: bool  # anchors and aliases: one node at several places
+    duplicates: list[Duplicate] = []
+    source: str = ""  # the document's own text
 
 
 def _json_documents(text: str) -> list[Document]:
     try:
-        return [(1, json.loads(text), None, False)]
+        return [Document(1, json.loads(text), None, False, source=text)]
     except json.JSONDecodeError as err:
         raise _ManifestError(f"invalid JSON: {err.msg}", err.lineno) from None
     except RecursionError:
@@ -218,7 +264,7 @@ def _json_documents(text: str) -> list[Document]:
 
 
 def _yaml_documents(text: str) -> list[Document]:
-    loader = yaml.CSafeLoader(text)
+    loader = KubeLoader(text)
     may_alias = _may_alias(text)
     has_merge = "<<" in text
     documents = []
@@ -229,8 +275,11 @@ def _yaml_documents(text: str) -> list[Document]:
                 continue
             if may_alias:
                 _refuse_alias_bomb(node)
-            data = loader.construct_document(node) if has_merge or may_alias else _build(node, loader)
-            documents.append((node.start_mark.line + 1, data, _list_item_lines(node, data), may_alias))
+            duplicated: list[int] = []
+            data = loader.construct_document(node) if has_merge or may_alias else _build(node, loader, duplicated)
+            duplicates = _duplicate_keys(node) if duplicated or has_merge or may_alias else []
+            source = text[node.start_mark.index : node.end_mark.index]
+            documents.append(Document(node.start_mark.line + 1, data, _list_item_lines(node, data), may_alias, duplicates, source))
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise _yaml_problem(text, f"invalid YAML: {err.problem or err.context}", mark.line + 1 if mark else None) from None
@@ -326,31 +375,94 @@ def _list_item_lines(node: yaml.Node, data: object) -> list[int] | None:
 # --- documents -> objects ----------------------------------------------------
 
 
-def _collect_objects(path, index, line, data, item_lines, objects, problems, shares: bool = False) -> None:
+def _collect_objects(path: str, index: int, document: Document, objects: list[K8sObject], problems: list[Problem]) -> None:
+    line, data = document.line, document.data
     if data is None:
         return
     if not isinstance(data, dict) or not data.get("apiVersion") or not data.get("kind"):
         problems.append(Problem(path, "not a Kubernetes object (no apiVersion/kind), skipped", line, "note"))
         return
-    if _is_unrendered(data):
-        problems.append(Problem(path, HELM_TEMPLATE, line, "warning"))
-        return
+    template = _is_unrendered(data)
+    if template:
+        # A template whose YAML parses is linted as written, as kube-linter
+        # does; one whose kind or apiVersion is templated is no object yet.
+        if template == "identity":
+            problems.append(Problem(path, HELM_TEMPLATE, line, "warning"))
+            return
+        problems.append(Problem(path, f"{HELM_TEMPLATE}; linted as written, fixes are not written back", line, "warning"))
     items = data.get("items")
     if str(data["kind"]).endswith("List") and isinstance(items, list):
         for item_index, item in enumerate(items):
-            item_line = item_lines[item_index] if item_lines else line
+            item_line = document.item_lines[item_index] if document.item_lines else line
             if isinstance(item, dict) and item.get("apiVersion") and item.get("kind"):
-                objects.append(K8sObject(path, index, item_line, item, list_index=item_index, shares_nodes=shares))
+                prefix = f"/items/{item_index}/"
+                own = tuple(d._replace(pointer=d.pointer[len(prefix) - 1 :]) for d in document.duplicates if d.pointer.startswith(prefix))
+                _add_object(path, index, item_line, item, item_index, document, own, bool(template), objects, problems)
             else:
                 message = f"{data['kind']} item {item_index} has no apiVersion/kind, skipped"
                 problems.append(Problem(path, message, item_line, "note"))
         return
-    objects.append(K8sObject(path, index, line, data, shares_nodes=shares))
+    _add_object(path, index, line, data, None, document, tuple(document.duplicates), bool(template), objects, problems)
 
 
-def _is_unrendered(data: dict) -> bool:
+def _add_object(path, index, line, data, list_index, document: Document, duplicates, template, objects, problems) -> None:
+    """The object, unless kubectl and kube-linter could not read it as its kind (see ``decoding``)."""
+    failure = decode_failure(data)
+    if failure and failure.fatal:
+        where, at = _dotted(failure.path), _field_line(document, failure.path, list_index) or line
+        message = f"{where}: {failure.message}; kubectl and kube-linter cannot read this {data['kind']}, so it is not linted"
+        problems.append(Problem(path, message + _yaml11_hint(failure), at))
+        return
+    if failure:
+        where, at = _dotted(failure.path), _field_line(document, failure.path, list_index) or line
+        message = f"{where}: {failure.message}; kubectl cannot apply it, and its pod template is not linted (as kube-linter reads it)"
+        problems.append(Problem(path, message, at, "warning"))
+    objects.append(
+        K8sObject(
+            path, index, line, data, list_index, document.shares_nodes,
+            duplicate_keys=duplicates, template=template, unstructured=failure is not None, source=document.source,
+        )
+    )
+
+
+def _dotted(path: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _yaml11_hint(failure) -> str:
+    if "a boolean" in failure.message:
+        return " (YAML reads unquoted y, n, yes, no, on, off as booleans: quote the value)"
+    if "a number" in failure.message:
+        return " (quote the value to make it a string)"
+    return ""
+
+
+def _field_line(document: Document, path: tuple, list_index: int | None) -> int | None:
+    """The line of a field in the file (None when it cannot be found again)."""
+    if not document.source:
+        return None
+    try:
+        node = yaml.compose(document.source, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError:
+        return None
+    for part in (("items", list_index) if list_index is not None else ()) + tuple(path):
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            node = None
+        if node is None:
+            return None
+    return document.line + node.start_mark.line
+
+
+def _is_unrendered(data: dict) -> str | None:
+    """"identity" when apiVersion or kind is a template expression, "name"
+    when only the name or namespace is, else None."""
+    if any(isinstance(value, str) and "{{" in value for value in (data.get("apiVersion"), data.get("kind"))):
+        return "identity"
     metadata = data.get("metadata")
-    fields = [data.get("apiVersion"), data.get("kind")]
-    if isinstance(metadata, dict):
-        fields += [metadata.get("name"), metadata.get("namespace")]
-    return any(isinstance(value, str) and "{{" in value for value in fields)
+    if isinstance(metadata, dict) and any(isinstance(metadata.get(f), str) and "{{" in metadata[f] for f in ("name", "namespace")):
+        return "name"
+    return None

@@ -100,6 +100,16 @@ class K8sObject:
     # Built by a kustomization (its folder): the object as kustomize makes it,
     # at the place in ``path`` it comes from.
     built_by: str | None = None
+    # Keys the YAML gives twice (the last value is in ``data``), as (pointer, line).
+    duplicate_keys: tuple = ()
+    # An unrendered Helm template (``{{ }}`` in its name): linted, never rewritten.
+    template: bool = False
+    # Its typed decode fails on a value (a quantity like ${CPU}): kube-linter
+    # reads it as a generic object, whose pod template no check can see.
+    unstructured: bool = False
+    # The text of the YAML document it was read from (a `kind: List`'s whole
+    # document for its items), for checks about how it is written.
+    source: str = ""
 
     def __post_init__(self) -> None:
         # Read on every check of every object: computed once, kept as attributes.
@@ -116,7 +126,13 @@ class K8sObject:
 
     @cached_property
     def ref(self) -> ObjectRef:
-        return ObjectRef(api_version=self.api_version, kind=self.kind, namespace=self.namespace, name=self.name)
+        return ObjectRef(
+            api_version=self.api_version,
+            kind=self.kind,
+            namespace=self.namespace,
+            name=self.name,
+            name_is_prefix=not self.metadata.get("name") and bool(self.metadata.get("generateName")),
+        )
 
     @property
     def location(self) -> tuple[str, int, int | None]:
@@ -125,7 +141,9 @@ class K8sObject:
 
     def with_data(self, data: dict) -> K8sObject:
         """The same object, at the same place, with other content (a patched copy)."""
-        return K8sObject(self.path, self.document_index, self.line, data, self.list_index, built_by=self.built_by)
+        return K8sObject(
+            self.path, self.document_index, self.line, data, self.list_index, built_by=self.built_by, template=self.template, unstructured=self.unstructured
+        )
 
     @cached_property
     def shared_paths(self) -> frozenset[str]:
@@ -150,29 +168,45 @@ class K8sObject:
     # --- pod template ------------------------------------------------------
 
     @cached_property
+    def workload_kind(self) -> bool:
+        """A kind and API version that runs pods (whatever its content)."""
+        return self.kind in POD_SPEC_PATHS and self.api_version in WORKLOAD_API_VERSIONS[self.kind]
+
+    @cached_property
     def pod_spec_segments(self) -> tuple[str, ...] | None:
-        segments = POD_SPEC_PATHS.get(self.kind)
-        if segments is None or self.api_version not in WORKLOAD_API_VERSIONS[self.kind]:
+        if not self.workload_kind or self.unstructured:
             return None
+        segments = POD_SPEC_PATHS[self.kind]
         node: Any = self.data
         for segment in segments:
-            node = node.get(segment) if isinstance(node, dict) else None
-        return segments if isinstance(node, dict) else None
-
+            node = node.get(segment) if isinstance(node, dict) else node
+            if node is None:
+                return segments  # not written: an empty pod, as Kubernetes (and kube-linter) read it
+            if not isinstance(node, dict):
+                return None
+        return segments
 
     @cached_property
     def pod_spec(self) -> dict | None:
+        """The pod template's spec; an empty one when the object leaves it out."""
         if self.pod_spec_segments is None:
             return None
         node: Any = self.data
         for segment in self.pod_spec_segments:
-            node = node[segment]
+            node = node.get(segment)
+            if node is None:
+                return {}
         return node
+
+    @property
+    def deployment_like_kind(self) -> bool:
+        """kube-linter's "DeploymentLike" kinds, matched by kind alone (extensions/v1beta1 ones are not)."""
+        return self.workload_kind and self.group != "extensions"
 
     @property
     def is_deployment_like(self) -> bool:
         """A workload whose pods the container and pod checks look at."""
-        return self.pod_spec is not None and self.group != "extensions"
+        return self.deployment_like_kind and self.pod_spec is not None
 
     @cached_property
     def pod_spec_pointer(self) -> str | None:
@@ -189,7 +223,7 @@ class K8sObject:
             return {}
         node: Any = self.data
         for segment in segments[:-1]:
-            node = node[segment]
+            node = _as_dict(node.get(segment))
         return _as_dict(_as_dict(node.get("metadata")).get("labels"))
 
     @cached_property

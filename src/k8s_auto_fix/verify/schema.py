@@ -15,46 +15,17 @@ import importlib.resources
 import importlib.util
 import json
 import os
-import re
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 from pathlib import Path
 
 import fastjsonschema
 
 from ..defaults import DEFAULT_KUBE_VERSION
 from ..manifests.names import name_errors
+from ..manifests.schemas import builtin_schema, definitions, release_for
 from ..patch import op_paths, parse_pointer
 
-# Removed API versions have no schema in the shipped releases; they are
-# validated against the version that replaced them with the same shape.
-SUCCESSORS = {
-    ("batch/v1beta1", "CronJob"): "batch/v1",
-    ("policy/v1beta1", "PodDisruptionBudget"): "policy/v1",
-    ("autoscaling/v2beta1", "HorizontalPodAutoscaler"): "autoscaling/v2",
-    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"): "autoscaling/v2",
-    ("apps/v1beta1", "Deployment"): "apps/v1",
-    ("apps/v1beta2", "Deployment"): "apps/v1",
-    ("apps/v1beta1", "StatefulSet"): "apps/v1",
-    ("apps/v1beta2", "StatefulSet"): "apps/v1",
-    ("apps/v1beta2", "DaemonSet"): "apps/v1",
-    ("apps/v1beta2", "ReplicaSet"): "apps/v1",
-}
 Validate = Callable[[dict], None]
-
-
-class SchemaSetupError(Exception):
-    pass
-
-
-def _schema_root() -> Path:
-    return Path(str(importlib.resources.files("kubernetes_validate"))) / "kubernetes-json-schema"
-
-
-@lru_cache(maxsize=None)
-def available_versions() -> list[str]:
-    found = {m.group(1) for p in _schema_root().iterdir() if (m := re.match(r"v(\d+\.\d+)\.\d+-local-strict$", p.name))}
-    return sorted(found, key=lambda v: tuple(int(x) for x in v.split(".")))
 
 
 def _cache_dir() -> Path:
@@ -90,27 +61,11 @@ def compile_cached(schema: dict, fast_fail: bool = True) -> Validate:
     return module.validate
 
 
-def _schema_file_name(api_version: str, kind: str) -> str | None:
-    """kubernetes-validate's file name (rbac.authorization.k8s.io/v1 -> rbac-v1);
-    None for groups that are not Kubernetes' own (a CRD's batch.example.com/v1
-    must not pick up batch/v1's schema)."""
-    group = api_version.rpartition("/")[0]
-    if group and "." in group and not group.endswith(".k8s.io"):
-        return None
-    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    return f"{kind.lower()}-{api}.json"
-
-
 class SchemaValidator:
     """Strict validation of objects; ``errors(obj)`` is empty when valid."""
 
     def __init__(self, kube_version: str = DEFAULT_KUBE_VERSION, crds: Iterable[dict] = ()):
-        versions = available_versions()
-        usable = [v for v in versions if _version_key(v) <= _version_key(kube_version)]
-        if not usable:
-            raise SchemaSetupError(f"no schemas for Kubernetes {kube_version}; available: {versions[0]} to {versions[-1]}")
-        self.kube_version = usable[-1]
-        self._dir = _version_dir(self.kube_version)
+        self.kube_version = release_for(kube_version)
         self._validators: dict[tuple, object] = {}  # compiled validators and kind schemas
         self._crd_schemas: dict[tuple[str, str], dict] = {}
         for crd in crds:
@@ -118,7 +73,7 @@ class SchemaValidator:
 
     @property
     def _definitions(self) -> dict:
-        return _definitions(self._dir)
+        return definitions(self.kube_version)
 
     def add_crd(self, crd: dict) -> None:
         spec = crd.get("spec") or {}
@@ -232,17 +187,7 @@ class SchemaValidator:
         return []
 
     def _builtin_schema(self, api_version: str, kind: str) -> tuple[dict, bool] | None:
-        """(the kind's schema file, read once; whether it is a successor's)."""
-        key = ("file", api_version, kind)
-        if key not in self._validators:
-            found = None
-            for candidate in (api_version, SUCCESSORS.get((api_version, kind))):
-                name = _schema_file_name(candidate, kind) if candidate else None
-                if name and (self._dir / name).is_file():
-                    found = (json.loads((self._dir / name).read_text()), candidate != api_version)
-                    break
-            self._validators[key] = found
-        return self._validators[key]
+        return builtin_schema(self.kube_version, api_version, kind)
 
     def _top_schema(self, api_version: str, kind: str) -> dict | None:
         """The kind's own schema (built-in kinds only; CRDs are validated whole)."""
@@ -292,16 +237,6 @@ class SchemaValidator:
         return top
 
 
-@lru_cache(maxsize=None)
-def _version_dir(version: str) -> Path:
-    return next(_schema_root().glob(f"v{version}.*-local-strict"))
-
-
-@lru_cache(maxsize=None)
-def _definitions(folder: Path) -> dict:
-    return json.loads((folder / "_definitions.json").read_text())["$defs"]
-
-
 _MISSING = object()
 
 
@@ -320,10 +255,6 @@ def _get(data, parts):
         else:
             return _MISSING
     return node
-
-
-def _version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in version.lstrip("v").split(".")[:2])
 
 
 _REF_PREFIXES = ("/api/_definitions.json#/$defs/", "#/$defs/")
