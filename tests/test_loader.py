@@ -232,3 +232,44 @@ def test_a_bad_file_never_stops_the_others(tmp_path):
     result = load_paths([str(tmp_path), str(tmp_path / "missing.yaml")])
     assert sorted(o.name for o in result.objects) == ["also-good", "good"]
     assert sorted(p.path.rsplit("/", 1)[-1] for p in result.errors) == ["2-binary.yaml", "3-invalid.yaml", "missing.yaml"]
+
+
+CRD = """\
+# a comment
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: things.example.com
+spec:
+  group: example.com
+  names: {kind: Thing, plural: things}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object}
+status:
+  acceptedNames: {kind: ''}
+"""
+
+
+def test_a_crd_file_keeps_its_schema_as_text_until_it_is_needed(tmp_path):
+    (obj,) = load_file(str(write(tmp_path, "crd.yaml", CRD))).objects
+    assert obj.skimmed and "spec" not in obj.data and obj.data["status"] == {"acceptedNames": {"kind": ""}}
+    assert obj.line == 2 and obj.name == "things.example.com"
+    assert obj.full_data["spec"]["versions"][0]["name"] == "v1" and obj.full_data["metadata"] == obj.data["metadata"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        CRD + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",  # another document
+        CRD.replace("spec:\n", "spec:\n  group: x\nspec:\n", 1),  # a repeated top-level key
+        "{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: a}, spec: {}}\n",
+    ],
+)
+def test_a_crd_in_any_other_shape_is_parsed_whole(tmp_path, text):
+    objects = load_file(str(write(tmp_path, "crd.yaml", text))).objects
+    assert objects and not any(o.skimmed for o in objects)

@@ -61,6 +61,7 @@ def bench_detect(paths: Sequence[str], context: ContextMode, repeat: int, with_k
             targets, _ = kube_linter_targets(paths, files, context, links)
             report["kube_linter"] = _best([binary, "lint", "--format", "json", *targets], repeat)
             report["ratio"] = round(report["kube_linter"]["wall_s"] / report["builtin"]["wall_s"], 2)
+            report["memory_ratio"] = round(report["kube_linter"]["peak_rss_mb"] / report["builtin"]["peak_rss_mb"], 2)
         elif with_kube_linter:
             report["kube_linter"] = None
             report["note"] = "kube-linter not installed; only the built-in engine was timed"
@@ -79,6 +80,6 @@ def _print(report: dict, console: Console) -> None:
             table.add_row(name, f"{run['wall_s']:.2f}", " ".join(f"{s:.2f}" for s in run["runs_s"]), f"{run['peak_rss_mb']:.0f}", str(run["exit"]))
     console.print(table)
     if "ratio" in report:
-        console.print(f"kube-linter / builtin wall time: {report['ratio']}x")
+        console.print(f"kube-linter / builtin: wall time {report['ratio']}x, peak memory {report['memory_ratio']}x (above 1: the built-in engine is faster / smaller)")
     if report.get("note"):
         console.print(report["note"])

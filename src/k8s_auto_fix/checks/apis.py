@@ -161,6 +161,7 @@ def sorted_keys(recursive=True):
 @template("duplicate-key")
 def duplicate_key():
     def detect(obj, app):
+        # (A CRD's spec is read as text, not parsed: see the loader.)
         for duplicate in obj.duplicate_keys:
             path = tuple(int(p) if p.isdigit() else p for p in parse_pointer(duplicate.pointer))
             yield Violation(

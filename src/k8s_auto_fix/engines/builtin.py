@@ -58,7 +58,7 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -
     return Detection.model_construct(
         id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
         manifest_path=obj.path,
-        manifest_yaml=yaml.dump(obj.data, Dumper=yaml.CSafeDumper, sort_keys=False) if embed_yaml else None,
+        manifest_yaml=yaml.dump(obj.full_data, Dumper=yaml.CSafeDumper, sort_keys=False) if embed_yaml else None,
         policy_id=check.id,
         violation_text=violation.message,
         object=obj.ref,

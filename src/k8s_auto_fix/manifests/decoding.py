@@ -57,49 +57,52 @@ def decode_failure(data: dict, kube_version: str = DEFAULT_KUBE_VERSION) -> Deco
     if kind_type is None:
         return None  # a kind kube-linter reads as a generic object anyway
     found: list[DecodeFailure] = []
-    _walk(data, kind_type, (), found)
+    _walk(data, kind_type, [], found)
     if not found:
         return None
     value_errors = [f for f in found if not f.fatal]
     return value_errors[0] if value_errors else found[0]
 
 
-def _walk(value: Any, expected: Type, where: tuple, found: list[DecodeFailure]) -> None:
+def _walk(value: Any, expected: Type, where: list, found: list[DecodeFailure]) -> None:
+    """``where`` is the path so far, extended and restored in place (copied only on a failure)."""
     if value is None or len(found) > 20:
         return
     kind = expected[0]
-    if kind == "object":
+    if kind == "object" or kind == "map":
         if not isinstance(value, dict):
-            found.append(_type_error(value, "an object", where))
+            found.append(_type_error(value, "an object" if kind == "object" else "a map", where))
             return
         fields = expected[1]
         for key, child in value.items():
-            if key in fields:
-                _walk(child, fields[key], (*where, key), found)
-    elif kind == "map":
-        if not isinstance(value, dict):
-            found.append(_type_error(value, "a map", where))
-            return
-        for key, child in value.items():
-            _walk(child, expected[1], (*where, key), found)
+            child_type = fields.get(key) if kind == "object" else fields
+            if child_type is not None and child is not None and child_type[0] != "any":
+                where.append(key)
+                _walk(child, child_type, where, found)
+                where.pop()
     elif kind == "array":
         if not isinstance(value, list):
             found.append(_type_error(value, "a list", where))
             return
-        for index, child in enumerate(value):
-            _walk(child, expected[1], (*where, index), found)
+        item_type = expected[1]
+        if item_type[0] != "any":
+            for index, child in enumerate(value):
+                where.append(index)
+                _walk(child, item_type, where, found)
+                where.pop()
+    elif kind == "string":
+        if not isinstance(value, str):
+            found.append(_type_error(value, "a string", where))
     else:
         problem = _scalar_problem(value, expected)
         if problem:
-            found.append(DecodeFailure(problem[0], where, problem[1]))
+            found.append(DecodeFailure(problem[0], tuple(where), problem[1]))
 
 
 def _scalar_problem(value: Any, expected: Type) -> tuple[bool, str] | None:
     kind = expected[0]
     if kind == "any":
         return None
-    if kind == "string":
-        return None if isinstance(value, str) else (True, _what(value) + " where a string belongs")
     if kind == "boolean":
         return None if isinstance(value, bool) else (True, _what(value) + " where true or false belongs")
     if kind == "number":
@@ -161,15 +164,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _type_error(value: Any, wanted: str, where: tuple) -> DecodeFailure:
-    return DecodeFailure(True, where, f"{_what(value)} where {wanted} belongs")
+def _type_error(value: Any, wanted: str, where: list) -> DecodeFailure:
+    return DecodeFailure(True, tuple(where), f"{_what(value)} where {wanted} belongs")
 
 
 # --- types from the OpenAPI schemas --------------------------------------------------
 
 
+# Kinds kube-linter's decoder (client-go's scheme) does not know: read untyped, whatever they hold.
+_UNTYPED_GROUPS = frozenset({"apiextensions.k8s.io", "apiregistration.k8s.io"})
+
+
 @lru_cache(maxsize=None)
 def _kind_type(api_version: str, kind: str, kube_version: str) -> Type | None:
+    if api_version.rpartition("/")[0] in _UNTYPED_GROUPS:
+        return None
     try:
         release = release_for(kube_version)
     except SchemaSetupError:

@@ -237,7 +237,8 @@ def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[Pro
         documents = _json_documents(text)
     else:
         _refuse_deep_nesting(text)
-        documents = _yaml_documents(text)
+        skimmed = _skimmed_crd(text)
+        documents = [skimmed] if skimmed else _yaml_documents(text)
     objects: list[K8sObject] = []
     problems: list[Problem] = []
     for index, document in enumerate(documents):
@@ -252,6 +253,52 @@ class Document(NamedTuple):
     shares_nodes: bool  # anchors and aliases: one node at several places
     duplicates: list[Duplicate] = []
     source: str = ""  # the document's own text
+    skimmed: bool = False  # ``data`` lacks the body (see _skimmed_crd)
+
+
+# --- CRDs: the header parsed, the body kept as text ---------------------------------
+#
+# A CustomResourceDefinition's spec is its OpenAPI schema: in real corpora most
+# of the bytes (64% of the shared corpus), and what libyaml spends most of its
+# time on. No check reads it; the schema gate does, through
+# ``K8sObject.full_data``. So a file that holds one CRD, written as a block
+# mapping, has its other top-level keys parsed and its spec kept as text.
+
+_TOP_LEVEL_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*):(?:[ \t]|$)")
+_CRD_KIND = re.compile(r"^kind:[ \t]*([\"']?)CustomResourceDefinition\1[ \t]*(?:#.*)?$", re.M)
+_CRD_API = re.compile(r"^apiVersion:[ \t]*[\"']?apiextensions\.k8s\.io/", re.M)
+_SKIMMED = ("spec",)
+
+
+def _skimmed_crd(text: str) -> Document | None:
+    if "CustomResourceDefinition" not in text or not _CRD_KIND.search(text) or not _CRD_API.search(text):
+        return None
+    lines = text.split("\n")
+    first = 1 if lines[0].rstrip() == "---" else 0
+    keys: dict[str, int] = {}
+    for number in range(first, len(lines)):
+        line = lines[number]
+        if not line or line[0] in " \t#\r":
+            continue
+        match = _TOP_LEVEL_KEY.match(line)
+        if not match or match.group(1) in keys:
+            return None  # another document, a flow mapping, a complex or repeated key: parse it all
+        keys[match.group(1)] = number
+    if not keys or not set(_SKIMMED) & keys.keys():
+        return None
+    start = min(keys.values())
+    order = sorted(keys.values())
+    header = list(lines)
+    for key in _SKIMMED:
+        if key in keys:
+            begin = keys[key]
+            end = next((n for n in order if n > begin), len(lines))
+            header[begin:end] = [""] * (end - begin)  # blank, so every line keeps its number
+    (document,) = _yaml_documents("\n".join(header)) or (None,)
+    if document is None or not isinstance(document.data, dict):
+        return None
+    source = "\n".join(lines[start:])
+    return document._replace(line=start + 1, source=source, skimmed=True)
 
 
 def _json_documents(text: str) -> list[Document]:
@@ -421,6 +468,7 @@ def _add_object(path, index, line, data, list_index, document: Document, duplica
         K8sObject(
             path, index, line, data, list_index, document.shares_nodes,
             duplicate_keys=duplicates, template=template, unstructured=failure is not None, source=document.source,
+            skimmed=document.skimmed,
         )
     )
 

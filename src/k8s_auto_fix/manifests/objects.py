@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import yaml
+
 from ..contracts import ObjectRef
 from ..patch import pointer
+from .yaml_compat import KubeLoader
 
 # Where the pod spec lives, per workload kind (JSON Pointer segments).
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
@@ -110,6 +113,8 @@ class K8sObject:
     # The text of the YAML document it was read from (a `kind: List`'s whole
     # document for its items), for checks about how it is written.
     source: str = ""
+    # ``data`` lacks the body, kept in ``source`` only: a CRD's spec (see the loader).
+    skimmed: bool = False
 
     def __post_init__(self) -> None:
         # Read on every check of every object: computed once, kept as attributes.
@@ -133,6 +138,11 @@ class K8sObject:
             name=self.name,
             name_is_prefix=not self.metadata.get("name") and bool(self.metadata.get("generateName")),
         )
+
+    @cached_property
+    def full_data(self) -> dict:
+        """The whole object, the skimmed body included (parsed on first use)."""
+        return yaml.load(self.source, Loader=KubeLoader) if self.skimmed else self.data
 
     @property
     def location(self) -> tuple[str, int, int | None]:

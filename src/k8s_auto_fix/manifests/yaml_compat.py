@@ -28,6 +28,8 @@ FLOAT = "tag:yaml.org,2002:float"
 BOOL = "tag:yaml.org,2002:bool"
 NULL = "tag:yaml.org,2002:null"
 MERGE = "tag:yaml.org,2002:merge"
+MAP = "tag:yaml.org,2002:map"
+SEQ = "tag:yaml.org,2002:seq"
 
 _WORDS: dict[str, tuple[str, object]] = {
     **{w: (BOOL, True) for w in ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")},
@@ -99,10 +101,17 @@ def _construct_scalar(loader: yaml.Loader, node: yaml.ScalarNode) -> object:
 class KubeLoader(yaml.CSafeLoader):
     """PyYAML's C loader resolving plain scalars as go-yaml v2 does."""
 
+    # Called by the C composer for every node: kept as short as it can be.
     def resolve(self, kind, value, implicit):
-        if kind is yaml.ScalarNode and implicit[0]:
-            return resolve_plain(value)[0]
-        return super().resolve(kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            return resolve_plain(value)[0] if implicit[0] else STR
+        return MAP if kind is yaml.MappingNode else SEQ
+
+    def descend_resolver(self, current_node, current_index):
+        pass  # no path resolvers
+
+    def ascend_resolver(self):
+        pass
 
     def construct_mapping(self, node, deep=False):
         # Keys as JSON has them (also on the merge-key path, which PyYAML builds).

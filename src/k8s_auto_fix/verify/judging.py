@@ -149,7 +149,7 @@ class Judging:
         """CRDs given with --crds, and those in every file read so far."""
         objects = [o for path in self.options.crd_paths for f, problem in iter_manifest_files([path]) if not problem for o in self.store.file(f).objects]
         objects += self.store.loaded_objects()
-        return [o.data for o in objects if o.kind == "CustomResourceDefinition"]
+        return [o.full_data for o in objects if o.kind == "CustomResourceDefinition"]
 
     # --- memo ----------------------------------------------------------------------
 
