@@ -40,8 +40,10 @@ def _key(d, with_object: bool) -> tuple:
     return (path, d.object.kind, d.object.namespace, name, d.policy_id)
 
 
-def run_parity(paths: Sequence[str], context: ContextMode, reference: Path | None, console: Console) -> dict:
-    shared_checks = [c for c in select_checks(all_checks=True) if c.kube_linter is not KubeLinter.NONE]
+def run_parity(paths: Sequence[str], context: ContextMode, reference: Path | None, console: Console, all_checks: bool = False) -> dict:
+    """The comparison on kube-linter's default checks, or on all of them."""
+    # A reference file names its own checks: ours are all run, and only its are compared.
+    shared_checks = [c for c in select_checks(all_checks=all_checks or reference is not None) if c.kube_linter is not KubeLinter.NONE]
     ours = detect(paths, shared_checks, DetectOptions(context=context))
     if reference is not None:
         theirs_keys, compared = _reference_keys(reference)
@@ -58,7 +60,7 @@ def run_parity(paths: Sequence[str], context: ContextMode, reference: Path | Non
         source = "kube-linter"
 
     report = compare(ours_keys, theirs_keys, compared)
-    report |= {"source": source, "context": context.value, "files": ours.files, "objects": ours.objects}
+    report |= {"source": source, "context": context.value, "files": ours.files, "objects": ours.objects, "checks_compared": len(compared)}
     _print(report, console)
     return report
 

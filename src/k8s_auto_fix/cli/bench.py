@@ -52,12 +52,13 @@ def bench_parity(
         Optional[Path],
         typer.Option("--reference", help="Compare with a findings JSONL (path, check, message) instead of running kube-linter."),
     ] = None,
+    all_checks: Annotated[bool, typer.Option("--all-checks", help="Every check kube-linter has, not only its default ones.")] = False,
 ) -> None:
     """Compare (file, object, check) triples of the built-in engine and kube-linter."""
     from ..bench.parity import ParityError, run_parity
 
     try:
-        report = run_parity(paths, context, reference, stdout)
+        report = run_parity(paths, context, reference, stdout, all_checks)
     except ParityError as err:
         raise fail(str(err)) from None
     if out:

@@ -27,7 +27,11 @@ from .kustomize import build as build_kustomization
 from .objects import K8sObject
 from .yaml_compat import MERGE, KubeLoader, json_key, resolve_plain
 
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+# What a folder contributes, as kube-linter walks it: YAML files (any case of
+# the suffix) in every folder but version-control ones. A JSON manifest is
+# read when it is named.
+FOLDER_SUFFIXES = (".yaml", ".yml")
+SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn"})
 STDIN_PATH = "-"
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024  # kube-linter skips files over 10 MiB too
@@ -153,11 +157,11 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
         elif path.is_dir():
             found, tree = [], KustomizeTree()
             for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
                 if kustomization_file(root):
                     tree.add(root)
                     found.append(root)
-                found += [os.path.join(root, name) for name in sorted(files) if name.endswith(MANIFEST_SUFFIXES)]
+                found += [os.path.join(root, name) for name in sorted(files) if name.lower().endswith(FOLDER_SUFFIXES)]
             for entry in found:
                 absolute = os.path.normpath(os.path.abspath(entry))
                 if os.path.isdir(entry):
