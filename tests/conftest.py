@@ -51,3 +51,24 @@ def detect_json(cli, tmp_path):
 
 def corpus_required():
     return pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+
+
+def _have(*tools: str) -> bool:
+    import shutil
+
+    return all(shutil.which(t) or (REPO / ".tools" / "bin" / t).exists() for t in tools)
+
+
+server_required = pytest.mark.skipif(not _have("etcd", "kube-apiserver"), reason="etcd and kube-apiserver are not installed (make test builds them)")
+
+
+@pytest.fixture(scope="session")
+def api_server(tmp_path_factory):
+    """A real local API server for the session (`cluster up`), always torn down."""
+    from k8s_auto_fix.cluster import down, up
+
+    folder = tmp_path_factory.mktemp("cluster")
+    try:
+        yield up(folder)
+    finally:
+        down(folder)

@@ -21,7 +21,7 @@ LAYERS = [
     {"contracts", "patch", "defaults"},
     {"manifests"},
     {"checks"},
-    {"config", "runner"},
+    {"config", "runner", "cluster"},
     {"engines"},
     {"detect"},
     {"verify"},

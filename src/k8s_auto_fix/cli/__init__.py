@@ -5,11 +5,12 @@ fix.py       propose, verify, fix
 pipeline.py  risk, schedule, queue, metrics, run
 model.py     serve, llm probe
 bench.py     bench detect|parity|fix|llm|scheduler
+cluster.py   cluster up|down|status
 """
 
 from __future__ import annotations
 
-from . import bench, detect, fix, model, pipeline  # noqa: F401  (imported to register their commands)
+from . import bench, cluster, detect, fix, model, pipeline  # noqa: F401  (imported to register their commands)
 from .app import app
 
 

@@ -16,9 +16,11 @@ llm_app = typer.Typer(help="Model endpoints: probe latency and sustainable concu
 risk_app = typer.Typer(help="Risk of each finding: severity, exposure, EPSS, KEV, Trivy.", no_args_is_help=False, invoke_without_command=True)
 feeds_app = typer.Typer(help="Threat feeds (EPSS, KEV).", no_args_is_help=True)
 queue_app = typer.Typer(help="The persistent review queue (SQLite).", no_args_is_help=True)
+cluster_app = typer.Typer(help="A throwaway local API server (etcd + kube-apiserver) for server-side dry runs.", no_args_is_help=True)
 
 app.add_typer(bench_app, name="bench")
 app.add_typer(llm_app, name="llm")
 app.add_typer(risk_app, name="risk")
 risk_app.add_typer(feeds_app, name="feeds")
 app.add_typer(queue_app, name="queue")
+app.add_typer(cluster_app, name="cluster")

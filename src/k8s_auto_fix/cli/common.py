@@ -48,6 +48,9 @@ ImageFactsOpt = Annotated[
 TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")]
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
+KubeconfigOpt = Annotated[
+    Optional[Path], typer.Option("--kubeconfig", help="--schema server: the API server to ask (default: $KUBECONFIG, then ~/.kube/config).")
+]
 
 
 def load_settings(config: Path = DEFAULT_CONFIG_PATH) -> RunConfig:

@@ -25,6 +25,7 @@ from .common import (
     ImagePinsOpt,
     IncludeOpt,
     JobsOpt,
+    KubeconfigOpt,
     KubeVersionOpt,
     PathsArg,
     TrivyReportOpt,
@@ -104,6 +105,7 @@ def verify(
     schema: Annotated[SchemaMode, typer.Option("--schema", help="offline (default), kubectl-validate, or server (dry run).")] = SchemaMode.OFFLINE,
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter.")] = None,
     patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
     image_facts: ImageFactsOpt = None,
@@ -131,6 +133,7 @@ def verify(
         include_errors=include_errors,
         include_yaml=patched_yaml,
         image_facts=load_image_facts(image_facts, trivy_report),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
     )
     try:
         result = verify_parallel(choose_checks(load_settings(config)), options, proposed, found)

@@ -1,6 +1,7 @@
 """Gates that run real external tools on the patched objects, in one batch each:
-`kubectl-validate` (offline, SIG CLI's validator), `kubectl apply --dry-run=server`
-(the current kube context), and a rescan with the real `kube-linter`."""
+`kubectl-validate` (offline, SIG CLI's validator), a server-side dry run (the
+API server of the kubeconfig's current context, e.g. `k8s-auto-fix cluster up`),
+and a rescan with the real `kube-linter`."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def schema_errors(changes, options, crds: list[dict]) -> list[list[str]]:
     original did not have (and every error of a created object)."""
     if options.schema is SchemaMode.KUBECTL_VALIDATE:
         return _kubectl_validate(changes, options, crds)
-    return _server_dry_run(changes)
+    return _server_dry_run(changes, options, crds)
 
 
 def _kubectl_validate(candidates, options, crds: list[dict]) -> list[list[str]]:
@@ -81,19 +82,32 @@ def _kubectl_validate(candidates, options, crds: list[dict]) -> list[list[str]]:
     return out
 
 
-def _server_dry_run(candidates) -> list[list[str]]:
-    kubectl = _tool("kubectl")
-    context = subprocess.run([kubectl, "config", "current-context"], capture_output=True, text=True)
-    if context.returncode != 0 or not context.stdout.strip():
-        raise ExternalToolError("--schema server needs a kube context: `kubectl config current-context` has none")
-    out = []
-    with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-dry-") as scratch:
-        for i, c in enumerate(candidates):
-            docs = [c.after.data] + [o.data for o in c.created]
-            path = Path(scratch) / f"{i}.yaml"
-            path.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
-            proc = subprocess.run([kubectl, "apply", "--dry-run=server", "-f", str(path), "-o", "name"], capture_output=True, text=True)
-            out.append([] if proc.returncode == 0 else [f"server dry-run: {proc.stderr.strip()[-300:]}"])
+def _server_dry_run(candidates, options, crds: list[dict]) -> list[list[str]]:
+    """The API server's own verdict on each patched object (a dry-run create):
+    the input's CRDs are applied first, so their instances are judged too.
+    An error counts when the original did not have the same one."""
+    import httpx
+
+    from ..cluster import ClusterError, KubeClient
+
+    objects: list[dict] = []
+    for c in candidates:
+        objects += [c.before.data, c.after.data, *(o.data for o in c.created)]
+    try:
+        client = KubeClient.from_kubeconfig(options.kubeconfig)
+        try:
+            client.apply_crds(crds)
+            results = client.dry_run_all(objects)
+        finally:
+            client.close()
+    except (ClusterError, httpx.HTTPError) as err:
+        raise ExternalToolError(f"--schema server: {err}") from None
+    out, position = [], 0
+    for c in candidates:
+        before, after, *created = results[position : position + 2 + len(c.created)]
+        position += 2 + len(c.created)
+        errors = [after.error] if after.error and after.error != before.error else []
+        out.append([f"server dry-run: {e}" for e in errors + [r.error for r in created if r.error]])
     return out
 
 

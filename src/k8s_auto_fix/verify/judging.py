@@ -38,6 +38,7 @@ class VerifyOptions:
     include_errors: bool = True
     include_yaml: bool = False  # patched_yaml: the patched object as YAML (large on big inputs)
     image_facts: ImageFacts = field(default_factory=shipped_facts)  # what the runnability gate knows of images
+    kubeconfig: str | None = None  # --schema server: the API server (default: $KUBECONFIG, ~/.kube/config)
 
 
 @dataclass
