@@ -78,6 +78,8 @@ CASES = [
      'container "app" has AllowPrivilegeEscalation set to true.', pod("securityContext: {allowPrivilegeEscalation: false}")),
     ("privilege-escalation-container", pod("securityContext: {capabilities: {add: [SYS_ADMIN]}}"),
      'container "app" has SYS_ADMIN capability hence allows privilege escalation.', pod("securityContext: {}")),
+    ("privilege-escalation-not-disabled", pod(), 'container "app" does not set allowPrivilegeEscalation to false',
+     pod("securityContext: {allowPrivilegeEscalation: false}")),
     ("drop-net-raw-capability", pod("securityContext: {capabilities: {drop: [CHOWN]}}"),
      'container "app" has DROP capabilities: ["CHOWN"], but does not drop capability "NET_RAW" which is required',
      pod("securityContext: {capabilities: {drop: [ALL]}}")),
@@ -142,6 +144,13 @@ CASES = [
 def test_check_fires_on_bad_and_not_on_good(check_id, bad, message, good):
     assert message in [m for m, _ in messages(check_id, bad)]
     assert messages(check_id, good) == []
+
+
+@pytest.mark.parametrize("context", ["{privileged: true}", "{capabilities: {add: [SYS_ADMIN]}}", "{allowPrivilegeEscalation: true}"])
+def test_unset_privilege_escalation_is_left_to_privilege_escalation_container_where_false_cannot_be_set(context):
+    # Kubernetes refuses allowPrivilegeEscalation: false beside privileged or SYS_ADMIN; an explicit true is the other check's.
+    assert messages("privilege-escalation-not-disabled", pod(f"securityContext: {context}")) == []
+    assert messages("privilege-escalation-container", pod(f"securityContext: {context}")) != []
 
 
 def test_container_checks_cover_init_and_ephemeral_containers_but_probes_only_regular():

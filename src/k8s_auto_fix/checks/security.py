@@ -220,7 +220,9 @@ def _fix_privilege_escalation(ctx: FixContext) -> Proposal | None:
             return Proposal.manual(f"{field}: true is written in the manifest: the author asked for it; remove it if the container does not need it")
     added = as_list(as_dict(sc.get("capabilities")).get("add"))
     sys_admin = [i for i, cap in enumerate(added) if cap == "SYS_ADMIN"]
-    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added)))
+    # Without SYS_ADMIN, escalation is closed for good by allowPrivilegeEscalation: false.
+    closed = set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False)
+    return Proposal(remove_indices((*_sc(ctx), "capabilities", "add"), sys_admin, len(added)) + closed)
 
 
 check(
@@ -238,13 +240,56 @@ check(
         "An explicit allowPrivilegeEscalation: true or privileged: true is the author's choice (manual); removing an "
         "added SYS_ADMIN can break the mounts and namespaces the container makes.",
         _fix_privilege_escalation,
-        remedy=("container.securityContext.capabilities.add",),
+        remedy=("container.securityContext.capabilities.add", "container.securityContext.allowPrivilegeEscalation"),
     ),
     guidance="""
 On the named container's `securityContext`: set `allowPrivilegeEscalation: false`, set `privileged: false` if it is
 true, and remove `SYS_ADMIN` from `capabilities.add`. Kubernetes rejects `allowPrivilegeEscalation: false` together
 with `privileged: true`, so change both when both are set. Pod Security Standards (restricted) require
 allowPrivilegeEscalation to be false.
+""",
+)
+
+
+# --- privilege-escalation-not-disabled --------------------------------------------------
+
+
+@template("privilege-escalation-not-disabled")
+def privilege_escalation_not_disabled():
+    def rule(c, obj):
+        sc = c.security_context
+        if sc.get("allowPrivilegeEscalation") is not None:
+            return  # written: false is what we ask for; true is privilege-escalation-container's finding
+        if sc.get("privileged") is True or "SYS_ADMIN" in as_list(as_dict(sc.get("capabilities")).get("add")):
+            return  # privilege-escalation-container's finding; Kubernetes refuses false beside these
+        yield Hit(f"container {go_quote(c.name)} does not set allowPrivilegeEscalation to false", ("securityContext", "allowPrivilegeEscalation"))
+
+    return per_container(rule)
+
+
+def _fix_disable_privilege_escalation(ctx: FixContext) -> Proposal | None:
+    return Proposal(set_value(ctx.obj.data, (*_sc(ctx), "allowPrivilegeEscalation"), False))
+
+
+check(
+    "privilege-escalation-not-disabled", "privilege-escalation-not-disabled",
+    severity=Severity.MEDIUM,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+    description="Indicates containers that leave allowPrivilegeEscalation unset: a process can gain more privileges than its parent (setuid binaries).",
+    remediation=(
+        "Set allowPrivilegeEscalation: false in the container's securityContext. Pod Security Standards (restricted) require it; "
+        "see https://kubernetes.io/docs/concepts/security/pod-security-standards/."
+    ),
+    fix=Fix(
+        REVIEW,
+        "no_new_privs stops setuid binaries (sudo, su, some ping builds) from raising privileges: a container that relies "
+        "on them fails; most do not.",
+        _fix_disable_privilege_escalation,
+        remedy=("container.securityContext.allowPrivilegeEscalation",),
+    ),
+    guidance="""
+On the named container's `securityContext`, set `allowPrivilegeEscalation: false`. Leave other fields alone.
 """,
 )
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..contracts import write_json_atomic
+from ..contracts import Engine, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
 from .app import bench_app
@@ -17,6 +17,7 @@ from .common import (
     EXIT_FINDINGS,
     ConfigOpt,
     ContextOpt,
+    KubeconfigOpt,
     PathsArg,
     choose_checks,
     fail,
@@ -73,15 +74,27 @@ def bench_fix_command(
     unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply `review` fixes.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the report as JSON.")] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    rescan: Annotated[
+        Optional[list[Engine]], typer.Option("--rescan", help="Lint the input and a fixed copy with this real tool: kube-linter.")
+    ] = None,
+    checkov: Annotated[bool, typer.Option("--checkov", help="Run Checkov on the input and on the fixed copy; report what newly fails.")] = False,
+    psa: Annotated[
+        Optional[str], typer.Option("--psa", help="Dry-run each workload's pod before and after in a namespace enforcing this Pod Security level.")
+    ] = None,
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
-    """Time the fix pipeline on a corpus and report acceptance per check and rejections per gate."""
-    from ..bench.fix import bench_fix
+    """Time the fix pipeline on a corpus and report acceptance per check and rejections per gate;
+    optionally let real tools judge a fixed copy (kube-linter, Checkov, Pod Security Admission)."""
+    from ..bench.fix import Oracles, bench_fix
     from ..fix.engine import FixSettings
     from ..runner import RunnerOptions
 
     settings = load_settings(config)
     fix_settings = FixSettings.build(settings, {}, unsafe_fixes, DEFAULT_KUBE_VERSION, None)
-    report = bench_fix(paths, choose_checks(settings), RunnerOptions(context=context), fix_settings, stdout)
+    if psa not in (None, "restricted", "baseline"):
+        raise fail("--psa takes restricted or baseline")
+    oracles = Oracles(Engine.KUBE_LINTER in (rescan or ()), checkov, psa, str(kubeconfig) if kubeconfig else None)
+    report = bench_fix(paths, choose_checks(settings), RunnerOptions(context=context), fix_settings, stdout, oracles)
     if out:
         write_json_atomic(out, report)
 

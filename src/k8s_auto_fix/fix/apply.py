@@ -70,7 +70,7 @@ def write_in_place(run: FixRun) -> None:
 
 
 def write_to_folder(run: FixRun, folder: Path, inputs: Sequence[str]) -> list[Path]:
-    base = _common_base(inputs)
+    base = common_base(inputs)
     written = []
     for path, updated in run.new_texts.items():
         target = folder / os.path.relpath(os.path.abspath(path), base)
@@ -79,7 +79,8 @@ def write_to_folder(run: FixRun, folder: Path, inputs: Sequence[str]) -> list[Pa
     return written
 
 
-def _common_base(inputs: Sequence[str]) -> str:
+def common_base(inputs: Sequence[str]) -> str:
+    """The folder the inputs' relative names start from."""
     absolute = [os.path.abspath(p) for p in inputs if p != "-"]
     base = os.path.commonpath(absolute) if absolute else os.getcwd()
     return base if os.path.isdir(base) else os.path.dirname(base)

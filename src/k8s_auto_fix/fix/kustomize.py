@@ -15,11 +15,11 @@ from pathlib import Path
 import yaml
 
 from ..contracts import write_text_atomic
-from .apply import FixRun, _common_base
+from .apply import FixRun, common_base
 
 
 def emit_kustomize(run: FixRun, folder: Path, inputs: list[str]) -> Path:
-    base = _common_base(inputs)
+    base = common_base(inputs)
     resources: list[str] = []
     patches: list[dict] = []
     created: dict[tuple, dict] = {}

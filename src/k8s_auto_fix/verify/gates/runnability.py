@@ -25,8 +25,8 @@ from .base import Gate
 EXPLICIT = {"runAsUser": 0, "runAsNonRoot": False, "readOnlyRootFilesystem": False, "privileged": True, "allowPrivilegeEscalation": True}
 POD_LEVEL = ("runAsUser", "runAsNonRoot")  # of EXPLICIT, the ones a pod securityContext also holds
 LINUX_ONLY = (
-    "seccompProfile", "runAsNonRoot", "runAsUser", "runAsGroup", "readOnlyRootFilesystem", "capabilities", "procMount",
-    "seLinuxOptions", "appArmorProfile",
+    "seccompProfile", "runAsNonRoot", "runAsUser", "runAsGroup", "readOnlyRootFilesystem", "capabilities", "procMount", "allowPrivilegeEscalation",
+    "seLinuxOptions", "appArmorProfile", "allowPrivilegeEscalation",
 )
 TTL_PATHS = (("spec", "ttlSecondsAfterFinished"), ("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"))
 
@@ -116,6 +116,8 @@ def node_agents_keep_their_access(change: Change, facts: ImageFacts) -> Iterator
             yield f"container {new.name!r} stays privileged: {why}"
         if _caps(osc, "add") - _caps(nsc, "add") or _caps(nsc, "drop") - _caps(osc, "drop"):
             yield f"container {new.name!r} keeps its capabilities: {why}"
+        if osc.get("allowPrivilegeEscalation") is None and nsc.get("allowPrivilegeEscalation") is False:
+            yield f"container {new.name!r} may still raise its privileges (setuid tools): {why}"
         for mount in new.spec.get("volumeMounts") or []:
             if isinstance(mount, dict) and mount.get("name") in host_volumes and mount.get("readOnly") is True:
                 was = next((m for m in old.spec.get("volumeMounts") or [] if isinstance(m, dict) and m.get("name") == mount.get("name")), {})
