@@ -162,3 +162,152 @@ def test_schedule_history_reads_a_queue_db_and_updates_p_and_effort(tmp_path, cl
         assert after["Et"] == pytest.approx(expected, abs=1e-3)
     code, _, stderr = cli(*args, "--history", str(tmp_path / "missing.db"), "--out", str(tmp_path / "x.json"))
     assert code == 2 and "no queue here" in stderr
+
+
+# --- the simulation behind `bench scheduler` ----------------------------------------
+
+from k8s_auto_fix.bench import scheduler as sim  # noqa: E402
+
+
+def fix(index: int, risk: float, effort: float, check: str = "latest-tag", exploited: float | None = None, images=()) -> sim.Fix:
+    return sim.Fix(index, f"f{index}", check, REVIEW, effort, 1.0, risk, exploited if exploited is not None else risk, False, f"file{index}.yaml", tuple(images))
+
+
+def world(fixes, reviews, accept_rate=None, effort_factor=None, cve_fraction=0.0, cve_image=None, start=None) -> sim.Truth:
+    checks = {f.check for f in fixes}
+    return sim.Truth(
+        accept_rate or {c: 1.0 for c in checks},
+        effort_factor or {(f.check, f.applicability): 1.0 for f in fixes},
+        reviews,
+        start or [0.0] * len(fixes),
+        cve_fraction,
+        cve_image,
+    )
+
+
+def risk_hours(fixes, scenario, policy) -> float:
+    run = sim.simulate(fixes, scenario, policy)
+    return sim.measure(sim.stays(fixes, scenario, run), run)["risk_hours"]
+
+
+def test_one_reviewer_the_scheduler_is_smiths_rule_and_beats_fifo_risk_only_and_shortest_first():
+    """Three fixes waiting at the start, reviewed in exactly E[t], all accepted.
+    Risk-hours by hand: FIFO and risk-only serve A, B, C (done at 1.0, 1.1, 1.6 h):
+    1.0 * 1.0 + 0.25 * 1.1 + 0.25 * 1.6 = 1.675. Shortest first serves B, C, A:
+    0.25 * 0.1 + 0.25 * 0.6 + 1.0 * 1.6 = 1.775. R / E[t] serves B, A, C:
+    0.25 * 0.1 + 1.0 * 1.1 + 0.25 * 1.6 = 1.525, the least of all six orders."""
+    fixes = [fix(0, 1.0, 60), fix(1, 0.25, 6), fix(2, 0.25, 30)]
+    truth = world(fixes, [[(True, f.effort)] * 3 for f in fixes])
+    scenario = sim.Scenario(truth, reviewers=1, horizon=2.0, round_hours=8.0)
+    settings = ScheduleSettings(alpha=0.0)
+    fifo, risk, shortest = sim.baselines()
+    assert risk_hours(fixes, scenario, fifo) == pytest.approx(1.675, abs=1e-3)
+    assert risk_hours(fixes, scenario, risk) == pytest.approx(1.675, abs=1e-3)
+    assert risk_hours(fixes, scenario, shortest) == pytest.approx(1.775, abs=1e-3)
+    run = sim.simulate(fixes, scenario, sim.scheduler_policy(settings, learns=False))
+    measured = sim.measure(sim.stays(fixes, scenario, run), run)
+    assert measured["risk_hours"] == pytest.approx(1.525, abs=1e-3)
+    assert [round(t, 3) for t in run.merged_at] == [1.1, 0.1, 1.6]
+    assert measured["t50_h"] == 1.1 and measured["longest_wait_h"] == 1.6 and measured["merged"] == 3
+    # Two reviewers share the work: B and A start at once.
+    two = sim.simulate(fixes, sim.Scenario(truth, 2, 2.0, 8.0), sim.scheduler_policy(settings, learns=False))
+    assert [round(t, 3) for t in two.merged_at] == [1.0, 0.1, 0.6]
+
+
+def test_rejected_fixes_come_back_next_round_and_fail_for_good_after_three_rejections():
+    fixes = [fix(0, 0.5, 6), fix(1, 0.25, 6)]
+    truth = world(fixes, [[(False, 6.0)] * 3, [(False, 6.0), (True, 6.0), (True, 6.0)]])
+    scenario = sim.Scenario(truth, reviewers=1, horizon=10.0, round_hours=1.0)
+    run = sim.simulate(fixes, scenario, sim.baselines()[0])
+    # 0-0.1 f0 rejected, 0.1-0.2 f1 rejected; both back at 1.0: f0 rejected, f1 accepted at 1.2; f0 back at 2.0, rejected for good at 2.1.
+    assert run.attempts == [3, 2]
+    assert run.merged_at[0] is None and run.failed_at[0] == pytest.approx(2.1)
+    assert run.merged_at[1] == pytest.approx(1.2)
+    found = sim.stays(fixes, scenario, run)
+    measured = sim.measure(found, run)
+    # A fix rejected for good stops waiting, but its risk stays until the horizon.
+    assert measured["longest_wait_h"] == 2.1 and measured["failed"] == 1
+    assert measured["risk_hours"] == pytest.approx(0.5 * 10 + 0.25 * 1.2, abs=1e-3)
+    assert sim.risk_curve(found, 10.0, points=11)[:3] == [0.75, 0.75, 0.5]
+
+
+def test_a_published_cve_raises_r_and_turns_fixes_kev_mid_run():
+    """Four equal fixes of 30 minutes; at 1 h a CVE hits f3's image. The scheduler
+    takes f3 next (KEV); FIFO leaves it last, at its raised risk."""
+    fixes = [fix(n, 0.25, 30) for n in range(3)] + [fix(3, 0.25, 30, exploited=0.475, images=["app:1"])]
+    truth = world(fixes, [[(True, 30.0)] * 3 for _ in fixes], cve_fraction=0.25, cve_image="app:1")
+    scenario = sim.Scenario(truth, reviewers=1, horizon=4.0, round_hours=8.0)
+    run = sim.simulate(fixes, scenario, sim.scheduler_policy(ScheduleSettings(alpha=0.0), learns=False))
+    assert [round(t, 2) for t in run.merged_at] == [0.5, 1.0, 2.0, 1.5]
+    assert run.kev_hours == pytest.approx(0.5)
+    found = sim.stays(fixes, scenario, run)
+    # f3: 0.25 for the first hour, 0.475 for the next half hour.
+    assert sum(s.risk_hours() for s in found) == pytest.approx(0.125 + 0.25 + 0.5 + 0.25 + 0.475 * 0.5)
+    assert risk_hours(fixes, scenario, sim.baselines()[0]) == pytest.approx(0.125 + 0.25 + 0.375 + 0.25 + 0.475)
+
+
+def learning_world(count: int = 300):
+    """Two checks the priors cannot tell apart: reviewers reject most fixes of
+    one and take three times as long on them; the other is quick and accepted."""
+    import random
+
+    rng = random.Random(7)
+    fixes = [fix(n, 0.25, 10.0, check="slow-check" if n % 2 else "quick-check") for n in range(count)]
+    accept = {"slow-check": 0.2, "quick-check": 0.9}
+    factor = {("slow-check", REVIEW): 3.0, ("quick-check", REVIEW): 0.5}
+    reviews = [[(rng.random() < accept[f.check], 10.0 * factor[f.check, REVIEW]) for _ in range(3)] for f in fixes]
+    return fixes, world(fixes, reviews, accept, factor)
+
+
+def test_learning_from_reviews_closes_most_of_the_gap_to_the_oracle():
+    fixes, truth = learning_world()
+    scenario = sim.Scenario(truth, reviewers=1, horizon=truth.work_hours() * 1.1, round_hours=2.0)
+    settings = ScheduleSettings(alpha=0.0)
+    static = risk_hours(fixes, scenario, sim.scheduler_policy(settings, learns=False))
+    oracle = risk_hours(fixes, scenario, sim.oracle_policy(truth, settings))
+    learned_run = sim.simulate(fixes, scenario, sim.scheduler_policy(settings, learns=True), sim.estimate_error(fixes, truth, settings))
+    learned = sim.measure(sim.stays(fixes, scenario, learned_run), learned_run)["risk_hours"]
+    assert oracle < learned < static
+    assert (static - learned) / (static - oracle) > 0.8
+    errors = [e for _, e in learned_run.index_error]
+    assert errors[0] > 1.0 and errors[-1] < 0.2  # the static priors are far off; the reviews bring the estimates in
+
+
+def test_ageing_bounds_the_longest_wait_and_costs_risk_hours():
+    """Ten slow fixes wait at the start while quick ones keep arriving, accepted
+    at once and enough to take 95% of the reviewer's time: without ageing the
+    slow ones starve; ageing serves them, at a cost in risk-hours."""
+    import random
+
+    rng = random.Random(3)
+    fixes = [fix(n, 0.25, 10.0, check="slow-check" if n < 10 else "quick-check") for n in range(300)]
+    accept = {"slow-check": 0.2, "quick-check": 1.0}
+    factor = {("slow-check", REVIEW): 3.0, ("quick-check", REVIEW): 0.5}
+    reviews = [[(rng.random() < accept[f.check], 10.0 * factor[f.check, REVIEW]) for _ in range(3)] for f in fixes]
+    quick_hours = 290 * 5.0 / 60
+    start = [0.0 if n < 10 else (n - 10) / 290 for n in range(300)]
+    truth = world(fixes, reviews, accept, factor, start=start)
+    scenario = sim.Scenario(truth, reviewers=1, horizon=quick_hours / 0.95, round_hours=2.0)
+    fifo_run = sim.simulate(fixes, scenario, sim.baselines()[0])
+    fifo_longest = sim.measure(sim.stays(fixes, scenario, fifo_run), fifo_run)["longest_wait_h"]
+    rows = []
+    for alpha in (0.0, 0.01, 1.0):
+        run = sim.simulate(fixes, scenario, sim.oracle_policy(truth, ScheduleSettings(alpha=alpha)))
+        rows.append((sim.measure(sim.stays(fixes, scenario, run), run), sim.wait_bound(run, alpha, fifo_longest, scenario)))
+    (free, _), (mild, mild_bound), (strong, strong_bound) = rows
+    assert free["longest_wait_h"] > mild["longest_wait_h"] > strong["longest_wait_h"]
+    assert free["risk_hours"] < mild["risk_hours"] < strong["risk_hours"]
+    assert mild["longest_wait_h"] <= mild_bound and strong["longest_wait_h"] <= strong_bound
+    assert sim.wait_bound(fifo_run, 0.0, fifo_longest, scenario) is None  # no ageing: no bound
+
+
+def test_the_world_is_drawn_from_the_seed_and_a_files_fixes_arrive_together():
+    fixes = [sim.Fix(n, f"f{n}", "latest-tag" if n % 3 else "host-port", REVIEW, 11.0, 0.99, 0.25, 0.475, False, f"file{n // 4}.yaml", ("nginx",) if n < 6 else ())
+             for n in range(40)]
+    first, again, other = sim.draw_truth(fixes, 1, 0.5), sim.draw_truth(fixes, 1, 0.5), sim.draw_truth(fixes, 2, 0.5)
+    assert first == again and first != other
+    for n in range(0, 40, 4):
+        assert len(set(first.start_fraction[n:n + 4])) == 1
+    assert all(sim.ACCEPT_RATE[0] <= p <= sim.ACCEPT_RATE[1] for p in first.accept_rate.values())
+    assert first.cve_image == "nginx" and 0 <= first.cve_fraction <= 0.5
+    assert sim.draw_truth(fixes, 1, 1.0).start_fraction == [0.0] * 40
