@@ -128,23 +128,31 @@ class Truth:
 
 
 def draw_truth(fixes: Sequence[Fix], seed: int, start_share: float) -> Truth:
-    rng = random.Random(seed)
+    """One random stream per part of the world, so that changing the arrivals
+    (``start_share``) leaves the reviewers and the CVE as they were."""
+
+    def stream(part: str) -> random.Random:
+        return random.Random(f"{seed}:{part}")
+
+    people, reviewing, arriving, cve = stream("reviewers"), stream("reviews"), stream("arrivals"), stream("cve")
     checks = sorted({f.check for f in fixes})
-    accept_rate = {c: rng.uniform(*ACCEPT_RATE) for c in checks}
+    accept_rate = {c: people.uniform(*ACCEPT_RATE) for c in checks}
     groups = sorted({(f.check, f.applicability) for f in fixes})
-    effort_factor = {g: rng.lognormvariate(0.0, EFFORT_SPREAD) for g in groups}
+    effort_factor = {g: people.lognormvariate(0.0, EFFORT_SPREAD) for g in groups}
     reviews = []
     for fix in fixes:
         mean = fix.effort * effort_factor[fix.check, fix.applicability]
         reviews.append([
-            (rng.random() < accept_rate[fix.check], mean * rng.lognormvariate(-REVIEW_SPREAD**2 / 2, REVIEW_SPREAD)) for _ in range(MAX_ATTEMPTS)
+            (reviewing.random() < accept_rate[fix.check], mean * reviewing.lognormvariate(-REVIEW_SPREAD**2 / 2, REVIEW_SPREAD))
+            for _ in range(MAX_ATTEMPTS)
         ])
     units = sorted({f.unit for f in fixes})
-    unit_start = {u: 0.0 if rng.random() < start_share else rng.random() for u in units}
+    draws = {u: (arriving.random(), arriving.random()) for u in units}
+    unit_start = {u: 0.0 if waiting < start_share else when for u, (waiting, when) in draws.items()}
     weights = Counter(image for f in fixes for image in f.images)
     images = sorted(weights)
-    cve_image = rng.choices(images, weights=[weights[i] for i in images])[0] if images else None
-    return Truth(accept_rate, effort_factor, reviews, [unit_start[f.unit] for f in fixes], rng.uniform(0.0, 0.5), cve_image)
+    cve_image = cve.choices(images, weights=[weights[i] for i in images])[0] if images else None
+    return Truth(accept_rate, effort_factor, reviews, [unit_start[f.unit] for f in fixes], cve.uniform(0.0, 0.5), cve_image)
 
 
 @dataclass

@@ -161,7 +161,7 @@ def _print_scheduler_bench(report: dict) -> None:
                 _hours(row["top_wait_p95_h"]), _hours(row["longest_wait_h"]),
             )
         stdout.print(table)
-        learning = Table(title=f"{k} reviewer(s): learning p and E[t] from the reviews, cumulative risk-hours")
+        learning = Table(title=f"{k} reviewer(s): learning p and E\\[t] from the reviews, cumulative risk-hours")
         for column in ("after (h)", "rounds", "static", "scheduler", "oracle", "gap closed", "estimate error"):
             learning.add_column(column, justify="right")
         for row in data["learning"]:
