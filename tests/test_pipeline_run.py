@@ -196,6 +196,11 @@ def test_bench_scheduler_reports_the_objective_for_every_policy_and_reviewer_cou
         assert heading in stdout
     code, _, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "c"), "--load", "0")
     assert code == 2 and "--load" in stderr
+    code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "d"), "--reviewers", "1", "--seed", "5", "--seed", "6")
+    assert code == 0, stderr
+    again = json.loads((tmp_path / "d" / "scheduler-bench.json").read_text())
+    assert again["seed"] == 5 and [(row["seed"], row["reviewers"]) for row in again["seeds"]] == [(5, 1), (6, 1)]
+    assert "every seed" in stdout
 
 
 def test_scheduler_terms(tmp_path):

@@ -525,6 +525,25 @@ def bench_scheduler(
     return report
 
 
+def seed_summary(report: dict) -> list[dict]:
+    """The headline numbers of one seed's report, per number of reviewers: how much the world's draw moves them."""
+    rows = []
+    for k, panel in report["reviewers"].items():
+        policies = panel["policies"]
+        unaged = next((row["ratio_to_fifo"] for row in panel["alpha"] if row["alpha"] == 0), None)
+        rows.append({
+            "seed": report["seed"],
+            "reviewers": int(k),
+            **{policy: policies[policy]["ratio_to_fifo"] for policy in ("risk", "shortest", "static", "scheduler", "oracle")},
+            "scheduler_alpha_0": unaged,
+            "gap_closed": panel["learning"][-1]["gap_closed"],
+            "longest_wait_x_fifo": round(policies["scheduler"]["longest_wait_h"] / policies["fifo"]["longest_wait_h"], 3)
+            if policies["fifo"]["longest_wait_h"] else None,
+            "fair_alpha": report["fair_alpha"],
+        })
+    return rows
+
+
 def fair_alpha(panels) -> float | None:
     """The smallest alpha of the table whose longest wait stays within FAIR_SLACK of FIFO's for every number of reviewers."""
     fair = None

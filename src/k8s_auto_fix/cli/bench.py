@@ -109,7 +109,9 @@ def bench_scheduler_command(
     paths: PathsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scheduler-bench.json and scheduler-bench.png.")] = Path("bench-out"),
     context: ContextOpt = ContextMode.DIR,
-    seed: Annotated[int, typer.Option("--seed")] = 1337,
+    seeds: Annotated[
+        Optional[list[int]], typer.Option("--seed", help="Seed of the simulated world (default 1337; repeatable: the first in full, all in a summary).")
+    ] = None,
     reviewers: Annotated[Optional[list[int]], typer.Option("--reviewers", help="Reviewers working the queue (repeatable; default 1 and 3).")] = None,
     load: Annotated[float, typer.Option("--load", help="The share of the reviewers' time all the fixes' reviews take over the horizon.")] = 0.9,
     start_share: Annotated[float, typer.Option("--start-share", help="Share of the manifest files whose fixes wait at the start.")] = 0.5,
@@ -119,7 +121,7 @@ def bench_scheduler_command(
 ) -> None:
     """Simulate a review queue on a corpus's fixes: risk-hours and waits of FIFO, risk-only,
     shortest-first, the scheduler (static and learning) and an oracle; the ageing trade-off."""
-    from ..bench.scheduler import ALPHAS, EXPLORES, bench_scheduler, chart, fixes_of
+    from ..bench.scheduler import ALPHAS, EXPLORES, bench_scheduler, chart, fixes_of, seed_summary
     from ..detect import DetectOptions
     from ..run import RunOptions, run_pipeline
 
@@ -130,7 +132,11 @@ def bench_scheduler_command(
     fixes = fixes_of(result["schedule"], result["detections"], result["risks"])
     if not fixes:
         raise fail("no accepted fix to schedule in these paths")
-    report = bench_scheduler(fixes, settings.schedule, seed, reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, EXPLORES)
+    seeds = seeds or [1337]
+    report = bench_scheduler(fixes, settings.schedule, seeds[0], reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, EXPLORES)
+    if len(seeds) > 1:
+        others = [bench_scheduler(fixes, settings.schedule, seed, reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, ()) for seed in seeds[1:]]
+        report["seeds"] = [row for one in [report, *others] for row in seed_summary(one)]
     write_json_atomic(out / "scheduler-bench.json", report)
     chart(report, out / "scheduler-bench.png")
     _print_scheduler_bench(report)
@@ -181,3 +187,11 @@ def _print_scheduler_bench(report: dict) -> None:
         for name, target in data["targets"].items():
             stdout.print(f"  {'met' if target['met'] else 'NOT MET':8} {name}: {target['value']} (target {target['target']})")
     stdout.print(f"alpha keeping every longest wait within {report['fair_slack']:.0%} of FIFO's: {report['fair_alpha']}")
+    if "seeds" in report:
+        table = Table(title="every seed: risk-hours x FIFO (scheduler at the configured alpha and at 0), gap closed, longest wait x FIFO's, fair alpha")
+        columns = ("seed", "reviewers", "risk", "shortest", "static", "scheduler", "oracle", "scheduler_alpha_0", "gap_closed", "longest_wait_x_fifo", "fair_alpha")
+        for column in columns:
+            table.add_column(column.replace("_", " "), justify="right")
+        for row in report["seeds"]:
+            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fair_alpha") or row[c] is None else f"{row[c]:.3f}" for c in columns))
+        stdout.print(table)
