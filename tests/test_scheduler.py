@@ -263,11 +263,14 @@ def test_learning_from_reviews_closes_most_of_the_gap_to_the_oracle():
     fixes, truth = learning_world()
     scenario = sim.Scenario(truth, reviewers=1, horizon=truth.work_hours() * 1.1, round_hours=2.0)
     settings = ScheduleSettings(alpha=0.0)
-    static = risk_hours(fixes, scenario, sim.scheduler_policy(settings, learns=False))
+    static_run = sim.simulate(fixes, scenario, sim.scheduler_policy(settings, learns=False))
+    static = sim.measure(sim.stays(fixes, scenario, static_run), static_run)["risk_hours"]
+    assert static_run.reviews_learned == 0  # the static priors never see a review
     oracle = risk_hours(fixes, scenario, sim.oracle_policy(truth, settings))
     learned_run = sim.simulate(fixes, scenario, sim.scheduler_policy(settings, learns=True), sim.estimate_error(fixes, truth, settings))
     learned = sim.measure(sim.stays(fixes, scenario, learned_run), learned_run)["risk_hours"]
     assert oracle < learned < static
+    assert learned_run.reviews_learned > len(fixes) / 2
     assert (static - learned) / (static - oracle) > 0.8
     errors = [e for _, e in learned_run.index_error]
     assert errors[0] > 1.0 and errors[-1] < 0.2  # the static priors are far off; the reviews bring the estimates in

@@ -89,6 +89,7 @@ class FixClass(NamedTuple):
 
 
 def fixes_of(schedule: Sequence[ScheduleItem], detections: Sequence[Detection], risks: Sequence[RiskRecord]) -> list[Fix]:
+    """The fixes of a schedule made without history (as `run` makes it): its p and E[t] are the static priors."""
     unit = {d.id: d.manifest_path for d in detections}
     risk_by_id = {r.id: r for r in risks}
     fixes = []
@@ -112,9 +113,6 @@ class Truth:
     start_fraction: list[float]  # per fix: arrival as a fraction of the horizon
     cve_fraction: float
     cve_image: str | None
-
-    def minutes(self, fix: Fix) -> float:
-        return fix.effort * self.effort_factor[fix.check, fix.applicability]
 
     def work_hours(self) -> float:
         """The review time of every attempt until a fix is accepted or fails for good."""
@@ -201,7 +199,7 @@ def baselines() -> list[Policy]:
     ]
 
 
-def scheduler_policy(settings: ScheduleSettings, learns: bool, name: str = "") -> Policy:
+def scheduler_policy(settings: ScheduleSettings, learns: bool) -> Policy:
     """The schedule command's score; without learning the evidence stays empty: the static priors."""
 
     def rank(c: FixClass, evidence: ReviewEvidence) -> float:
@@ -209,7 +207,7 @@ def scheduler_policy(settings: ScheduleSettings, learns: bool, name: str = "") -
         effort = expected_minutes(c.effort, c.check, c.applicability, evidence, settings)
         return base_score(c.risk, p, effort, exploration(c.check, evidence, settings), c.kev, settings)[0]
 
-    return Policy(name or ("scheduler" if learns else "static"), rank, settings.alpha, learns)
+    return Policy("scheduler" if learns else "static", rank, settings.alpha, learns)
 
 
 def oracle_policy(truth: Truth, settings: ScheduleSettings) -> Policy:
@@ -233,6 +231,7 @@ class Run:
     index_error: list[tuple[float, float]] = field(default_factory=list)  # (time, mean relative error of p/E[t])
     rank_spread: float = 0.0  # the widest gap between two non-KEV ranks the policy used
     kev_hours: float = 0.0  # review time spent on known-exploited fixes
+    reviews_learned: int = 0  # reviews the policy's ranks were learned from
 
 
 class Queue:
@@ -289,7 +288,8 @@ class Queue:
 def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Callable[[ReviewEvidence], float] | None = None) -> Run:
     """Event by event: reviewers take the queue's best item when free; the world
     (rounds, the CVE, returns, arrivals) is brought up to each moment first.
-    ``watch`` is called with the learner's evidence at every round."""
+    ``fixes[i].index`` is ``i``. A learning policy sees the reviews finished by
+    each round (the others never do); ``watch`` is called with that evidence."""
     truth, horizon, step = scenario.truth, scenario.horizon, scenario.round_hours
     evidence = ReviewEvidence()
     queue = Queue(policy, evidence)
@@ -324,10 +324,10 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
         now = free[0]
         while (event := next_event())[0] <= now:
             if event[1] == 0:
-                while finished and finished[0][0] <= next_round:
-                    _, index, accepted, minutes = heapq.heappop(finished)
-                    evidence.add(fixes[index].check, fixes[index].applicability, accepted, minutes)
                 if policy.learns:
+                    while finished and finished[0][0] <= next_round:
+                        _, index, accepted, minutes = heapq.heappop(finished)
+                        evidence.add(fixes[index].check, fixes[index].applicability, accepted, minutes)
                     queue.rerank()
                     if watch:
                         run.index_error.append((next_round, watch(evidence)))
@@ -353,7 +353,8 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
         run.attempts[index] += 1
         done = now + minutes / 60
         heapq.heapreplace(free, done)
-        heapq.heappush(finished, (done, index, accepted, minutes))
+        if policy.learns:
+            heapq.heappush(finished, (done, index, accepted, minutes))
         if cls.kev:
             run.kev_hours += minutes / 60
         if accepted:
@@ -363,6 +364,7 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
         elif done <= horizon:
             run.failed_at[index] = done
     run.rank_spread = queue.high - queue.low if queue.high >= queue.low else 0.0
+    run.reviews_learned = evidence.total
     return run
 
 
