@@ -1,5 +1,6 @@
-"""The scheduler learning from review outcomes: the posterior terms, the queue's
-record of reviews, and `schedule --history` reading a real queue.db."""
+"""The scheduler learning from review outcomes (the posterior terms, the queue's
+record of reviews, `schedule --history` reading a real queue.db) and the
+simulation behind `bench scheduler` on worlds small enough to check by hand."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sqlite3
 import pytest
 from conftest import REPO
 
+from k8s_auto_fix.bench import scheduler as sim
 from k8s_auto_fix.config import ScheduleSettings
 from k8s_auto_fix.contracts import Applicability, ReviewOutcome, Verdict
 from k8s_auto_fix.queue import store
@@ -165,8 +167,6 @@ def test_schedule_history_reads_a_queue_db_and_updates_p_and_effort(tmp_path, cl
 
 
 # --- the simulation behind `bench scheduler` ----------------------------------------
-
-from k8s_auto_fix.bench import scheduler as sim  # noqa: E402
 
 
 def fix(index: int, risk: float, effort: float, check: str = "latest-tag", exploited: float | None = None, images=()) -> sim.Fix:
