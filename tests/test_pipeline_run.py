@@ -177,15 +177,30 @@ def test_the_report_renders_in_headless_chromium(tmp_path, cli):
         assert section in dom
 
 
-def test_bench_scheduler_compares_three_orderings(tmp_path, cli):
+def test_bench_scheduler_reports_the_objective_for_every_policy_and_reviewer_count(tmp_path, cli):
     pytest.importorskip("matplotlib")
-    code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "b"), "--speed", "0.2")
+    code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "b"), "--reviewers", "1", "--reviewers", "2",
+                               "--alpha", "0", "--alpha", "0.001")
     assert code == 0, stderr
     report = json.loads((tmp_path / "b" / "scheduler-bench.json").read_text())
-    assert set(report["policies"]) == {"fifo", "risk", "bandit"} and report["items"] > 0
     assert (tmp_path / "b" / "scheduler-bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    fifo, bandit = report["policies"]["fifo"], report["policies"]["bandit"]
-    assert bandit["top_mean_rank"] <= fifo["top_mean_rank"]
+    assert report["fixes"] > 0 and set(report["reviewers"]) == {"1", "2"}
+    policies = {"fifo", "risk", "shortest", "static", "scheduler", "oracle"}
+    for panel in report["reviewers"].values():
+        assert set(panel["policies"]) == policies and set(panel["curve"]) == policies | {"t_h"}
+        assert panel["policies"]["fifo"]["ratio_to_fifo"] == 1.0
+        assert all(row["risk_hours"] > 0 and row["longest_wait_h"] <= panel["horizon_h"] for row in panel["policies"].values())
+        assert len(panel["learning"]) == 10 and [row["alpha"] for row in panel["alpha"]] == [0.0, 0.001]
+        assert set(panel["targets"]) == {"ratio_to_fifo", "against_risk_only", "gap_closed", "longest_wait"}
+    for heading in ("risk-hours and waits", "learning p and E[t]", "ageing (alpha)", "ratio_to_fifo"):
+        assert heading in stdout
+    code, _, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "c"), "--load", "0")
+    assert code == 2 and "--load" in stderr
+    code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "d"), "--reviewers", "1", "--seed", "5", "--seed", "6")
+    assert code == 0, stderr
+    again = json.loads((tmp_path / "d" / "scheduler-bench.json").read_text())
+    assert again["seed"] == 5 and [(row["seed"], row["reviewers"]) for row in again["seeds"]] == [(5, 1), (6, 1)]
+    assert "every seed" in stdout
 
 
 def test_scheduler_terms(tmp_path):

@@ -78,8 +78,11 @@ class ScheduleSettings(_Strict):
     prior_rejected: float = Field(1.0, gt=0)
     effort_minutes: dict[Applicability, float] = {Applicability.SAFE: 2.0, Applicability.REVIEW: 10.0, Applicability.MANUAL: 30.0}
     minutes_per_op: float = Field(1.0, ge=0)
-    explore: float = Field(0.05, ge=0)  # UCB bonus weight
-    alpha: float = Field(0.0003, ge=0)  # score per hour of waiting (+0.1 after two weeks)
+    prior_reviews: float = Field(5.0, gt=0)  # how many reviews the static p and E[t] count as against --history
+    explore: float = Field(0.05, ge=0)  # optimism weight for checks with few reviews
+    # Score per hour of waiting: the smallest value of `bench scheduler`'s table that keeps
+    # the longest wait within 10% of FIFO's (README, Scheduler); +0.034 after two weeks.
+    alpha: float = Field(0.0001, ge=0)
     kev_bonus: float = Field(1.0, ge=0)
 
 

@@ -336,6 +336,21 @@ class ScheduleItem(Record):
     kev: bool
     explore: float
     first_seen: str
+    # Kept so the queue can file each review under its check and applicability
+    # (E[t] is learned per both); older schedule files read as ``review``.
+    applicability: Applicability = Applicability.REVIEW
+    reviews: int = 0  # reviews of this check that p and E[t] were learned from
+
+
+class ReviewOutcome(Record):
+    """One finished review from the queue: the person accepted the fix
+    (``queue ack``) or rejected it (``queue fail``), ``minutes`` after leasing it."""
+
+    id: str
+    policy_id: str
+    applicability: Applicability = Applicability.REVIEW
+    accepted: bool
+    minutes: float
 
 
 # --- ids and digests --------------------------------------------------------------

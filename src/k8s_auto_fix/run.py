@@ -82,7 +82,7 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     head = {item.id for item in items[:REPORT_DIFFS]}
     diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
     write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs)
-    return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems}
+    return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks}
 
 
 def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:

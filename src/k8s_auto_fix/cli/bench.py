@@ -122,28 +122,89 @@ def bench_scheduler_command(
     paths: PathsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scheduler-bench.json and scheduler-bench.png.")] = Path("bench-out"),
     context: ContextOpt = ContextMode.DIR,
-    seed: Annotated[int, typer.Option("--seed")] = 1337,
-    speed: Annotated[float, typer.Option("--speed", help="Reviewer speed: 1 means E[t] minutes per item.")] = 1.0,
-    horizon: Annotated[float, typer.Option("--horizon-hours", help="Later arrivals spread over this many hours.")] = 24.0,
-    start_share: Annotated[float, typer.Option("--start-share", help="Share of the items waiting at the start.")] = 0.5,
+    seeds: Annotated[
+        Optional[list[int]], typer.Option("--seed", help="Seed of the simulated world (default 1337; repeatable: the first in full, all in a summary).")
+    ] = None,
+    reviewers: Annotated[Optional[list[int]], typer.Option("--reviewers", help="Reviewers working the queue (repeatable; default 1 and 3).")] = None,
+    load: Annotated[float, typer.Option("--load", help="The share of the reviewers' time all the fixes' reviews take over the horizon.")] = 0.9,
+    start_share: Annotated[float, typer.Option("--start-share", help="Share of the manifest files whose fixes wait at the start.")] = 0.5,
+    round_hours: Annotated[float, typer.Option("--round-hours", help="Hours between two schedules (learning, rejected fixes coming back).")] = 8.0,
+    alphas: Annotated[Optional[list[float]], typer.Option("--alpha", help="Ageing values for the fairness table (repeatable).")] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
-    """Simulate a review queue on a corpus: the scheduler against FIFO and risk-only ordering."""
-    from ..bench.scheduler import bench_scheduler, chart
+    """Simulate a review queue on a corpus's fixes: risk-hours and waits of FIFO, risk-only,
+    shortest-first, the scheduler (static and learning) and an oracle; the ageing trade-off."""
+    from ..bench.scheduler import ALPHAS, EXPLORES, bench_scheduler, chart, fixes_of, seed_summary
     from ..detect import DetectOptions
     from ..run import RunOptions, run_pipeline
 
+    if load <= 0 or not 0 <= start_share <= 1 or round_hours <= 0 or any(k < 1 for k in reviewers or ()):
+        raise fail("--load and --round-hours must be positive, --start-share within 0..1, --reviewers at least 1")
     settings = load_settings(config)
     result = run_pipeline(paths, out / "run", RunOptions(settings, DetectOptions(context=context)))
-    report = bench_scheduler(result["schedule"], settings.schedule, seed, start_share, horizon, speed)
+    fixes = fixes_of(result["schedule"], result["detections"], result["risks"])
+    if not fixes:
+        raise fail("no accepted fix to schedule in these paths")
+    seeds = seeds or [1337]
+    report = bench_scheduler(fixes, settings.schedule, seeds[0], reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, EXPLORES)
+    if len(seeds) > 1:
+        others = [bench_scheduler(fixes, settings.schedule, seed, reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, ()) for seed in seeds[1:]]
+        report["seeds"] = [row for one in [report, *others] for row in seed_summary(one)]
     write_json_atomic(out / "scheduler-bench.json", report)
     chart(report, out / "scheduler-bench.png")
-    table = Table(title=f"review queue simulation: {report['items']} fixes, {report['top_risk_items']} top-risk (seed {seed})")
-    columns = ("top_mean_rank", "top_median_rank", "top_p95_rank", "top_mean_wait_h", "top_p95_wait_h", "rest_p95_wait_h", "throughput_per_h")
-    table.add_column("policy")
-    for column in columns:
-        table.add_column(column, justify="right")
-    for policy, row in report["policies"].items():
-        table.add_row(policy, *(str(row[c]) for c in columns))
-    stdout.print(table)
+    _print_scheduler_bench(report)
     stderr.print(f"{out / 'scheduler-bench.json'}, {out / 'scheduler-bench.png'}")
+
+
+def _hours(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def _print_scheduler_bench(report: dict) -> None:
+    truth = report["truth"]
+    stdout.print(
+        f"{report['fixes']:,} fixes, seed {report['seed']}, load {report['load']}, {report['start_share']:.0%} of the files waiting at the start, "
+        f"a schedule every {report['round_hours']:g} h; reviewers accept {min(truth['accept_rate'].values()):.2f}-{max(truth['accept_rate'].values()):.2f} "
+        f"per check (static prior {truth['mean_prior_p']:.3f}); CVE on {truth['cve_image']} ({truth['cve_fixes']} fixes)"
+    )
+    for k, data in report["reviewers"].items():
+        table = Table(title=f"{k} reviewer(s), horizon {_hours(data['horizon_h'])} h, alpha {report['alpha']:g}: risk-hours and waits (hours)")
+        for column in ("policy", "risk-hours", "xFIFO", "mergeable xFIFO", "50% gone", "90% gone", "P50", "P95", "top P50", "top P95", "longest"):
+            table.add_column(column, justify="left" if column == "policy" else "right")
+        for policy, row in data["policies"].items():
+            table.add_row(
+                policy, _hours(row["risk_hours"]), f"{row['ratio_to_fifo']:.3f}", f"{row['ratio_to_fifo_mergeable']:.3f}", _hours(row["t50_h"]),
+                _hours(row["t90_h"]), _hours(row["wait_p50_h"]), _hours(row["wait_p95_h"]), _hours(row["top_wait_p50_h"]),
+                _hours(row["top_wait_p95_h"]), _hours(row["longest_wait_h"]),
+            )
+        stdout.print(table)
+        learning = Table(title=f"{k} reviewer(s): learning p and E\\[t] from the reviews, cumulative risk-hours")
+        for column in ("after (h)", "rounds", "static", "scheduler", "oracle", "gap closed", "estimate error"):
+            learning.add_column(column, justify="right")
+        for row in data["learning"]:
+            closed = "-" if row["gap_closed"] is None else f"{row['gap_closed']:.2f}"
+            learning.add_row(_hours(row["t_h"]), str(row["rounds"]), _hours(row["static"]), _hours(row["scheduler"]), _hours(row["oracle"]), closed,
+                             f"{row['estimate_error']:.3f}")
+        stdout.print(learning)
+        ageing = Table(title=f"{k} reviewer(s): ageing (alpha) against risk-hours and the longest wait (FIFO's: {_hours(data['policies']['fifo']['longest_wait_h'])} h)")
+        for column in ("alpha", "risk-hours", "x FIFO", "P95 wait", "longest wait", "bound"):
+            ageing.add_column(column, justify="right")
+        for row in data["alpha"]:
+            ageing.add_row(f"{row['alpha']:g}", _hours(row["risk_hours"]), f"{row['ratio_to_fifo']:.3f}", _hours(row["wait_p95_h"]),
+                           _hours(row["longest_wait_h"]), _hours(row["wait_bound_h"]))
+        stdout.print(ageing)
+        explore = ", ".join(f"{row['explore']:g}: {row['ratio_to_fifo']:.3f}" for row in data["explore"])
+        stdout.print(f"explore weight -> risk-hours x FIFO: {explore}")
+        for name, target in data["targets"].items():
+            stdout.print(f"  {'met' if target['met'] else 'NOT MET':8} {name}: {target['value']} (target {target['target']})")
+    stdout.print(f"alpha keeping every longest wait within {report['fair_slack']:.0%} of FIFO's: {report['fair_alpha']}")
+    if "seeds" in report:
+        table = Table(title="every seed: risk-hours x FIFO (scheduler at the configured alpha and at 0), gap closed, longest wait x FIFO's, fair alpha")
+        columns = ("seed", "reviewers", "risk", "shortest", "static", "scheduler", "oracle", "scheduler_alpha_0", "gap_closed", "longest_wait_x_fifo", "fair_alpha")
+        for column in columns:
+            table.add_column(column.replace("_", " "), justify="right")
+        for row in report["seeds"]:
+            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fair_alpha") or row[c] is None else f"{row[c]:.3f}" for c in columns))
+        stdout.print(table)

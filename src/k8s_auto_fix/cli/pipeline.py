@@ -77,6 +77,9 @@ def schedule(
     risk_file: Annotated[Optional[Path], typer.Option("--risk", "-r", help="risk.json (R = 0.5 without it).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write schedule.json.")] = Path("schedule.json"),
     previous: Annotated[Optional[Path], typer.Option("--previous", help="An earlier schedule.json (keeps first-seen times for ageing).")] = None,
+    history: Annotated[
+        Optional[Path], typer.Option("--history", help="A queue.db whose reviews (ack: accepted, fail: rejected, with their times) update p and E[t].")
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Rank accepted fixes: S = R * p / E[t] + explore + alpha * wait + KEV."""
@@ -88,9 +91,19 @@ def schedule(
     known = {d.id for d in read_contract(detections, Detection)}
     risks = read_contract(risk_file, RiskRecord) if risk_file else []
     earlier = read_contract(previous, ScheduleItem) if previous else []
-    items = build_schedule([v for v in verdicts if v.id in known], risks, settings.schedule, earlier)
+    reviews = _reviews(history) if history else []
+    items = build_schedule([v for v in verdicts if v.id in known], risks, settings.schedule, earlier, history=reviews)
     write_models(out, items)
-    stderr.print(f"{len(items)} item(s) scheduled")
+    learned = f", p and E[t] learned from {len(reviews)} review(s)" if history else ""
+    stderr.print(f"{len(items)} item(s) scheduled{learned}")
+
+
+def _reviews(db: Path):
+    queue = _queue(db)
+    try:
+        return queue.reviews()
+    finally:
+        queue.close()
 
 
 def _queue(db: Path, create: bool = False, lease: float = 300.0):
@@ -163,7 +176,7 @@ def _queue_change(db: Path, action) -> None:
 
 @queue_app.command("ack")
 def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = Path("queue.db"), worker: Annotated[str, typer.Option("--worker")] = "cli") -> None:
-    """Mark a leased item done."""
+    """The fix was accepted: mark the leased item done (the outcome and the review time are recorded)."""
     _queue_change(db, lambda q: q.ack(item, worker))
 
 
@@ -174,7 +187,7 @@ def queue_fail(
     worker: Annotated[str, typer.Option("--worker")] = "cli",
     max_attempts: Annotated[int, typer.Option("--max-attempts")] = 3,
 ) -> None:
-    """Give a leased item back (failed for good after --max-attempts)."""
+    """The fix was rejected: give the leased item back for a revised fix (failed for good after --max-attempts); recorded like ack."""
     _queue_change(db, lambda q: stderr.print(q.fail(item, worker, max_attempts)))
 
 

@@ -6,6 +6,11 @@ and a crashed worker's item is served again once its lease runs out. Every
 change is one transaction: a process killed mid-way leaves the queue as it
 was before or after, never in between. A database that is not a queue, or
 is damaged, is reported, never reset.
+
+Every lease is a row of ``reviews``; ``ack`` (the fix was accepted) and
+``fail`` (rejected) close it with the outcome and the time, so the scheduler
+can learn acceptance rates and review times from them (``schedule --history``).
+A lease that expires stays open: nobody decided anything.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..contracts import Applicability, ReviewOutcome
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -34,6 +41,21 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('format', 'k8s-auto-fix-queue/1');
 """
 
+# Added after the first queues were made: created by the first write that needs it.
+REVIEWS = """
+CREATE TABLE IF NOT EXISTS reviews (
+    item_id       TEXT NOT NULL,
+    attempt       INTEGER NOT NULL,
+    owner         TEXT NOT NULL,
+    policy_id     TEXT NOT NULL DEFAULT '',
+    applicability TEXT NOT NULL DEFAULT 'review',
+    leased_at     REAL NOT NULL,
+    finished_at   REAL,
+    outcome       TEXT CHECK (outcome IN ('accepted', 'rejected')),
+    PRIMARY KEY (item_id, attempt)
+)
+"""
+
 
 class QueueError(Exception):
     pass
@@ -43,6 +65,7 @@ class Queue:
     def __init__(self, path: str | Path, lease_seconds: float = 300.0, create: bool = False):
         self.path = Path(path)
         self.lease_seconds = lease_seconds
+        self._reviews_table = False
         if not create and not self.path.exists():
             raise QueueError(f"{self.path}: no queue here; create it with `queue init`")
         try:
@@ -104,17 +127,40 @@ class Queue:
                 "UPDATE items SET state = 'leased', owner = ?, lease_expires = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?",
                 (owner, now + self.lease_seconds, now, row["id"]),
             )
+            applicability = json.loads(row["payload"]).get("applicability") or Applicability.REVIEW.value
+            self._ensure_reviews()
+            self.db.execute(
+                "INSERT OR REPLACE INTO reviews (item_id, attempt, owner, policy_id, applicability, leased_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (row["id"], row["attempts"] + 1, owner, row["policy_id"], applicability, now),
+            )
         return {**json.loads(row["payload"]), "id": row["id"], "score": row["score"], "attempt": row["attempts"] + 1, "owner": owner}
 
     def ack(self, item_id: str, owner: str) -> None:
-        self._finish(item_id, owner, "done")
+        """The reviewer accepted the fix: the item is done."""
+        with self._transaction():
+            row = self._leased(item_id, owner)
+            self._close(row, "done", "accepted")
 
     def fail(self, item_id: str, owner: str, max_attempts: int = 3) -> str:
+        """The reviewer rejected the fix: it comes back (a revised fix), failed for good after ``max_attempts``."""
         with self._transaction():
             row = self._leased(item_id, owner)
             state = "failed" if row["attempts"] >= max_attempts else "ready"
-            self.db.execute("UPDATE items SET state = ?, owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (state, time.time(), item_id))
+            self._close(row, state, "rejected")
         return state
+
+    def reviews(self) -> list[ReviewOutcome]:
+        """Every finished review, oldest first: outcome and minutes from lease to verdict."""
+        if not self._has_table("reviews"):
+            return []
+        rows = self.db.execute(
+            """SELECT item_id, policy_id, applicability, outcome, (finished_at - leased_at) / 60.0 AS minutes
+               FROM reviews WHERE outcome IS NOT NULL ORDER BY finished_at, item_id, attempt"""
+        )
+        return [
+            ReviewOutcome(id=r["item_id"], policy_id=r["policy_id"], applicability=r["applicability"], accepted=r["outcome"] == "accepted", minutes=max(0.0, r["minutes"]))
+            for r in rows
+        ]
 
     def requeue(self, item_id: str) -> None:
         with self._transaction():
@@ -131,10 +177,21 @@ class Queue:
         expired = self.db.execute("SELECT COUNT(*) FROM items WHERE state = 'leased' AND lease_expires < ?", (time.time(),)).fetchone()[0]
         return {**counts, "total": sum(counts.values()), "expired_leases": expired}
 
-    def _finish(self, item_id: str, owner: str, state: str) -> None:
-        with self._transaction():
-            self._leased(item_id, owner)
-            self.db.execute("UPDATE items SET state = ?, owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (state, time.time(), item_id))
+    def _close(self, row: sqlite3.Row, state: str, outcome: str) -> None:
+        """Give the leased item its new state and record the review's outcome (inside the caller's transaction)."""
+        now = time.time()
+        self.db.execute("UPDATE items SET state = ?, owner = NULL, lease_expires = NULL, updated_at = ? WHERE id = ?", (state, now, row["id"]))
+        self._ensure_reviews()
+        self.db.execute(
+            "UPDATE reviews SET outcome = ?, finished_at = ? WHERE item_id = ? AND attempt = ? AND owner = ?",
+            (outcome, now, row["id"], row["attempts"], row["owner"]),
+        )
+
+    def _ensure_reviews(self) -> None:
+        """Queues made before reviews were recorded get the table on their first write."""
+        if not self._reviews_table:
+            self.db.execute(REVIEWS)
+            self._reviews_table = True
 
     def _leased(self, item_id: str, owner: str):
         row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()

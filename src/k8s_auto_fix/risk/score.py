@@ -26,6 +26,10 @@ from .feeds import ImageVulns, normalise_image, read_epss, read_kev, read_trivy
 EXPOSED_SERVICE_TYPES = {"LoadBalancer", "NodePort"}
 
 
+def risk_value(severity_weight: float, exposure: float, max_epss: float) -> float:
+    return round(min(1.0, 0.5 * severity_weight + 0.25 * exposure + 0.25 * max_epss), 4)
+
+
 def load_vulnerabilities(trivy_reports: Iterable[Path]) -> dict[str, ImageVulns]:
     images: dict[str, ImageVulns] = {}
     for report in trivy_reports:
@@ -64,7 +68,7 @@ def score_risk(
             RiskRecord(
                 id=d.id,
                 policy_id=d.policy_id,
-                risk=round(min(1.0, 0.5 * weight + 0.25 * exposure + 0.25 * max_epss), 4),
+                risk=risk_value(weight, exposure, max_epss),
                 severity=d.severity,
                 severity_weight=weight,
                 exposure=exposure,
