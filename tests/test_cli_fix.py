@@ -183,7 +183,7 @@ def test_server_schema_mode_needs_a_context(tmp_path, cli, monkeypatch):
     cli("detect", str(path), "--out", str(d))
     cli("propose", "--detections", str(d), "--out", str(p))
     code, _, stderr = cli("verify", "--patches", str(p), "--detections", str(d), "--out", str(tmp_path / "v.json"), "--schema", "server")
-    assert code == 2 and "kube context" in stderr
+    assert code == 2 and "--schema server" in stderr and "cannot read the kubeconfig" in stderr
 
 
 def test_custom_resources_are_validated_against_crds_in_the_input(tmp_path):
@@ -234,7 +234,8 @@ def test_json_manifests_stay_json_and_list_items_are_edited_in_place(tmp_path, c
             containers:
             - {name: a, image: "nginx:1.25"}
         """)
-    cli("fix", str(tmp_path), "--write", "--select", "unset-seccomp-profile")
+    # A folder contributes its YAML files, as kube-linter walks it; a JSON manifest is named.
+    cli("fix", str(pod), str(listed), "--write", "--select", "unset-seccomp-profile")
     fixed = json.loads(pod.read_text())
     assert fixed["spec"]["containers"][0]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
     items = yaml.safe_load(listed.read_text())["items"]

@@ -129,7 +129,8 @@ class KubeClient:
         deadline = time.monotonic() + CRD_READY_TIMEOUT_S
         for name in filter(None, names):
             while time.monotonic() < deadline:
-                conditions = self._get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status", {}).get("conditions", [])
+                status = self._get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").get("status") or {}
+                conditions = status.get("conditions") or []  # null until the server has looked at it
                 if any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions):
                     break
                 time.sleep(0.2)
