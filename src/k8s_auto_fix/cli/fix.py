@@ -88,12 +88,43 @@ def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs
         client = client_for(settings, endpoint)
     except ModelError as err:
         raise fail(str(err)) from None
+    partial = PartialResults(out)
     try:
-        result = propose_with_model(client, settings, found, endpoint, options, jobs)
+        result = propose_with_model(client, settings, found, endpoint, options, jobs, partial.add)
     finally:
         client.close()
+        if partial.records:
+            partial.flush()  # an interrupted run keeps every answer it already paid for
     write_models(out, result.patches)
     stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+class PartialResults:
+    """patches.json as the model proposals complete: rewritten atomically (a
+    reader sees a whole file, never half of one) at most once per ``interval``
+    seconds, and once more at the end, so a run that is stopped loses at most
+    the last ``interval`` of work."""
+
+    def __init__(self, out: Path, interval: float = 1.0):
+        self.out, self.interval = out, interval
+        self.records: dict[int, object] = {}
+        self.written_at: float | None = None
+
+    def add(self, index: int, record) -> None:
+        import time
+
+        if record is not None:
+            self.records[index] = record
+        if self.written_at is None or time.monotonic() - self.written_at >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        import time
+
+        from ..contracts import write_models
+
+        write_models(self.out, [self.records[i] for i in sorted(self.records)])
+        self.written_at = time.monotonic()
 
 
 @app.command()
