@@ -12,6 +12,7 @@ from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from .app import app, feeds_app, queue_app, risk_app
 from .common import (
+    EXIT_ERROR,
     EXIT_FINDINGS,
     AllChecksOpt,
     ConfigOpt,
@@ -272,3 +273,5 @@ def run_command(
     from ..report.render import print_run_summary
 
     print_run_summary(result, out, head, stdout)
+    if any(p.level == "error" for p in result["problems"]):
+        raise typer.Exit(EXIT_ERROR)  # every artefact is written; an input was not (a CI gate must not pass)
