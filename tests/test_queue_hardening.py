@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 
 import pytest
-from conftest import write
+from conftest import cli_process, write
 
 from k8s_auto_fix.queue.store import Queue, QueueError
 
 VERIFIED = json.dumps([{"id": f"i{n}", "policy_id": "p", "accepted": True, "gates": {}} for n in range(3)])
-
-
-def _cli_process(*args: str) -> subprocess.CompletedProcess:
-    """The CLI in its own process, without root's power to write read-only files (when run as root)."""
-    command = [sys.executable, "-m", "k8s_auto_fix", *args]
-    if os.geteuid() == 0:
-        command = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
 
 
 @pytest.mark.parametrize("args", [("queue", "next"), ("queue", "enqueue", "--verified", "VERIFIED"), ("queue", "requeue", "i0")], ids=["next", "enqueue", "requeue"])
@@ -31,7 +20,7 @@ def test_a_read_only_queue_is_one_line_and_its_own_exit_code(tmp_path, cli, args
     assert cli("queue", "enqueue", "--db", str(db), "--verified", str(verified))[0] == 0
     db.chmod(0o444)
     try:
-        result = _cli_process(*[str(verified) if a == "VERIFIED" else a for a in args], "--db", str(db))
+        result = cli_process(*[str(verified) if a == "VERIFIED" else a for a in args], "--db", str(db), as_user=True)
     finally:
         db.chmod(0o644)
     assert result.returncode == 2, result.stderr  # not 1, which `next` uses for "empty"

@@ -206,6 +206,7 @@ def fix(
     Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
     from ..fix.apply import run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
+    from ..manifests.source import STDIN_PATH, read_source
     from ..runner import RunnerOptions
 
     settings = load_settings(config)
@@ -214,11 +215,14 @@ def fix(
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
     print_problems(run.detected.problems)
+    if write:
+        # Standard input is no file to rewrite: like a filter, the (fixed) text goes to stdout.
+        fixed_stdin = write_in_place(run, list(paths))
+        stdin_unreadable = any(p.path == STDIN_PATH and p.level == "error" and p.line is None for p in run.detected.problems)
+        if STDIN_PATH in paths and not stdin_unreadable:
+            sys.stdout.write(fixed_stdin if fixed_stdin is not None else read_source(STDIN_PATH)[0])
     for problem in run.problems:
         stderr.print(f"[yellow]warning:[/yellow] {problem}")
-
-    if write:
-        write_in_place(run)
     if out_dir:
         write_to_folder(run, out_dir, paths)
     if emit_kustomize:
