@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,12 +60,94 @@ def unified_diff(run: FixRun) -> str:
             original, before = read_source(path)[0], f"a/{name}"
         except FileNotFoundError:  # a file the fix adds (a kustomization's new patch)
             original, before = "", "/dev/null"
-        lines = list(difflib.unified_diff(original.splitlines(True), updated.splitlines(True), "FROM", "TO"))
-        if lines:
-            lines[0] = f"--- {git_quoted(before) if before != '/dev/null' else before}\n"
-            lines[1] = f"+++ {git_quoted(f'b/{name}')}\n"
-        chunks.extend(lines)
+        old, new = original.splitlines(True), updated.splitlines(True)
+        hunks = list(_hunks(old, new))
+        if hunks:
+            chunks.append(f"--- {git_quoted(before) if before != '/dev/null' else before}\n+++ {git_quoted(f'b/{name}')}\n")
+            chunks.extend(hunks)
     return "".join(chunks)
+
+
+def _hunks(old: list[str], new: list[str], context: int = 3):
+    """Unified-diff hunks of two line lists, in time linear in their length.
+
+    difflib's matcher is quadratic on long files of repetitive lines (a
+    10,000-item List). The lines that occur once in each side anchor the
+    alignment (patience diff: the longest run of anchors in the same order);
+    difflib aligns only the short stretches between two anchors."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    matcher.matching_blocks = _matching_blocks(old, new)
+    matcher.opcodes = None
+    for group in matcher.get_grouped_opcodes(context):
+        first, last = group[0], group[-1]
+        yield f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n"
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                yield from (" " + line for line in old[i1:i2])
+                continue
+            yield from ("-" + line for line in old[i1:i2])
+            yield from ("+" + line for line in new[j1:j2])
+
+
+def _range(start: int, stop: int) -> str:
+    """A hunk's line range as unified diffs write it (difflib's own rule)."""
+    length = stop - start
+    beginning = start + 1 if length else start
+    return f"{beginning}" if length == 1 else f"{beginning},{length}"
+
+
+def _matching_blocks(old: list[str], new: list[str]) -> list[tuple[int, int, int]]:
+    """difflib's matching blocks (i, j, size), ending with (len(old), len(new), 0)."""
+    blocks: list[tuple[int, int, int]] = []
+    previous = (0, 0)
+    for i, j in _anchors(old, new) + [(len(old), len(new))]:
+        # Between two anchors: a short stretch, aligned by difflib.
+        gap = difflib.SequenceMatcher(None, old[previous[0] : i], new[previous[1] : j], autojunk=False)
+        blocks += [(previous[0] + a, previous[1] + b, size) for a, b, size in gap.get_matching_blocks() if size]
+        if i < len(old):
+            blocks.append((i, j, 1))
+        previous = (i + 1, j + 1)
+    merged: list[list[int]] = []
+    for i, j, size in blocks:  # adjacent blocks as one, as difflib gives them
+        if merged and merged[-1][0] + merged[-1][2] == i and merged[-1][1] + merged[-1][2] == j:
+            merged[-1][2] += size
+        else:
+            merged.append([i, j, size])
+    return [tuple(b) for b in merged] + [(len(old), len(new), 0)]
+
+
+def _anchors(old: list[str], new: list[str]) -> list[tuple[int, int]]:
+    """Pairs (i, j) of lines unique in both sides, the longest chain in the same order."""
+    count_old, count_new = Counter(old), Counter(new)
+    where_new = {line: j for j, line in enumerate(new) if count_new[line] == 1}
+    pairs = [(i, where_new[line]) for i, line in enumerate(old) if count_old[line] == 1 and line in where_new]
+    # Longest increasing subsequence of j (pairs are in i order): O(n log n).
+    tails: list[int] = []  # tails[k]: index in pairs of the smallest j ending a chain of length k + 1
+    before: list[int] = [-1] * len(pairs)
+    for index, (_, j) in enumerate(pairs):
+        k = _bisect_tails(pairs, tails, j)
+        if k > 0:
+            before[index] = tails[k - 1]
+        if k == len(tails):
+            tails.append(index)
+        else:
+            tails[k] = index
+    chain, index = [], tails[-1] if tails else -1
+    while index >= 0:
+        chain.append(pairs[index])
+        index = before[index]
+    return chain[::-1]
+
+
+def _bisect_tails(pairs: list[tuple[int, int]], tails: list[int], j: int) -> int:
+    low, high = 0, len(tails)
+    while low < high:
+        middle = (low + high) // 2
+        if pairs[tails[middle]][1] < j:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 _C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
