@@ -176,3 +176,17 @@ def test_a_stopped_propose_keeps_what_it_already_paid_for(tmp_path, cli):
     (record,) = json.loads(out.read_text())
     assert record["patch"] and record["source"] == "model"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".patches.json")] == []
+
+
+@pytest.mark.parametrize("mode", ["rules", "local"])
+def test_a_detection_with_a_null_or_missing_container_is_a_manual_record(tmp_path, cli, mode):
+    good = {"content": json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True}}])}
+    with ScriptedChat([good]) as server:
+        config, detections = _model_cli_setup(tmp_path, server, cli)
+        found = json.loads(detections.read_text())
+        detections.write_text(json.dumps([{**found[0], "id": "null", "container": None}, {**found[0], "id": "ghost", "container": "ghost"}]))
+        out = tmp_path / "patches.json"
+        code, _, stderr = cli("propose", "-d", str(detections), "--mode", mode, "--config", str(config), "--out", str(out))
+    assert code == 0, stderr
+    records = {r["id"]: r for r in json.loads(out.read_text())}
+    assert set(records) == {"null", "ghost"} and all(r["applicability"] == "manual" and not r["patch"] for r in records.values())
