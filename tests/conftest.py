@@ -72,3 +72,17 @@ def api_server(tmp_path_factory):
         yield up(folder)
     finally:
         down(folder)
+
+
+def cli_process(*args: str, cwd=None, input: str | None = None, as_user: bool = False):
+    """The CLI in its own process (``python -m k8s_auto_fix``). With ``as_user``,
+    without root's power to read and write what permissions forbid (when run as
+    root), so permission errors are real."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "k8s_auto_fix", *args]
+    if as_user and os.geteuid() == 0:
+        command = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=cwd, input=input)

@@ -71,12 +71,16 @@ def test_a_valid_patch_in_any_wrapping_is_accepted(tmp_path, answer):
 
 
 def test_rejected_patch_is_retried_with_the_verifiers_errors(tmp_path):
-    wrong_field = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True, "readOnlyFs": True}}])
+    # Inside the remedy (the guard lets it through) and readable as a Pod, but a field the strict schema does not know.
+    wrong_field = json.dumps([
+        {"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True}},
+        {"op": "add", "path": "/spec/containers/0/volumeMounts", "value": [{"name": "tmp", "mountPath": "/tmp", "readOnlyFs": True}]},
+    ])
     with ScriptedChat([{"content": wrong_field}, {"content": GOOD}]) as server:
         result, _ = run_model(tmp_path, server)
     assert result.patches[0].patch == json.loads(GOOD) and result.patches[0].usage["attempts"] == 2
     retry = server.user_texts()[1]
-    assert "rejected by the verifier" in retry and "schema" in retry and "readOnlyFs" in retry
+    assert "rejected by the verifier" in retry and "schema:" in retry and "readOnlyFs" in retry
 
 
 @pytest.mark.parametrize(
@@ -140,7 +144,7 @@ def test_a_patch_writing_a_placeholder_back_is_refused(tmp_path):
     obj = ObjectStore().object(str(tmp_path / "app.yaml"), 0)
     sneaky = json.dumps([{"op": "add", "path": "/spec/containers/0/env/-", "value": {"name": "X", "value": "<redacted-1>"}}])
     with pytest.raises(GuardError, match="placeholder"):
-        check_patch(sneaky, obj, "app", 20)
+        check_patch(sneaky, obj, "app", 20, "no-read-only-root-fs")
     assert extract_json_array('noise [1, 2] tail') == [1, 2]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from enum import Enum
 from functools import total_ordering
@@ -380,20 +381,65 @@ def dumps(payload: Any) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
+TEMP_MARK = ".k8s-auto-fix-"  # in every temporary file's name: ".<name>.k8s-auto-fix-<pid>-<random>.tmp"
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half; an existing file keeps its mode."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the new one, never half.
+
+    A symlink is written through (its target is replaced, the link stays), and
+    the file keeps its mode (setuid and sticky bits included) and its owner
+    and group. The temporary file sits beside the target (a rename is only
+    atomic within one file system); one a killed run left behind is removed by
+    the next write into that folder."""
+    path = Path(os.path.realpath(path)) if os.path.islink(path) else path
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    remove_stale_temp_files(path.parent)
+    before = path.stat() if path.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        if before is not None:
+            if (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
+                os.chown(tmp, before.st_uid, before.st_gid)  # before chmod: a chown clears setuid
+            os.chmod(tmp, stat.S_IMODE(before.st_mode))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Remove the temporary files of runs that were killed before their rename
+    (their process is gone); a running process's are left alone."""
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if TEMP_MARK in n and n.endswith(".tmp")]
+    except OSError:
+        return removed
+    for name in names:
+        pid = name.rpartition(TEMP_MARK)[2].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            (folder / name).unlink(missing_ok=True)
+            removed.append(folder / name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:

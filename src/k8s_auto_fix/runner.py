@@ -12,9 +12,11 @@ of that application; the others go on.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -84,7 +86,30 @@ class _Done(Generic[R]):
         self.objects += other.objects
 
 
+# Python's collector runs a young-generation pass every 700 new container
+# objects, and every pass walks the young objects that a big application's
+# parse just made: half the CPU time of `fix` on a 2,000-item List went there.
+# Passes every 50,000 allocations cost a few MB of garbage kept a little longer.
+COLLECTOR_THRESHOLD = 50_000
+
+
+@contextmanager
+def relaxed_collector():
+    """The collector's young-generation threshold raised while applications are processed (restored after)."""
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], COLLECTOR_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
 def for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
+    with relaxed_collector():  # worker processes inherit it (fork)
+        return _for_each_application(paths, options, work)
+
+
+def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
     outcome: Outcome[R] = Outcome()
     apps: dict[str, list[str]] = {}
     chart_roots: dict[str, str | None] = {}

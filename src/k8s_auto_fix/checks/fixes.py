@@ -21,7 +21,7 @@ from ..manifests.context import Application
 from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
 from .patching import CannotPatch
-from .registry import REGISTRY, Check, FixContext, Proposal, Violation
+from .registry import REGISTRY, Check, Fix, FixContext, Proposal, Violation, covers
 
 FindingKey = tuple[str, str | None, str]  # check, container, message
 
@@ -92,6 +92,71 @@ def op_role_paths(obj: K8sObject, container: str | None, op: dict) -> list[str]:
     if op.get("op") in ("add", "replace") and isinstance(op.get("value"), dict) and op["value"]:
         return paths + [f"{base}.{leaf}" for leaf in _leaves(op["value"])]
     return paths + [base]
+
+
+# What a model's patch never writes, whatever a check's remedy names: a model's
+# answer is untrusted text, and these fields decide what runs (image, command,
+# args, env, the list of containers), where and beside what it runs (node
+# placement, tolerations, host aliases, shared namespaces), or whether it runs
+# at all (replicas). Role paths as ``role_path`` spells them; ``*`` is any index.
+MODEL_NEVER_WRITES = (
+    "container.image", "container.command", "container.args", "container.env", "container.envFrom",
+    "pod.containers", "pod.initContainers", "pod.ephemeralContainers",
+    "pod.nodeName", "pod.nodeSelector", "pod.tolerations", "pod.hostAliases", "pod.shareProcessNamespace",
+    "pod.hostNetwork", "pod.hostPID", "pod.hostIPC", "pod.volumes.*.hostPath",
+    "object.spec.replicas",
+)  # fmt: skip
+
+
+def model_scope_errors(obj: K8sObject, container: str | None, fix: Fix | None, op: dict) -> list[str]:
+    """Why a model's operation is outside what a model may change (empty when it
+    is inside): only the paths the finding's check names as its remedy (the
+    same allow-list the runnability gate holds every patch to), never a whole
+    container or pod spec, never a field of ``MODEL_NEVER_WRITES``."""
+    if op.get("op") == "test":
+        return []  # reads only
+    whole = _whole_container_or_pod(obj, container, op)
+    if whole:
+        return [whole]
+    errors = []
+    for role in _written_roles(obj, container, op):
+        if any(covers(pattern, role) for pattern in MODEL_NEVER_WRITES):
+            errors.append(f"{role} is never a model's to change")
+        elif fix is None or not fix.allows(role):
+            errors.append(f"{role} is not what the finding's remedy names")
+    return errors
+
+
+def _whole_container_or_pod(obj: K8sObject, container: str | None, op: dict) -> str | None:
+    """An operation that writes or removes the pod spec, or one of its containers, as a whole."""
+    pod = obj.pod_spec_pointer
+    named = obj.container_named(container)
+    for path in [op.get("path", "")] + ([op["from"]] if op.get("op") == "move" else []):
+        if pod is not None and (pod == path or pod.startswith(path + "/")):
+            return f"{path or '/'} replaces the whole pod spec"
+        if named is not None and path == named.pointer:
+            return f"{path} writes or removes the finding's whole container"
+    return None
+
+
+def _written_roles(obj: K8sObject, container: str | None, op: dict) -> list[str]:
+    """The role paths an operation writes, down to every leaf of its value (list items as ``*``)."""
+    roles = [role_path(obj, container, op["from"])] if op.get("op") == "move" else []
+    base = role_path(obj, container, op.get("path", ""))
+    if op.get("op") in ("add", "replace") and isinstance(op.get("value"), (dict, list)) and op["value"]:
+        return roles + [f"{base}.{leaf}" for leaf in _all_leaves(op["value"])]
+    return roles + [base]
+
+
+def _all_leaves(value: dict | list) -> list[str]:
+    items = value.items() if isinstance(value, dict) else (("*", child) for child in value)
+    out = []
+    for key, child in items:
+        if isinstance(child, (dict, list)) and child:
+            out += [f"{key}.{leaf}" for leaf in _all_leaves(child)]
+        else:
+            out.append(str(key))
+    return out
 
 
 def _leaves(value: dict) -> list[str]:

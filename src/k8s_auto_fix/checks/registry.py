@@ -134,10 +134,11 @@ class Fix:
 
     def allows(self, role_path: str) -> bool:
         """Whether the remedy covers ``role_path`` (``container.image``, ``pod.volumes.*.name``...)."""
-        return any(_covers(pattern, role_path) for pattern in self.remedy)
+        return any(covers(pattern, role_path) for pattern in self.remedy)
 
 
-def _covers(pattern: str, path: str) -> bool:
+def covers(pattern: str, path: str) -> bool:
+    """``pattern`` names the role path ``path`` or one above it (``*`` is any list index, ``-`` too)."""
     wanted, actual = pattern.split("."), path.split(".")
     if len(actual) < len(wanted):
         return False

@@ -4,7 +4,7 @@ detect.py    detect, checks
 fix.py       propose, verify, fix
 pipeline.py  risk, schedule, queue, metrics, run
 model.py     serve, llm probe
-bench.py     bench detect|parity|fix|llm|scheduler
+bench.py     bench detect|parity|fix|scaling|llm|scheduler
 cluster.py   cluster up|down|status
 """
 

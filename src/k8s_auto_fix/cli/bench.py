@@ -99,6 +99,28 @@ def bench_fix_command(
         write_json_atomic(out, report)
 
 
+@bench_app.command("scaling")
+def bench_scaling_command(
+    items: Annotated[int, typer.Option("--items", help="Items of the smallest List.")] = 2500,
+    factors: Annotated[str, typer.Option("--factors", help="Sizes, as multiples of --items.")] = "1,2,4",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the report as JSON.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+) -> None:
+    """Time `fix --diff` on generated `kind: List` files of 1x, 2x and 4x items (linear cost: ratios near 1, 2, 4)."""
+    from ..bench.scaling import bench_scaling
+    from ..fix.engine import FixSettings
+
+    try:
+        multiples = [int(f) for f in factors.split(",")]
+    except ValueError:
+        raise fail(f"--factors {factors!r}: comma-separated whole numbers, like 1,2,4") from None
+    settings = load_settings(config)
+    fix_settings = FixSettings.build(settings, {}, False, DEFAULT_KUBE_VERSION, None)
+    report = bench_scaling(items, multiples, choose_checks(settings), fix_settings, stdout)
+    if out:
+        write_json_atomic(out, report)
+
+
 @bench_app.command("llm")
 def bench_llm(
     detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json to propose fixes for.")],

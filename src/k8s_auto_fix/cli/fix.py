@@ -88,12 +88,43 @@ def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs
         client = client_for(settings, endpoint)
     except ModelError as err:
         raise fail(str(err)) from None
+    partial = PartialResults(out)
     try:
-        result = propose_with_model(client, settings, found, endpoint, options, jobs)
+        result = propose_with_model(client, settings, found, endpoint, options, jobs, partial.add)
     finally:
         client.close()
+        if partial.records:
+            partial.flush()  # an interrupted run keeps every answer it already paid for
     write_models(out, result.patches)
     stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+class PartialResults:
+    """patches.json as the model proposals complete: rewritten atomically (a
+    reader sees a whole file, never half of one) at most once per ``interval``
+    seconds, and once more at the end, so a run that is stopped loses at most
+    the last ``interval`` of work."""
+
+    def __init__(self, out: Path, interval: float = 1.0):
+        self.out, self.interval = out, interval
+        self.records: dict[int, object] = {}
+        self.written_at: float | None = None
+
+    def add(self, index: int, record) -> None:
+        import time
+
+        if record is not None:
+            self.records[index] = record
+        if self.written_at is None or time.monotonic() - self.written_at >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        import time
+
+        from ..contracts import write_models
+
+        write_models(self.out, [self.records[i] for i in sorted(self.records)])
+        self.written_at = time.monotonic()
 
 
 @app.command()
@@ -175,6 +206,7 @@ def fix(
     Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
     from ..fix.apply import run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
+    from ..manifests.source import STDIN_PATH, read_source
     from ..runner import RunnerOptions
 
     settings = load_settings(config)
@@ -183,11 +215,14 @@ def fix(
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
     print_problems(run.detected.problems)
+    if write:
+        # Standard input is no file to rewrite: like a filter, the (fixed) text goes to stdout.
+        fixed_stdin = write_in_place(run, list(paths))
+        stdin_unreadable = any(p.path == STDIN_PATH and p.level == "error" and p.line is None for p in run.detected.problems)
+        if STDIN_PATH in paths and not stdin_unreadable:
+            sys.stdout.write(fixed_stdin if fixed_stdin is not None else read_source(STDIN_PATH)[0])
     for problem in run.problems:
         stderr.print(f"[yellow]warning:[/yellow] {problem}")
-
-    if write:
-        write_in_place(run)
     if out_dir:
         write_to_folder(run, out_dir, paths)
     if emit_kustomize:

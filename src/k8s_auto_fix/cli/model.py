@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
@@ -49,18 +50,23 @@ def serve(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     token_env: Annotated[str, typer.Option("--token-env", help="Environment variable holding the bearer token.")] = "K8S_AUTO_FIX_TOKEN",
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Refuse larger requests (413).")] = 1024 * 1024,
+    allow_root: Annotated[
+        Optional[Path], typer.Option("--allow-root", help="Also accept a manifest_path, for files under this folder only (default: manifest_yaml only).")
+    ] = None,
+    header_timeout: Annotated[float, typer.Option("--header-timeout", help="Seconds a client has to send a request's headers.")] = 10.0,
+    body_timeout: Annotated[float, typer.Option("--body-timeout", help="Seconds a client may pause while sending a body (408).")] = 30.0,
 ) -> None:
     """Serve the proposer over HTTP: POST /v1/propose, GET /healthz, GET /metrics."""
     import os
 
-    import uvicorn
-
-    from ..propose.service import ServiceState, create_app
+    from ..propose.service import ServiceState, server_for
 
     token = os.environ.get(token_env)
     if not token:
         raise fail(f"serve needs a bearer token in ${token_env}")
     settings = load_settings(config)
     client = None if mode == "rules" else _model_client(settings, mode)
-    state = ServiceState(settings, token, mode, client, max_body_bytes)
-    uvicorn.run(create_app(state), host=host, port=port, log_level="warning")
+    if allow_root is not None and not allow_root.is_dir():
+        raise fail(f"--allow-root {allow_root}: not a folder")
+    state = ServiceState(settings, token, mode, client, max_body_bytes, allow_root, header_timeout, body_timeout)
+    server_for(state, host, port).run()

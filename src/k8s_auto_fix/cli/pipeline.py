@@ -12,6 +12,7 @@ from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from .app import app, feeds_app, queue_app, risk_app
 from .common import (
+    EXIT_ERROR,
     EXIT_FINDINGS,
     AllChecksOpt,
     ConfigOpt,
@@ -152,13 +153,18 @@ def queue_enqueue(
 @queue_app.command("next")
 def queue_next(
     db: DbOpt = Path("queue.db"),
-    worker: Annotated[str, typer.Option("--worker", help="Who takes the lease.")] = "cli",
+    worker: Annotated[Optional[str], typer.Option("--worker", help="Who takes the lease (default: host:pid:random, unique).")] = None,
     lease: Annotated[float, typer.Option("--lease-seconds", help="Lease length.")] = 300.0,
 ) -> None:
-    """Lease the highest-scored ready item (JSON on stdout; exit 1 when empty)."""
+    """Lease the highest-scored ready item (JSON on stdout, with the `owner` to give
+    ack or fail). Exit 0: an item; 1: the queue is empty; 2: the queue cannot be used."""
+    from ..queue.store import QueueError, default_worker_id
     from ..report.render import print_json
 
-    item = _queue(db, lease=lease).next(worker)
+    try:
+        item = _queue(db, lease=lease).next(worker or default_worker_id())
+    except QueueError as err:
+        raise fail(str(err)) from None
     if item is None:
         stderr.print("the queue is empty")
         raise typer.Exit(EXIT_FINDINGS)
@@ -174,17 +180,20 @@ def _queue_change(db: Path, action) -> None:
         raise fail(str(err)) from None
 
 
+WorkerOpt = Annotated[str, typer.Option("--worker", help="The lease's owner, as `next` printed it.")]
+
+
 @queue_app.command("ack")
-def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = Path("queue.db"), worker: Annotated[str, typer.Option("--worker")] = "cli") -> None:
-    """The fix was accepted: mark the leased item done (the outcome and the review time are recorded)."""
+def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], worker: WorkerOpt, db: DbOpt = Path("queue.db")) -> None:
+    """The fix was accepted: mark the leased item done (the outcome and the review time are recorded); refused when the lease has moved to another worker."""
     _queue_change(db, lambda q: q.ack(item, worker))
 
 
 @queue_app.command("fail")
 def queue_fail(
     item: Annotated[str, typer.Argument(help="Item id.")],
+    worker: WorkerOpt,
     db: DbOpt = Path("queue.db"),
-    worker: Annotated[str, typer.Option("--worker")] = "cli",
     max_attempts: Annotated[int, typer.Option("--max-attempts")] = 3,
 ) -> None:
     """The fix was rejected: give the leased item back for a revised fix (failed for good after --max-attempts); recorded like ack."""
@@ -200,9 +209,13 @@ def queue_requeue(item: Annotated[str, typer.Argument(help="Item id.")], db: DbO
 @queue_app.command("stats")
 def queue_stats(db: DbOpt = Path("queue.db")) -> None:
     """Counts per state (JSON)."""
+    from ..queue.store import QueueError
     from ..report.render import print_json
 
-    print_json(_queue(db).stats())
+    try:
+        print_json(_queue(db).stats())
+    except QueueError as err:
+        raise fail(str(err)) from None
 
 
 @app.command()
@@ -260,3 +273,5 @@ def run_command(
     from ..report.render import print_run_summary
 
     print_run_summary(result, out, head, stdout)
+    if any(p.level == "error" for p in result["problems"]):
+        raise typer.Exit(EXIT_ERROR)  # every artefact is written; an input was not (a CI gate must not pass)

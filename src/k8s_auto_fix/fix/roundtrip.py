@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from ..contracts import ObjectEdit
+from ..manifests.source import SourceError, read_source
 from ..patch import parse_pointer
 from .textedit import apply_ops_fast
 
@@ -173,14 +174,13 @@ def render_file(path: str, edits: Sequence[ObjectEdit]) -> tuple[str | None, str
     """(new text or None if unchanged, problem or None) for one file. A file
     with Windows line ends keeps them."""
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            original = handle.read()
+        original = read_source(path)[0]
         crlf = original.count("\r\n") * 2 > original.count("\n")
         text = original.replace("\r\n", "\n") if crlf else original
         updated = apply_edits_json(text, edits) if path.endswith(".json") else apply_edits(text, edits)
         if crlf:
             updated = updated.replace("\r\n", "\n").replace("\n", "\r\n")
-    except (OSError, UnicodeDecodeError, RoundTripError) as err:
+    except (OSError, SourceError, RoundTripError) as err:
         return None, f"{path}: not rewritten: {err}"
     except Exception as err:  # ruamel's own errors: report the file, keep going
         return None, f"{path}: not rewritten: {type(err).__name__}: {err}"

@@ -17,6 +17,7 @@ the patched data, or it is thrown away.
 
 from __future__ import annotations
 
+import bisect
 import io
 from typing import NamedTuple
 
@@ -49,15 +50,16 @@ def apply_ops_fast(text: str, ops: list[dict], rt_yaml) -> str | None:
         except yaml.YAMLError:  # a splice that cannot be read back: the round trip does it instead
             return None
         round_ops, pending = _independent(pending)
-        splices = []
+        splices, taken = [], _Taken()
         for i, (op, parts) in enumerate(round_ops):
             splice = _splice_for(text, root, op, parts, rt_yaml)
             if splice is None:
                 return None
-            if any(_overlap(splice, other) for other in splices):
+            if taken.overlaps(splice):
                 pending = round_ops[i:] + pending  # next round, against the text as it will be
                 break
             splices.append(splice._replace(depth=len(parts)))
+            taken.add(splices[-1])
         text = _apply_splices(text, splices)
     try:
         return text if yaml.load(text, Loader=_LOADER) == expected else None
@@ -72,14 +74,23 @@ def _independent(pending: list[tuple[dict, list[str]]]):
     operation (taken or waiting) are one inside the other: it may edit what
     the earlier one adds. Two keys added to one mapping do not wait (they go in
     at the same place, in order); a list whose items shift (an item added or
-    removed) makes every later operation under that list wait."""
+    removed) makes every later operation under that list wait. Paths are kept
+    in sets (each earlier path, each of their prefixes, each shifting list), so
+    the cost is linear in the number of operations, not quadratic."""
     taken, waiting = [], []
+    earlier: set[tuple[str, ...]] = set()
+    above_earlier: set[tuple[str, ...]] = set()  # every prefix of an earlier path
+    shifting: set[tuple[str, ...]] = set()
     for op, parts in pending:
-        earlier = [p for _, p in taken] + [p for _, p in waiting]
-        shifting = [p[:-1] for o, p in taken + waiting if _shifts_items(o, p)]
-        related = any(_prefix(parts, p) or _prefix(p, parts) for p in earlier)
-        under_shift = any(_prefix(s, parts) for s in shifting)
+        path = tuple(parts)
+        prefixes = [path[:n] for n in range(len(path) + 1)]
+        related = path in above_earlier or any(p in earlier for p in prefixes)
+        under_shift = any(p in shifting for p in prefixes)
         (waiting if related or under_shift else taken).append((op, parts))
+        earlier.add(path)
+        above_earlier.update(prefixes)
+        if _shifts_items(op, parts):
+            shifting.add(path[:-1])
     return taken, waiting
 
 
@@ -98,14 +109,39 @@ def _overlap(a: Splice, b: Splice) -> bool:
 
 
 def _apply_splices(text: str, splices: list[Splice]) -> str:
-    """Applied from the end of the text back, so earlier positions stay valid.
-    Insertions at one place end up as one after the other would have put
-    them: the deeper one first (it belongs to the inner block, which ends
+    """The text with every splice made, in one pass over it (splices never
+    overlap). Insertions at one place end up as one after the other would have
+    put them: the deeper one first (it belongs to the inner block, which ends
     there too), then in operation order."""
-    ordered = sorted(enumerate(splices), key=lambda item: (item[1].start, -item[1].depth, item[0]), reverse=True)
+    ordered = sorted(enumerate(splices), key=lambda item: (item[1].start, -item[1].depth, item[0]))
+    pieces, cursor = [], 0
     for _, splice in ordered:
-        text = text[: splice.start] + splice.new + text[splice.end :]
-    return text
+        pieces += [text[cursor : splice.start], splice.new]
+        cursor = max(cursor, splice.end)
+    return "".join(pieces) + text[cursor:]
+
+
+class _Taken:
+    """The splices of one round, by position, for the overlap test: a new splice
+    is compared with its neighbours only (the splices taken never overlap)."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.splices: list[Splice] = []
+
+    def overlaps(self, splice: Splice) -> bool:
+        index = bisect.bisect_left(self.starts, splice.start)
+        candidates = self.splices[max(0, index - 1) : index]
+        for other in self.splices[index:]:
+            if other.start > splice.end:
+                break
+            candidates.append(other)
+        return any(_overlap(splice, other) for other in candidates)
+
+    def add(self, splice: Splice) -> None:
+        index = bisect.bisect_right(self.starts, splice.start)
+        self.starts.insert(index, splice.start)
+        self.splices.insert(index, splice)
 
 
 def _find(node, parts: list[str]):

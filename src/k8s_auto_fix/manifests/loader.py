@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from .decoding import decode_failure
 from .kustomize import KUSTOMIZATIONS, KustomizeTree, kustomization_file
 from .kustomize import build as build_kustomization
 from .objects import K8sObject
+from .source import STDIN_PATH, SourceError, decode, read_bytes
 from .yaml_compat import MERGE, KubeLoader, json_key, resolve_plain
 
 # What a folder contributes, as kube-linter walks it: YAML files (any case of
@@ -32,7 +32,6 @@ from .yaml_compat import MERGE, KubeLoader, json_key, resolve_plain
 # read when it is named.
 FOLDER_SUFFIXES = (".yaml", ".yml")
 SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn"})
-STDIN_PATH = "-"
 
 DEFAULT_MAX_FILE_BYTES = 10 * 1024 * 1024  # kube-linter skips files over 10 MiB too
 # libyaml's composer recurses once per nesting level and segfaults somewhere
@@ -144,8 +143,10 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
 
     Folders are walked recursively in a stable (sorted) order; only files with
     a manifest suffix are taken from folders, but a file named explicitly is
-    always read. A path that does not exist yields a problem. A patch file a
-    kustomization lists is not an object of its own: it is skipped, with a note.
+    always read. A path that does not exist, and a folder that cannot be
+    listed (no permission), yield a problem: an input the tool could not read
+    must never pass as a clean one. A patch file a kustomization lists is not
+    an object of its own: it is skipped, with a note.
     """
     for raw in paths:
         if raw == STDIN_PATH:
@@ -155,8 +156,8 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
         if path.is_dir() and kustomization_file(str(path)):
             yield str(path), None  # a kustomization: linted as it builds
         elif path.is_dir():
-            found, tree = [], KustomizeTree()
-            for root, dirs, files in os.walk(path):
+            found, tree, unreadable = [], KustomizeTree(), []
+            for root, dirs, files in os.walk(path, onerror=unreadable.append):
                 dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
                 if kustomization_file(root):
                     tree.add(root)
@@ -171,6 +172,8 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
                     yield entry, Problem(entry, f"used by {tree.files[absolute]}: linted as that kustomization builds it", level="note")
                 elif os.path.basename(entry) not in KUSTOMIZATIONS:  # the build's own file is no object
                     yield entry, None
+            for err in unreadable:
+                yield str(err.filename or path), Problem(str(err.filename or path), f"cannot read this folder: {err.strerror or err}")
         elif path.is_file():
             yield str(path), None
         else:
@@ -205,13 +208,9 @@ def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadRe
 
 def _read_bytes(path: str, max_file_bytes: int) -> bytes:
     try:
-        if path == STDIN_PATH:
-            raw = sys.stdin.buffer.read(max_file_bytes + 1)
-        else:
-            if os.path.getsize(path) > max_file_bytes:
-                raise _ManifestError(_too_big(os.path.getsize(path), max_file_bytes))
-            with open(path, "rb") as handle:
-                raw = handle.read(max_file_bytes + 1)
+        if path != STDIN_PATH and os.path.getsize(path) > max_file_bytes:
+            raise _ManifestError(_too_big(os.path.getsize(path), max_file_bytes))
+        raw = read_bytes(path, max_file_bytes)
     except OSError as err:
         raise _ManifestError(f"cannot read: {err.strerror or err}") from None
     if len(raw) > max_file_bytes:
@@ -224,13 +223,10 @@ def _too_big(size: int, cap: int) -> str:
 
 
 def _decode(raw: bytes) -> str:
-    if b"\x00" in raw[:8192]:
-        raise _ManifestError("binary file (contains NUL bytes), not a manifest")
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise _ManifestError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})", line) from None
+        return decode(raw)[0]
+    except SourceError as err:
+        raise _ManifestError(str(err), err.line) from None
 
 
 def parse_manifest_text(path: str, text: str) -> tuple[list[K8sObject], list[Problem]]:

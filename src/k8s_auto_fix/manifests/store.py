@@ -21,6 +21,7 @@ class ObjectStore:
         self._files: dict[str, LoadResult] = {}
         self._apps: dict[str, Application] = {}
         self._built: dict[tuple, K8sObject] = {}  # objects a kustomization builds, at their origin
+        self._located: dict[str, dict[tuple, K8sObject]] = {}  # file -> (document, list item) -> object
 
     def file(self, path: str) -> LoadResult:
         if path not in self._files:
@@ -55,10 +56,12 @@ class ObjectStore:
     def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
         if (path, document_index, list_index) in self._built:
             return self._built[(path, document_index, list_index)]
-        for obj in self.file(path).objects:
-            if obj.document_index == document_index and obj.list_index == list_index:
-                return obj
-        return None
+        located = self._located.get(path)
+        if located is None:  # indexed once per file: a 10,000-item List is looked up 10,000 times
+            located = self._located[path] = {}
+            for obj in self.file(path).objects:
+                located.setdefault((obj.document_index, obj.list_index), obj)
+        return located.get((document_index, list_index))
 
     def application(self, key: str | None, path: str) -> Application:
         """The application ``key`` (as detect recorded it); the file alone if unknown."""

@@ -5,7 +5,14 @@ one IMMEDIATE transaction, so concurrent workers never receive the same item
 and a crashed worker's item is served again once its lease runs out. Every
 change is one transaction: a process killed mid-way leaves the queue as it
 was before or after, never in between. A database that is not a queue, or
-is damaged, is reported, never reset.
+is damaged, is reported, never reset; one that holds anything else is never
+made a queue (no tables are added to someone else's database). A database
+that cannot be written (read-only file or folder, full disk) is one
+``QueueError``, never a raw SQLite error.
+
+A lease belongs to one worker id: the default id is ``host:pid:random``, so
+two workers never share one, and an ack or fail from a worker whose lease has
+moved to another is refused.
 
 Every lease is a row of ``reviews``; ``ack`` (the fix was accepted) and
 ``fail`` (rejected) close it with the outcome and the time, so the scheduler
@@ -15,7 +22,11 @@ A lease that expires stays open: nobody decided anything.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import secrets
+import socket
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -61,6 +72,33 @@ class QueueError(Exception):
     pass
 
 
+def default_worker_id() -> str:
+    """A worker id no other worker has: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _reported(method):
+    """SQLite's own errors as one QueueError line naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as err:
+            raise QueueError(f"{self.path}: {_describe(err)}") from None
+
+    return wrapper
+
+
+def _describe(err: sqlite3.Error) -> str:
+    text = str(err)
+    if "readonly" in text or "read-only" in text:
+        return f"the queue cannot be written ({text}): check that the file and its folder are writable"
+    if "locked" in text or "busy" in text:
+        return f"the queue is busy ({text}): another process holds it; try again"
+    return f"the queue cannot be used ({text})"
+
+
 class Queue:
     def __init__(self, path: str | Path, lease_seconds: float = 300.0, create: bool = False):
         self.path = Path(path)
@@ -72,19 +110,32 @@ class Queue:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA busy_timeout = 30000")
-            if create:
+            if create and not self._is_queue():
+                self._refuse_foreign()
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.executescript(SCHEMA)
             self._check()
         except sqlite3.DatabaseError as err:
-            raise QueueError(f"{self.path}: not a usable queue database ({err}); it was left as it is") from None
+            raise QueueError(f"{self.path}: not a usable queue database ({_describe(err)}); it was left as it is") from None
+
+    def _is_queue(self) -> bool:
+        if not self._has_table("meta"):
+            return False
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        return row is not None and row[0] == "k8s-auto-fix-queue/1"
+
+    def _refuse_foreign(self) -> None:
+        """Only an empty database becomes a queue: one with anything in it belongs to someone else."""
+        names = [r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name")]
+        if names:
+            shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+            raise QueueError(f"{self.path}: a database that is not a queue (it holds {shown}); it was left as it is")
 
     def _check(self) -> None:
         status = self.db.execute("PRAGMA quick_check").fetchone()[0]
         if status != "ok":
             raise QueueError(f"{self.path}: the database is damaged ({status}); it was left as it is")
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() if self._has_table("meta") else None
-        if row is None or row[0] != "k8s-auto-fix-queue/1":
+        if not self._is_queue():
             raise QueueError(f"{self.path}: not a k8s-auto-fix queue; it was left as it is")
 
     def _has_table(self, name: str) -> bool:
@@ -93,6 +144,7 @@ class Queue:
     def close(self) -> None:
         self.db.close()
 
+    @_reported
     def enqueue(self, items: Iterable[dict]) -> tuple[int, int]:
         """Add items (id, policy_id, score, payload); an item already there keeps its
         state and, while ready, takes the new score. Returns (added, updated)."""
@@ -113,6 +165,7 @@ class Queue:
                     added += not exists
         return added, updated
 
+    @_reported
     def next(self, owner: str) -> dict | None:
         now = time.time()
         with self._transaction():
@@ -135,12 +188,14 @@ class Queue:
             )
         return {**json.loads(row["payload"]), "id": row["id"], "score": row["score"], "attempt": row["attempts"] + 1, "owner": owner}
 
+    @_reported
     def ack(self, item_id: str, owner: str) -> None:
         """The reviewer accepted the fix: the item is done."""
         with self._transaction():
             row = self._leased(item_id, owner)
             self._close(row, "done", "accepted")
 
+    @_reported
     def fail(self, item_id: str, owner: str, max_attempts: int = 3) -> str:
         """The reviewer rejected the fix: it comes back (a revised fix), failed for good after ``max_attempts``."""
         with self._transaction():
@@ -149,6 +204,7 @@ class Queue:
             self._close(row, state, "rejected")
         return state
 
+    @_reported
     def reviews(self) -> list[ReviewOutcome]:
         """Every finished review, oldest first: outcome and minutes from lease to verdict."""
         if not self._has_table("reviews"):
@@ -162,6 +218,7 @@ class Queue:
             for r in rows
         ]
 
+    @_reported
     def requeue(self, item_id: str) -> None:
         with self._transaction():
             changed = self.db.execute(
@@ -170,6 +227,7 @@ class Queue:
         if not changed:
             raise QueueError(f"no item {item_id}")
 
+    @_reported
     def stats(self) -> dict:
         counts = {state: 0 for state in ("ready", "leased", "done", "failed")}
         for row in self.db.execute("SELECT state, COUNT(*) AS n FROM items GROUP BY state"):
@@ -195,8 +253,12 @@ class Queue:
 
     def _leased(self, item_id: str, owner: str):
         row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-        if row is None or row["state"] != "leased" or row["owner"] != owner:
-            raise QueueError(f"item {item_id} is not leased to {owner}")
+        if row is None:
+            raise QueueError(f"no item {item_id}")
+        if row["state"] != "leased" or row["owner"] != owner:
+            # The lease expired and moved to another worker (or was never this one's): its result is not this worker's to record.
+            holder = f"leased to {row['owner']}" if row["state"] == "leased" else row["state"]
+            raise QueueError(f"item {item_id} is not leased to {owner} (it is {holder})")
         return row
 
     def _transaction(self):

@@ -26,8 +26,8 @@ def print_json(data) -> None:
 
 
 def summary_line(result) -> str:
-    errors = len(result.errors)
-    skipped = f", {errors} file(s) could not be read" if errors else ""
+    errors = len(result.errors)  # a broken file, or one broken object of a file
+    skipped = f", {errors} input error(s)" if errors else ""
     return (
         f"{len(result.detections)} finding(s) in {result.objects} object(s) "
         f"from {result.files} file(s){skipped}"

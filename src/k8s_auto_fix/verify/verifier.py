@@ -19,7 +19,7 @@ from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from .gates import GATES
-from .gates.apply import APPLY
+from .gates.apply import APPLY, mistyped
 from .judging import Change, Judging, VerifyOptions
 
 Judgement = tuple[dict[str, bool | None], list[Reason]]  # gate -> passed (None: not run), and why not
@@ -76,6 +76,10 @@ class Verifier:
         after = APPLY.apply(before, record.patch)
         if isinstance(after, Reason):
             return after
+        if record.creates is not None:
+            problem = mistyped(record.creates)
+            if problem:
+                return APPLY.reason(f"the object the patch creates is mistyped: {problem}")
         created = [K8sObject(before.path, -1, 0, record.creates)] if record.creates else []
         return Change(before, after, created, [detection], self.store.application_of(detection), record.patch)
 

@@ -8,19 +8,29 @@
 5. Relevance: an operation may only touch the object's ``spec`` (``data`` for
    a ConfigMap or Secret); when the finding names a container, no other
    container; never apiVersion, kind, metadata, a selector or pod labels.
-6. It does not write a redacted placeholder back.
+6. Scope: it writes only what the finding's check names as its remedy (the
+   same allow-list the runnability gate uses), never a whole container or pod
+   spec, never adds or removes containers, and never changes image, command,
+   args, env, node placement, tolerations, replicas, hostAliases or shared
+   namespaces (``checks.fixes.MODEL_NEVER_WRITES``).
+7. It does not write a redacted placeholder back.
+
+The answer is untrusted: its size and nesting are bounded before it is parsed.
 """
 
 from __future__ import annotations
 
 import json
 
+from ...checks.fixes import fix_of, model_scope_errors
 from ...manifests.objects import K8sObject
 from ...patch import PATCH_ERRORS, apply_patch
 from .redact import mentions_placeholder
 
 OPS = {"add": ("path", "value"), "remove": ("path",), "replace": ("path", "value"), "move": ("from", "path"), "copy": ("from", "path"), "test": ("path", "value")}
 PROTECTED = ("/apiVersion", "/kind", "/metadata")
+MAX_ANSWER_CHARS = 200_000  # far above any real patch; the parser never sees more
+MAX_DEPTH = 64  # JSON nesting; a manifest patch needs a dozen levels at most
 
 
 class GuardError(ValueError):
@@ -28,21 +38,53 @@ class GuardError(ValueError):
 
 
 def extract_json_array(text: str) -> list:
-    """The first top-level JSON array in ``text`` (fences and prose around it are ignored)."""
+    """The first top-level JSON array in ``text`` (fences and prose around it are
+    ignored). Bounded: a long or deeply nested answer is refused before parsing
+    (Python's decoder recurses once per level), and each candidate is tried once."""
+    if len(text) > MAX_ANSWER_CHARS:
+        raise GuardError(f"answer of {len(text)} characters, more than the {MAX_ANSWER_CHARS} allowed")
+    depth = _max_depth(text)
+    if depth > MAX_DEPTH:
+        raise GuardError(f"answer nested {depth} levels deep, more than the {MAX_DEPTH} allowed")
     decoder = json.JSONDecoder()
-    for start, char in enumerate(text):
-        if char != "[":
-            continue
+    start = text.find("[")
+    while start != -1:
         try:
-            value, _ = decoder.raw_decode(text[start:])
-        except json.JSONDecodeError:
+            value, end = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):
+            start = text.find("[", start + 1)
             continue
         if isinstance(value, list):
             return value
+        start = text.find("[", end)
     raise GuardError("no top-level JSON array in the answer")
 
 
-def check_patch(text: str, obj: K8sObject, container: str | None, max_ops: int) -> list[dict]:
+def _max_depth(text: str) -> int:
+    """The deepest bracket nesting in ``text``, brackets inside JSON strings ignored."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def check_patch(text: str, obj: K8sObject, container: str | None, max_ops: int, check_id: str) -> list[dict]:
+    """The operations of the model's answer ``text`` for the finding of
+    ``check_id`` on ``container`` of ``obj``, or GuardError saying why not."""
     ops = extract_json_array(text)
     if not ops:
         raise GuardError("empty patch")
@@ -51,9 +93,10 @@ def check_patch(text: str, obj: K8sObject, container: str | None, max_ops: int) 
     root, own, others = allowed_paths(obj, container)
     for index, op in enumerate(ops):
         _check_op(index, op, root, own, others)
-    _check_paths_exist(ops, obj.data)
     if mentions_placeholder(ops):
         raise GuardError("the patch writes a redacted placeholder back")
+    _check_scope(ops, obj, container, check_id)
+    _check_paths_exist(ops, obj.data)
     return ops
 
 
@@ -87,6 +130,14 @@ def _check_op(index: int, op: object, root: str, own: str | None, others: list[s
                 raise GuardError(f"operation {index}: {path} is outside {root}")
             if own is not None and any(_inside(path, other) for other in others):
                 raise GuardError(f"operation {index}: {path} belongs to another container than the finding's")
+
+
+def _check_scope(ops: list[dict], obj: K8sObject, container: str | None, check_id: str) -> None:
+    fix = fix_of(check_id)
+    for index, op in enumerate(ops):
+        errors = model_scope_errors(obj, container, fix, op)
+        if errors:
+            raise GuardError(f"operation {index}: " + "; ".join(dict.fromkeys(errors)))
 
 
 def _check_paths_exist(ops: list[dict], data: dict) -> None:

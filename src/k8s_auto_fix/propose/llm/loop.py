@@ -11,7 +11,8 @@ A finding the model never fixes falls back to the rule fix
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from ...checks import REGISTRY
@@ -51,12 +52,18 @@ class LLMResult:
         )
 
 
-def propose_with_model(client: ModelClient, config: RunConfig, detections: list[Detection], endpoint: str, options: FixOptions | None = None, jobs: int = 4) -> LLMResult:
+Progress = Callable[[int, "PatchRecord | None"], None]  # told (the finding's index, its record) as each completes
+
+
+def propose_with_model(
+    client: ModelClient, config: RunConfig, detections: list[Detection], endpoint: str, options: FixOptions | None = None, jobs: int = 4,
+    progress: Progress | None = None,
+) -> LLMResult:  # fmt: skip
     """Model patches for ``detections``, verified with the default check suite."""
     options = options or FixOptions(config.fixes)
     store = ObjectStore()
     verifier = Verifier(select_checks(), VerifyOptions(image_facts=options.facts), store)
-    return ModelProposer(client, config, verifier, store, endpoint, options).propose_all(detections, jobs)
+    return ModelProposer(client, config, verifier, store, endpoint, options).propose_all(detections, jobs, progress)
 
 
 class ModelProposer:
@@ -65,20 +72,39 @@ class ModelProposer:
         self.endpoint = endpoint
         self.fix_options = options or FixOptions(config.fixes)
 
-    def propose_all(self, detections: list[Detection], jobs: int = 1) -> LLMResult:
+    def propose_all(self, detections: list[Detection], jobs: int = 1, progress: Progress | None = None) -> LLMResult:
+        """One record per finding, in the findings' order. A finding whose work
+        fails in any way is that finding's unfixed record, never the batch's
+        end; ``progress`` is told of each record as it completes."""
         # Load every file first: the store is then only read by the threads.
         for d in detections:
             self.store.application_of(d)
-        result = LLMResult()
+        done: dict[int, PatchRecord | None] = {}
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            for record in pool.map(self.propose_one, detections):
-                if record is None:
-                    continue
-                result.patches.append(record)
-                if record.is_manual:
-                    result.unfixed.append(record.id)
+            futures = {pool.submit(self._propose_safely, d): index for index, d in enumerate(detections)}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                if progress is not None:
+                    progress(futures[future], done[futures[future]])
+        result = LLMResult()
+        for index in range(len(detections)):
+            record = done[index]
+            if record is None:
+                continue
+            result.patches.append(record)
+            if record.is_manual:
+                result.unfixed.append(record.id)
         result.usage = self.client.usage
         return result
+
+    def _propose_safely(self, detection: Detection) -> PatchRecord | None:
+        try:
+            return self.propose_one(detection)
+        except Exception as err:  # noqa: BLE001 - one finding's failure, whatever it is, stays that finding's
+            return PatchRecord(
+                id=detection.id, policy_id=detection.policy_id, source=Source.MODEL, endpoint=self.endpoint, patch=[],
+                applicability=Applicability.MANUAL, explanation=f"unfixed: {type(err).__name__} while proposing: {str(err)[:200]}",
+            )  # fmt: skip
 
     def propose_one(self, detection: Detection) -> PatchRecord | None:
         obj = self.store.object(detection.manifest_path, detection.document_index, detection.list_index)
@@ -92,7 +118,7 @@ class ModelProposer:
             try:
                 text, cost = self.client.complete(build_messages(detection, check, redacted.data, feedback))
                 usage.add(cost)
-                ops = check_patch(text, obj, detection.container, self.config.proposer.max_ops)
+                ops = check_patch(text, obj, detection.container, self.config.proposer.max_ops, detection.policy_id)
                 record = self._record(detection, obj, ops, attempts, usage)
             except (ModelError, GuardError) as err:
                 last_error = f"{type(err).__name__}: {err}"

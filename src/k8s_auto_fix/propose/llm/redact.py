@@ -1,20 +1,60 @@
 """Secrets never leave the machine: redact before anything is sent.
 
-Replaced by placeholders: every value of a Secret's ``data`` and
-``stringData``; the ``value`` of any environment variable whose name looks
-secret (password, token, key, credential, ...); annotation and ConfigMap
-values under such names; and any string that looks like a credential
-(private keys, bearer tokens, long base64/hex blobs after a secret-like key).
+What the model never sees (each value becomes a ``<redacted-N>`` placeholder):
+
+- every value of a Secret's ``data`` and ``stringData``;
+- annotations that embed whole objects (``kubectl.kubernetes.io/last-applied-configuration``
+  and any annotation whose value is a JSON object or list, or spans lines) are
+  dropped altogether: they repeat the object, secrets included;
+- the value of any environment variable, ConfigMap key, annotation or other
+  field whose name looks secret (password, pass, pwd, token, key, secret,
+  credential, creds, auth, cert, dsn, database/db URL, connection string, ...);
+- inside any string: URL userinfo (``postgres://u:<redacted>@host``), secret
+  query parameters (``?password=``), ``key=value`` / ``key: value`` lines whose
+  key looks secret (``app.properties``, ``.env`` files), command-line flags
+  whose name looks secret and the value after them (``--db-password=...``,
+  ``--api-key VALUE``), a MySQL client's ``-pPASSWORD``;
+- any string that looks like a credential (private keys, bearer tokens, AWS,
+  GitHub, Slack and Stripe keys, Slack webhook URLs, JWTs) or is a long
+  high-entropy token (20+ characters from the base64 alphabet mixing upper
+  case, lower case and digits, with more than 4 bits of entropy a character).
+
 A model patch that writes a placeholder back is refused by the guards.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
-SECRET_NAME = re.compile(r"(?i)(secret|passw(or)?d|passwd|pwd|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth|cert|signing)")
-CREDENTIAL_VALUE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|(?i:bearer\s+[a-z0-9._~+/-]{16,})|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b|\bxox[abp]-[A-Za-z0-9-]{10,}")
+# Names (of env vars, keys, flags) that say their value is secret. Broad on purpose: hiding too much costs the
+# model some context, hiding too little leaks a credential.
+SECRET_WORDS = r"secret|passw|passwd|pwd|(?<![a-z])pass(?![a-z])|token|api[_-]?key|private[_-]?key|access[_-]?key|(?<![a-z])key(?![a-z])|credential|(?<![a-z])creds?(?![a-z])|auth|cert|signing|dsn|(?:db|database)[_.-]?(?:url|uri)|conn(?:ection)?[_.-]?str|jdbc"  # noqa: E501
+SECRET_NAME = re.compile(rf"(?i)({SECRET_WORDS})")
+# Mapping keys that look secret but only name a structural field (a selector's key, the name of a Secret).
+STRUCTURAL_KEYS = frozenset({"key", "secretName", "operator"})
+CREDENTIAL_VALUE = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----"
+    r"|(?i:bearer\s+[a-z0-9._~+/-]{16,})"
+    r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    r"|\bgh[pousr]_[A-Za-z0-9]{30,}\b"
+    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"
+    r"|\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,}"
+    r"|hooks\.slack\.com/(?:services|workflows)/\S+"
+    r"|\bAIza[0-9A-Za-z_-]{30,}"
+    r"|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"
+)
+URL_USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://)([^/@\s:]*:[^/@\s]*|[^/@\s:]+)@")
+SECRET_QUERY = re.compile(rf"(?i)([?&;](?:[\w.-]*(?:{SECRET_WORDS})[\w.-]*)=)([^&;#\s]+)")
+SECRET_LINE = re.compile(rf"(?im)^(\s*[\w.\[\]-]*(?:{SECRET_WORDS})[\w.\[\]-]*\s*[=:]\s*)(\S.*?)\s*$")
+SECRET_FLAG = re.compile(rf"(?i)((?<![\w-])--?[\w.-]*(?:{SECRET_WORDS})[\w.-]*)(=|\s+)(?!-)(\S+)")
+SECRET_FLAG_ALONE = re.compile(rf"(?i)^--?[\w.-]*(?:{SECRET_WORDS})[\w.-]*$")
+MYSQL_PASSWORD = re.compile(r"((?<![\w-])-p)([^\s-]\S*)")
+MYSQL_CLIENTS = re.compile(r"(?i)\b(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)\b")
+TOKEN = re.compile(r"[A-Za-z0-9+/=_-]{20,}")
+EMBEDS_OBJECTS = ("kubectl.kubernetes.io/last-applied-configuration",)
 PLACEHOLDER = "<redacted-{n}>"
 PLACEHOLDER_PATTERN = re.compile(r"<redacted-\d+>")
 
@@ -28,40 +68,108 @@ class Redaction:
 
 
 def redact(obj: dict) -> Redaction:
-    result = Redaction({})
-    counter = iter(range(1, 1_000_000))
+    return _Redactor().redact(obj)
 
-    def hide(value: object) -> str:
-        token = PLACEHOLDER.format(n=next(counter))
-        result.originals[token] = str(value)
+
+class _Redactor:
+    def __init__(self):
+        self.result = Redaction({})
+        self.count = 0
+
+    def redact(self, obj: dict) -> Redaction:
+        data = {}
+        for key, value in obj.items():
+            if obj.get("kind") == "Secret" and key in ("data", "stringData") and isinstance(value, dict):
+                data[key] = {name: self.hide(item) for name, item in value.items()}
+            else:
+                data[key] = self.walk(value, str(key))
+        self.result.data = data
+        return self.result
+
+    def hide(self, value: object) -> str:
+        if isinstance(value, str) and PLACEHOLDER_PATTERN.fullmatch(value):
+            return value  # already hidden
+        self.count += 1
+        token = PLACEHOLDER.format(n=self.count)
+        self.result.originals[token] = str(value)
         return token
 
-    def walk(node, key: str | None, secret_context: bool):
+    def walk(self, node: object, key: str | None) -> object:
         if isinstance(node, dict):
-            out = {}
-            env_like = "name" in node and ("value" in node or "valueFrom" in node)
-            for k, v in node.items():
-                if secret_context and not isinstance(v, (dict, list)):
-                    out[k] = hide(v)
-                elif env_like and k == "value" and SECRET_NAME.search(str(node.get("name", ""))):
-                    out[k] = hide(v)
-                else:
-                    out[k] = walk(v, str(k), False)
-            return out
+            if key == "annotations":
+                node = {k: v for k, v in node.items() if not _embeds_an_object(str(k), v)}
+            return self.walk_mapping(node)
         if isinstance(node, list):
-            return [walk(v, key, False) for v in node]
-        if isinstance(node, str) and (CREDENTIAL_VALUE.search(node) or (key and SECRET_NAME.search(key) and len(node) >= 8)):
-            return hide(node)
+            return self.walk_list(node, key)
+        if isinstance(node, str):
+            return self.scrub(node, key)
         return node
 
-    data = {}
-    for k, v in obj.items():
-        if obj.get("kind") == "Secret" and k in ("data", "stringData") and isinstance(v, dict):
-            data[k] = {name: hide(value) for name, value in v.items()}
-        else:
-            data[k] = walk(v, k, False)
-    result.data = data
-    return result
+    def walk_mapping(self, node: dict) -> dict:
+        # An env var ({name, value}) is secret by its name; any other field by its key.
+        env_like = isinstance(node.get("name"), str) and ("value" in node or "valueFrom" in node)
+        secret_env = env_like and bool(SECRET_NAME.search(str(node.get("name", ""))))
+        out = {}
+        for k, v in node.items():
+            if secret_env and k == "value" and v not in (None, ""):
+                out[k] = self.hide(v)
+            elif isinstance(v, str) and v and str(k) not in STRUCTURAL_KEYS and SECRET_NAME.search(str(k)):
+                out[k] = self.hide(v)
+            else:
+                out[k] = self.walk(v, str(k))
+        return out
+
+    def walk_list(self, node: list, key: str | None) -> list:
+        """A list of strings may be a command line: a secret flag's value is the next item."""
+        mysql = any(isinstance(item, str) and MYSQL_CLIENTS.search(item) for item in node)
+        out: list = []
+        hide_next = False
+        for item in node:
+            if hide_next and isinstance(item, str) and not item.startswith("-"):
+                out.append(self.hide(item))
+            elif isinstance(item, str) and mysql:
+                out.append(self.scrub(MYSQL_PASSWORD.sub(lambda m: m.group(1) + self.hide(m.group(2)), item), key))
+            else:
+                out.append(self.walk(item, key))
+            hide_next = isinstance(item, str) and bool(SECRET_FLAG_ALONE.match(item))
+        return out
+
+    def scrub(self, text: str, key: str | None) -> str:
+        """``text`` with every secret inside it replaced (the whole of it when it is a credential)."""
+        if PLACEHOLDER_PATTERN.fullmatch(text):
+            return text
+        if CREDENTIAL_VALUE.search(text):
+            return self.hide(text)
+        text = URL_USERINFO.sub(lambda m: m.group(1) + self.hide(m.group(2)) + "@", text)
+        text = SECRET_QUERY.sub(lambda m: m.group(1) + self.hide(m.group(2)), text)
+        if "\n" in text:
+            text = SECRET_LINE.sub(lambda m: m.group(1) + self.hide(m.group(2)), text)
+        text = SECRET_FLAG.sub(lambda m: m.group(1) + m.group(2) + self.hide(m.group(3)), text)
+        if MYSQL_CLIENTS.search(text):
+            text = MYSQL_PASSWORD.sub(lambda m: m.group(1) + self.hide(m.group(2)), text)
+        return TOKEN.sub(lambda m: self.hide(m.group(0)) if high_entropy(m.group(0)) else m.group(0), text)
+
+
+def _embeds_an_object(name: str, value: object) -> bool:
+    """An annotation that repeats an object (kubectl's last applied configuration, a
+    JSON or multi-line YAML document): dropped, since it carries the object's secrets."""
+    if name in EMBEDS_OBJECTS:
+        return True
+    text = str(value).strip() if value is not None else ""
+    return text.startswith(("{", "[")) or "\n" in text
+
+
+def high_entropy(token: str) -> bool:
+    """A random-looking token: upper case, lower case and digits mixed, more than 4 bits a character.
+    Hex digests and hostnames use too few kinds of character to count."""
+    if len(token) < 20 or PLACEHOLDER_PATTERN.search(token):
+        return False
+    kinds = sum(any(test(c) for c in token) for test in (str.isupper, str.islower, str.isdigit))
+    if kinds < 3:
+        return False
+    counts = Counter(token)
+    bits = -sum(n / len(token) * math.log2(n / len(token)) for n in counts.values())
+    return bits > 4.0
 
 
 def mentions_placeholder(ops: list[dict]) -> bool:
