@@ -67,6 +67,7 @@ class Engine(str, Enum):
 
     BUILTIN = "builtin"
     KUBE_LINTER = "kube-linter"
+    KYVERNO = "kyverno"
 
 
 class SchemaMode(str, Enum):

@@ -24,6 +24,7 @@ class DetectOptions:
     embed_yaml: bool = False
     jobs: int = 0  # 0: one per core
     engine: Engine = Engine.BUILTIN
+    policies: tuple[str, ...] = ()  # the policy folders of a policy engine (--policies)
 
     @property
     def runner(self) -> RunnerOptions:
@@ -31,4 +32,4 @@ class DetectOptions:
 
 
 def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:
-    return ENGINES[options.engine](paths, checks, options.runner, options.embed_yaml)
+    return ENGINES[options.engine](paths, checks, options.runner, options.embed_yaml, options.policies)

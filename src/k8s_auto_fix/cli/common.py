@@ -47,6 +47,9 @@ ImageFactsOpt = Annotated[
 ]
 TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")]
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
+PoliciesOpt = Annotated[
+    Optional[list[Path]], typer.Option("--policies", help="Folder or file of Kyverno policies, for --engine kyverno (repeatable).")
+]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
 KubeconfigOpt = Annotated[
     Optional[Path], typer.Option("--kubeconfig", help="--schema server: the API server to ask (default: $KUBECONFIG, then ~/.kube/config).")

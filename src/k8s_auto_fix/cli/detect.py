@@ -25,6 +25,7 @@ from .common import (
     IncludeOpt,
     JobsOpt,
     PathsArg,
+    PoliciesOpt,
     choose_checks,
     fail,
     load_settings,
@@ -47,7 +48,8 @@ def detect(
     output_format: Annotated[
         Optional[OutputFormat], typer.Option("--format", "-f", help="table (default on a terminal), json or sarif.")
     ] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="builtin, or the real kube-linter binary.")] = Engine.BUILTIN,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin, the real kube-linter binary, or kyverno (with --policies).")] = Engine.BUILTIN,
+    policies: PoliciesOpt = None,
     context: ContextOpt = ContextMode.DIR,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -61,13 +63,14 @@ def detect(
     from ..detect import DetectOptions
     from ..detect import detect as run_detect
     from ..engines.kube_linter import KubeLinterError
+    from ..engines.kyverno import KyvernoError
     from ..report import render
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
-    options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine)
+    options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine, policies=tuple(str(p) for p in policies or ()))
     try:
         result = run_detect(paths, checks, options)
-    except KubeLinterError as err:
+    except (KubeLinterError, KyvernoError) as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
 

@@ -28,6 +28,7 @@ from .common import (
     KubeconfigOpt,
     KubeVersionOpt,
     PathsArg,
+    PoliciesOpt,
     TrivyReportOpt,
     choose_checks,
     fail,
@@ -39,7 +40,8 @@ from .common import (
     stderr,
 )
 
-RESCAN_ENGINES = (Engine.KUBE_LINTER,)
+RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO)
+FIX_ENGINES = (Engine.BUILTIN, Engine.KYVERNO)
 
 
 @app.command()
@@ -137,7 +139,8 @@ def verify(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     kubeconfig: KubeconfigOpt = None,
-    rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter.")] = None,
+    rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter, kyverno.")] = None,
+    policies: PoliciesOpt = None,
     patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
@@ -156,7 +159,10 @@ def verify(
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
+    if not policies and (Engine.KYVERNO in (rescan or ()) or any(d.engine is Engine.KYVERNO for d in found)):
+        raise fail("Kyverno findings and --rescan kyverno need --policies DIR (the policies that found them)")
     options = VerifyOptions(
+        policies=tuple(str(p) for p in policies or ()),
         schema=schema,
         kube_version=kube_version,
         crd_paths=tuple(str(p) for p in crds or ()),
@@ -200,6 +206,8 @@ def fix(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin (the checks), or kyverno: fix what the --policies find.")] = Engine.BUILTIN,
+    policies: PoliciesOpt = None,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
@@ -209,11 +217,22 @@ def fix(
     from ..manifests.source import STDIN_PATH, read_source
     from ..runner import RunnerOptions
 
+    from ..engines.kyverno import KyvernoError
+    from ..verify.external import ExternalToolError
+
+    if engine not in FIX_ENGINES:
+        raise fail(f"fix --engine takes {', '.join(e.value for e in FIX_ENGINES)}, not {engine.value}")
+    if (engine is Engine.KYVERNO) != bool(policies):
+        raise fail("--engine kyverno and --policies DIR go together")
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
     facts = load_image_facts(image_facts, trivy_report)
-    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
-    run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
+    policy_folders = tuple(str(p) for p in policies or ())
+    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts, policy_folders)
+    try:
+        run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
+    except (KyvernoError, ExternalToolError) as err:
+        raise fail(str(err)) from None
     print_problems(run.detected.problems)
     if write:
         # Standard input is no file to rewrite: like a filter, the (fixed) text goes to stdout.

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..checks.registry import Check
 from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
 from ..engines.builtin import detection_order
+from ..engines.kyverno import detect_with_kyverno
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import RunnerOptions, for_each_application
 from .engine import FixSettings, FixWork
@@ -38,10 +39,21 @@ class FixRun:
 
 
 def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings) -> FixRun:
-    """detect -> propose -> verify -> combine -> render, per application in worker processes."""
-    outcome = for_each_application(paths, options, FixWork(checks, settings))
+    """detect -> propose -> verify -> combine -> render, per application in worker processes.
+    With policy folders, Kyverno detects first, on every object in batches
+    (its results are memoised before the workers fork, so the gates reuse
+    them), and its findings are what is fixed."""
+    found, notes = None, []
+    if settings.policies:
+        detected = detect_with_kyverno(paths, settings.policies)
+        found = {}
+        for d in detected.detections:
+            found.setdefault(d.manifest_path, []).append(d)
+        notes = [p for p in detected.problems if p.level == "note"]
+    outcome = for_each_application(paths, options, FixWork(checks, settings, found))
     detections = sorted((d for o in outcome.results for d in o.detections), key=detection_order)
-    run = FixRun(DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects))
+    problems = sorted(outcome.problems + notes, key=lambda p: (p.path, p.line or 0))
+    run = FixRun(DetectResult.model_construct(detections=detections, problems=problems, files=outcome.files, objects=outcome.objects))
     for result in outcome.results:
         run.patches += result.patches
         run.verdicts += result.verdicts

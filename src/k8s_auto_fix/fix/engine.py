@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ..checks import Check, Violation
 from ..checks.fixes import FixOptions, propose_fix
 from ..checks.selection import select_checks
-from ..contracts import Applicability, Detection, ObjectEdit, PatchRecord, Verdict
+from ..contracts import Applicability, Detection, Engine, ObjectEdit, PatchRecord, Verdict
 from ..engines.builtin import DetectWork
 from ..manifests.context import Application
 from ..manifests.images import ImageFacts, shipped_facts
@@ -40,15 +40,31 @@ class FixSettings:
     checks: tuple[Check, ...]  # the regression suite
     render: bool = True  # produce the fixed file texts (off: verification only)
 
+    @property
+    def policies(self) -> tuple[str, ...]:
+        """The policy folders of the policy engine whose findings are fixed (none: the checks' own)."""
+        return self.verify.policies
+
     @classmethod
-    def build(cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds, facts: ImageFacts | None = None) -> FixSettings:
-        """Settings from a run config and the fix command's options."""
+    def build(
+        cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds, facts: ImageFacts | None = None, policies: tuple[str, ...] = ()
+    ) -> FixSettings:
+        """Settings from a run config and the fix command's options. With
+        policy folders, Kyverno's findings are fixed, and Kyverno rescans
+        every change (no fix may make another rule fail)."""
         allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
         facts = facts or shipped_facts()
         return cls(
             options=FixOptions(config.fixes, image_pins, facts),
             allowed=frozenset(allowed),
-            verify=VerifyOptions(kube_version=kube_version, crd_paths=tuple(str(p) for p in crds or ()), include_yaml=False, image_facts=facts),
+            verify=VerifyOptions(
+                kube_version=kube_version,
+                crd_paths=tuple(str(p) for p in crds or ()),
+                include_yaml=False,
+                image_facts=facts,
+                policies=tuple(policies),
+                rescan=(Engine.KYVERNO,) if policies else (),
+            ),
             checks=tuple(select_checks()),
         )
 
@@ -68,20 +84,30 @@ class FixOutcome:
 class FixWork:
     """The fix pipeline as per-application work (see runner.py)."""
 
-    def __init__(self, checks: Sequence[Check], settings: FixSettings):
+    def __init__(self, checks: Sequence[Check], settings: FixSettings, found: dict[str, list[Detection]] | None = None):
         self.detect = DetectWork(checks)
         self.settings = settings
+        # Findings an engine made beforehand (a policy engine runs once on
+        # every object, in batches), by file: fixed instead of the checks' own.
+        self.found = found
+
+    def findings(self, app: Application, scope: str) -> list[tuple[Detection, Violation | None]]:
+        if self.found is None:
+            return self.detect.found(app, scope)
+        if scope == "joined":  # a policy rule judges one object: nothing is left for the join
+            return []
+        return [(d, None) for path in sorted({o.path for o in app.objects}) for d in self.found.get(path, [])]
 
     def whole(self, app: Application) -> FixOutcome:
-        return self.fix(app, self.detect.found(app))
+        return self.fix(app, self.findings(app, "whole"))
 
     def part(self, app: Application) -> FixOutcome:
-        return self.fix(app, self.detect.found(app, "part"))
+        return self.fix(app, self.findings(app, "part"))
 
     def joined(self, app: Application, parts: list[FixOutcome]) -> FixOutcome:
         """The cross-object findings of a sliced application, fixed once every
         slice is back, and the files they touch rendered with every edit."""
-        cross = self.fix(app, self.detect.found(app, "joined"), render=False)
+        cross = self.fix(app, self.findings(app, "joined"), render=False)
         merged = FixOutcome()
         seen: set[tuple] = set()
         for outcome in [*parts, cross]:
@@ -104,11 +130,11 @@ class FixWork:
             merged.problems += problems
         return merged
 
-    def fix(self, app: Application, found: list[tuple[Detection, Violation]], render: bool = True) -> FixOutcome:
+    def fix(self, app: Application, found: list[tuple[Detection, Violation | None]], render: bool = True) -> FixOutcome:
         detections = [d for d, _ in found]
         store = ObjectStore.of_application(app)
         # Runnability is judged once, by the verifier: what it refuses is manual.
-        proposed = propose_rules(detections, self.settings.options, store, {d.id: v for d, v in found}, runnability=False)
+        proposed = propose_rules(detections, self.settings.options, store, {d.id: v for d, v in found if v is not None}, runnability=False)
         verifier = Verifier(self.settings.checks, self.settings.verify, store)
         verdicts = verifier.verify(proposed.patches, detections).verdicts
         refused = {v.id: v for v in verdicts if v.first_failed_gate() == RUNNABILITY.name}
@@ -121,8 +147,7 @@ class FixWork:
             if d.id in chosen:
                 by_object[(d.manifest_path, d.document_index, d.list_index)].append(d)
         created: set[tuple] = set()
-        for location, found in by_object.items():
-            edit = self._combine(store.object(*location), app, found, verifier)
+        for edit in self._combine_all(store, app, by_object, verifier):
             # An object several fixes create (one ServiceAccount that several
             # workloads name) is created once in the application.
             edit.creates = [c for c in edit.creates if _identity(c) not in created]
@@ -138,18 +163,25 @@ class FixWork:
             outcome.texts, outcome.problems = texts | patch_texts, outcome.problems + problems
         return outcome
 
-    def _combine(self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier) -> ObjectEdit:
-        """All chosen fixes of one object, each proposed on the object as the
-        previous ones left it; the result is judged once as a whole, and only
-        if that fails are the fixes judged (and kept) one by one."""
-        ordered = sorted(detections, key=lambda d: (d.policy_id, d.container or "", d.violation_text))
-        edit = self._apply_in_order(original, app, ordered, verifier, judge_each=False)
-        fixed = [d for d in ordered if d.id in edit.fixed]
-        created = [K8sObject(original.path, -1, 0, c) for c in edit.creates]
-        whole = Change(original, original.with_data(apply_patch(original.data, edit.ops)), created, fixed, app, edit.ops)
-        if not passed(verifier.judge_one(whole)[0]):
-            edit = self._apply_in_order(original, app, ordered, verifier, judge_each=True)
-        return edit
+    def _combine_all(self, store: ObjectStore, app: Application, by_object: dict[tuple, list[Detection]], verifier: Verifier) -> list[ObjectEdit]:
+        """All chosen fixes of each object, each proposed on the object as the
+        previous ones left it. Every object's result is judged as a whole, in
+        one batch (gates that run an external tool run it once); only for an
+        object whose whole change fails are the fixes judged (and kept) one by one."""
+        plans = []
+        for location, detections in by_object.items():
+            original = store.object(*location)
+            ordered = sorted(detections, key=lambda d: (d.policy_id, d.container or "", d.violation_text))
+            edit = self._apply_in_order(original, app, ordered, verifier, judge_each=False)
+            fixed = [d for d in ordered if d.id in edit.fixed]
+            created = [K8sObject(original.path, -1, 0, c) for c in edit.creates]
+            whole = Change(original, original.with_data(apply_patch(original.data, edit.ops)), created, fixed, app, edit.ops)
+            plans.append((original, ordered, edit, whole))
+        judged = verifier.judge([whole for *_, whole in plans])
+        return [
+            edit if passed(gates) else self._apply_in_order(original, app, ordered, verifier, judge_each=True)
+            for (original, ordered, edit, _), (gates, _) in zip(plans, judged)
+        ]
 
     def _apply_in_order(self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier, judge_each: bool) -> ObjectEdit:
         edit = ObjectEdit(path=original.path, document_index=original.document_index, list_index=original.list_index, ref=original.ref)

@@ -136,3 +136,57 @@ def still_reported_by_kube_linter(candidates) -> list[list[str]]:
         if c is not None:
             still.add((id(c), item.get("Check", ""), (item.get("Diagnostic") or {}).get("Message", "")))
     return [sorted({d.policy_id for d in c.detections if (id(c), d.policy_id, d.violation_text) in still}) for c in candidates]
+
+
+# --- policy engines -----------------------------------------------------------------------
+
+
+def _policy_set(options):
+    from ..engines.kyverno import KyvernoError, load_policies
+
+    try:
+        return load_policies(options.policies)
+    except KyvernoError as err:
+        raise ExternalToolError(str(err)) from None
+
+
+def _kyverno(policies, objects: list[dict]):
+    from ..engines.kyverno import KyvernoError, evaluate
+
+    try:
+        return evaluate(policies, objects)
+    except KyvernoError as err:
+        raise ExternalToolError(str(err)) from None
+
+
+def still_failing_policies(changes, options) -> list[set[str]]:
+    """Per change: the Kyverno rules that still fail on the patched object (only
+    changes meant to fix a Kyverno finding are sent to the CLI, all in one batch)."""
+    from ..contracts import Engine
+
+    wanted = [i for i, c in enumerate(changes) if any(d.engine is Engine.KYVERNO for d in c.detections)]
+    out: list[set[str]] = [set() for _ in changes]
+    if not wanted:
+        return out
+    results = _kyverno(_policy_set(options), [changes[i].after.data for i in wanted])
+    for i, found in zip(wanted, results):
+        out[i] = {r.policy_id for r in found if r.failed}
+    return out
+
+
+def new_policy_failures(changes, options) -> list[list[tuple[str, str]]]:
+    """Per change: (rule, message) of every Kyverno rule that fails on the patched
+    object but not on the original, and every failure of an object the patch creates."""
+    policies = _policy_set(options)
+    objects: list[dict] = []
+    for c in changes:
+        objects += [c.before.data, c.after.data, *(o.data for o in c.created)]
+    results = iter(_kyverno(policies, objects))
+    out = []
+    for c in changes:
+        before = {r.policy_id for r in next(results) if r.failed}
+        found = [(r.policy_id, r.message) for r in next(results) if r.failed and r.policy_id not in before]
+        for _ in c.created:
+            found += [(r.policy_id, r.message) for r in next(results) if r.failed]
+        out.append(sorted(set(found)))
+    return out
