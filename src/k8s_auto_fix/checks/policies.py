@@ -36,7 +36,7 @@ POLICY_CHECKS: dict[str, tuple[str, ...]] = {
     "disallow-privilege-escalation/privilege-escalation": ("privilege-escalation-not-disabled", "privilege-escalation-container"),
     "disallow-privileged-containers/privileged-containers": ("privileged-container",),
     "disallow-proc-mount/check-proc-mount": ("unsafe-proc-mount",),
-    "require-run-as-nonroot/run-as-non-root": ("run-as-non-root",),
+    "require-run-as-nonroot/run-as-non-root": ("run-as-non-root", "non-root-not-enforced"),
     "require-run-as-non-root-user/run-as-non-root-user": ("run-as-root-uid",),
     "restrict-seccomp-strict/check-seccomp-strict": ("unset-seccomp-profile",),
     "restrict-seccomp/check-seccomp": ("unset-seccomp-profile",),

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -202,7 +203,7 @@ def evaluate(policies: PolicySet, objects: Sequence[dict], batch_size: int = BAT
         binary = require_kyverno()
         for start in range(0, len(pending), batch_size):
             chunk = pending[start : start + batch_size]
-            for (key, _), results in zip(chunk, _run_batch(binary, policies, [o for _, o in chunk])):
+            for (key, _), results in zip(chunk, run_cli(binary, policies, [o for _, o in chunk])):
                 _RESULTS[key] = results
     return [_RESULTS[k] for k in keys]
 
@@ -216,7 +217,7 @@ def _renamed(obj: dict, index: int) -> tuple[dict, str]:
     return {**obj, "metadata": meta}, name
 
 
-def _run_batch(binary: str, policies: PolicySet, objects: list[dict]) -> list[list[RuleResult]]:
+def run_cli(binary: str, policies: PolicySet, objects: list[dict]) -> list[list[RuleResult]]:
     names: dict[str, int] = {}
     originals: list[str] = []
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-kyverno-") as scratch:
@@ -235,6 +236,8 @@ def _run_batch(binary: str, policies: PolicySet, objects: list[dict]) -> list[li
         STATS.cli_seconds += time.perf_counter() - started
         STATS.runs += 1
         STATS.objects += len(objects)
+        if os.environ.get("K8S_AUTO_FIX_TRACE"):
+            print(f"kyverno: {len(objects)} object(s) in {time.perf_counter() - started:.2f} s", file=sys.stderr)
     report = _report_json(proc)
     out: list[list[RuleResult]] = [[] for _ in objects]
     for item in report.get("results") or []:

@@ -20,7 +20,7 @@ from ..engines.builtin import detection_order
 from ..engines.kyverno import detect_with_kyverno
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import RunnerOptions, for_each_application
-from .engine import FixSettings, FixWork
+from .engine import FixSettings, FixWork, prefetch_policy_results
 
 
 @dataclass
@@ -50,6 +50,7 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
         for d in detected.detections:
             found.setdefault(d.manifest_path, []).append(d)
         notes = [p for p in detected.problems if p.level == "note"]
+        prefetch_policy_results(found, settings)
     outcome = for_each_application(paths, options, FixWork(checks, settings, found))
     detections = sorted((d for o in outcome.results for d in o.detections), key=detection_order)
     problems = sorted(outcome.problems + notes, key=lambda p: (p.path, p.line or 0))

@@ -96,7 +96,8 @@ class FixWork:
             return self.detect.found(app, scope)
         if scope == "joined":  # a policy rule judges one object: nothing is left for the join
             return []
-        return [(d, None) for path in sorted({o.path for o in app.objects}) for d in self.found.get(path, [])]
+        # In the application detect would have formed: later stages rebuild the same context.
+        return [(d.model_copy(update={"application": app.key}), None) for path in sorted({o.path for o in app.objects}) for d in self.found.get(path, [])]
 
     def whole(self, app: Application) -> FixOutcome:
         return self.fix(app, self.findings(app, "whole"))
@@ -209,6 +210,44 @@ class FixWork:
                 edit.creates.append(proposal.creates)
             edit.fixed.append(detection.id)
         return edit
+
+
+def prefetch_policy_results(found: dict[str, list[Detection]], settings: FixSettings) -> int:
+    """Kyverno's results on the objects the fixes will most likely make, in
+    batched CLI runs before the workers fork (they inherit the memo, see
+    engines/kyverno.py): each finding's own fix, and each object's fixes
+    applied one after the other in the engine's order. A guess that misses
+    costs only the CLI run the worker would have made anyway. Returns how
+    many objects were guessed."""
+    from ..engines.kyverno import evaluate, load_policies
+
+    store = ObjectStore()
+    guesses: list[dict] = []
+    for path, detections in found.items():
+        app = store.application(None, path)
+        by_object: dict[tuple, list[Detection]] = defaultdict(list)
+        for d in detections:
+            by_object[(d.document_index, d.list_index)].append(d)
+        for (document, item), found_here in by_object.items():
+            original = store.object(path, document, item)
+            if original is None:
+                continue
+            current = original
+            for d in sorted(found_here, key=lambda d: (d.policy_id, d.container or "", d.violation_text)):
+                alone = _patched(original, propose_fix(d.key, original, app, settings.options))
+                current = _patched(current, propose_fix(d.key, current, app, settings.options)) or current
+                guesses += [o.data for o in (alone, current) if o is not None and o is not original]
+    evaluate(load_policies(settings.policies), guesses)
+    return len(guesses)
+
+
+def _patched(obj: K8sObject, proposal) -> K8sObject | None:
+    if proposal is None or proposal.is_manual:
+        return None
+    try:
+        return obj.with_data(apply_patch(obj.data, proposal.ops))
+    except PATCH_ERRORS:
+        return None
 
 
 def _identity(obj: dict) -> tuple:
