@@ -10,7 +10,7 @@ report's results are mapped back by that name. Each failed rule becomes a
 detection ``kyverno:<policy>/<rule>`` (autogen rules under the name of the
 rule they were generated from); skipped and errored rules become notes.
 
-Results are memoised per object (by its content and the policy folders), so
+Results are memoised per object (by its content and the policy files' content), so
 the gates that ask again about an object detect already ran do not run the
 CLI again.
 """
@@ -83,6 +83,7 @@ class PolicySet:
     severity: dict[str, Severity] = field(default_factory=dict)  # policy -> severity (its annotation)
     files: dict[str, str] = field(default_factory=dict)  # policy -> the file it is in
     rules: list[Rule] = field(default_factory=list)
+    digest: str = ""  # of every policy file's text: results are memoised under it
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -92,34 +93,31 @@ class PolicySet:
         return next((r for r in self.rules if r.policy == policy and r.name == name), None)
 
 
-_POLICY_SETS: dict[tuple[str, ...], PolicySet] = {}
-
-
 def load_policies(folders: Sequence[str]) -> PolicySet:
-    """The policies of ``folders`` (files or folders); a policy file that does
-    not parse is an error naming the file and line."""
-    key = tuple(os.path.abspath(f) for f in folders)
-    if key in _POLICY_SETS:
-        return _POLICY_SETS[key]
+    """The policies of ``folders`` (files or folders), read again on every
+    call (a policy edited between two runs of a long process counts); a policy
+    file that does not parse is an error naming the file and line."""
     if not folders:
         raise KyvernoError("the kyverno engine needs --policies DIR (a folder of Kyverno policies)")
     found = PolicySet(tuple(folders))
+    digest = hashlib.sha256()
     for folder in folders:
         if not os.path.exists(folder):
             raise KyvernoError(f"{folder}: no such policy file or folder")
         files = [folder] if os.path.isfile(folder) else sorted(str(p) for p in Path(folder).rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
         for path in files:
-            _read_policy_file(path, found)
+            digest.update(_read_policy_file(path, found))
     if not found.files:
         raise KyvernoError(f"no Kyverno policies in {', '.join(folders)}")
-    _POLICY_SETS[key] = found
+    found.digest = digest.hexdigest()
     return found
 
 
-def _read_policy_file(path: str, into: PolicySet) -> None:
+def _read_policy_file(path: str, into: PolicySet) -> bytes:
+    """Adds the file's policies to ``into``; returns its bytes."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            documents = list(yaml.safe_load_all(handle))
+        raw = Path(path).read_bytes()
+        documents = list(yaml.safe_load_all(raw.decode("utf-8")))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else path
@@ -143,6 +141,7 @@ def _read_policy_file(path: str, into: PolicySet) -> None:
             into.rules.append(Rule(name, str(rule.get("name", "")), kind, style, str(body.get("message", ""))))
         if doc.get("kind") != "ClusterPolicy" and doc.get("kind") != "Policy":  # CEL policies: one rule, the policy itself
             into.rules.append(Rule(name, name, "validate", "cel"))
+    return raw
 
 
 # --- running the CLI ----------------------------------------------------------------------
@@ -175,7 +174,7 @@ class CliStats:
 
 
 STATS = CliStats()
-_RESULTS: dict[tuple, list[RuleResult]] = {}  # (policy folders, object digest) -> its results
+_RESULTS: dict[tuple, list[RuleResult]] = {}  # (policies digest, object digest) -> its results
 
 
 def base_rule(rule: str) -> str:
@@ -193,7 +192,7 @@ def _digest(data: dict) -> str:
 def evaluate(policies: PolicySet, objects: Sequence[dict], batch_size: int = BATCH_SIZE) -> list[list[RuleResult]]:
     """Every policy's results on each object, in order: the CLI runs on the
     objects it has not judged before, ``batch_size`` at a time."""
-    keys = [(policies.key, _digest(o)) for o in objects]
+    keys = [(policies.digest, _digest(o)) for o in objects]
     todo: dict[tuple, dict] = {}
     for key, obj in zip(keys, objects):
         if key not in _RESULTS:
