@@ -10,8 +10,9 @@ patched object. A rule that is not in the table (or whose checks find
 nothing to change) is a ``manual`` fix whose explanation is the rule's own
 message, which the model modes take as guidance.
 
-The keys are ``<policy>/<rule>`` without the engine, so a VAP written after
-a Kyverno policy (examples/policies/vap/) shares its row.
+The keys are ``<policy>/<rule>`` without the engine, or ``<policy>`` alone
+for every rule of the policy (the VAPs of examples/policies/vap/ each hold
+one validation, ``vap:<policy>/1``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ POLICY_CHECKS: dict[str, tuple[str, ...]] = {
     "disallow-container-sock-mounts/validate-containerd-sock-mount": ("sensitive-host-mounts",),
     "disallow-container-sock-mounts/validate-crio-sock-mount": ("sensitive-host-mounts",),
     "disallow-container-sock-mounts/validate-dockerd-sock-mount": ("docker-sock",),
+    # The ValidatingAdmissionPolicies of examples/policies/vap/ (restricted Pod Security, as CEL)
+    "pss-privileged-containers": ("privileged-container",),
+    "pss-privilege-escalation": ("privilege-escalation-not-disabled", "privilege-escalation-container"),
+    "pss-drop-all-capabilities": ("capabilities-not-dropped",),
+    "pss-add-capabilities": ("sys-admin-capability",),
+    "pss-run-as-non-root": ("run-as-non-root", "non-root-not-enforced"),
+    "pss-run-as-user": ("run-as-root-uid",),
+    "pss-seccomp": ("unset-seccomp-profile",),
+    "pss-host-namespaces": ("host-network", "host-pid", "host-ipc"),
+    "pss-host-ports": ("host-port",),
+    "pss-volume-types": ("host-path-volume",),
 }
 
 
@@ -67,7 +79,9 @@ def rule_of(policy_id: str) -> str:
 
 def mapped_checks(policy_id: str) -> tuple[str, ...]:
     """The built-in checks whose fixes apply to a policy finding (none for an unmapped rule)."""
-    return tuple(c for c in POLICY_CHECKS.get(rule_of(policy_id), ()) if c in REGISTRY)
+    rule = rule_of(policy_id)
+    mapped = POLICY_CHECKS.get(rule) or POLICY_CHECKS.get(rule.split("/", 1)[0], ())
+    return tuple(c for c in mapped if c in REGISTRY)
 
 
 @cache

@@ -52,7 +52,7 @@ PoliciesOpt = Annotated[
 ]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
 KubeconfigOpt = Annotated[
-    Optional[Path], typer.Option("--kubeconfig", help="--schema server: the API server to ask (default: $KUBECONFIG, then ~/.kube/config).")
+    Optional[Path], typer.Option("--kubeconfig", help="The API server of --schema server and --engine vap (default: $KUBECONFIG, then ~/.kube/config).")
 ]
 
 

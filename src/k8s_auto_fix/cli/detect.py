@@ -25,6 +25,7 @@ from .common import (
     IncludeOpt,
     JobsOpt,
     PathsArg,
+    KubeconfigOpt,
     PoliciesOpt,
     choose_checks,
     fail,
@@ -48,8 +49,9 @@ def detect(
     output_format: Annotated[
         Optional[OutputFormat], typer.Option("--format", "-f", help="table (default on a terminal), json or sarif.")
     ] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="builtin, the real kube-linter binary, or kyverno (with --policies).")] = Engine.BUILTIN,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin, the real kube-linter binary, kyverno or vap (with --policies).")] = Engine.BUILTIN,
     policies: PoliciesOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = ContextMode.DIR,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -64,13 +66,22 @@ def detect(
     from ..detect import detect as run_detect
     from ..engines.kube_linter import KubeLinterError
     from ..engines.kyverno import KyvernoError
+    from ..engines.vap import VapError
     from ..report import render
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
-    options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine, policies=tuple(str(p) for p in policies or ()))
+    options = DetectOptions(
+        context=context,
+        max_file_bytes=max_file_size,
+        embed_yaml=embed_yaml,
+        jobs=jobs,
+        engine=engine,
+        policies=tuple(str(p) for p in policies or ()),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+    )
     try:
         result = run_detect(paths, checks, options)
-    except (KubeLinterError, KyvernoError) as err:
+    except (KubeLinterError, KyvernoError, VapError) as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
 

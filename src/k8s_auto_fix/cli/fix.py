@@ -40,8 +40,8 @@ from .common import (
     stderr,
 )
 
-RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO)
-FIX_ENGINES = (Engine.BUILTIN, Engine.KYVERNO)
+RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO, Engine.VAP)
+FIX_ENGINES = (Engine.BUILTIN, Engine.KYVERNO, Engine.VAP)
 
 
 @app.command()
@@ -159,8 +159,11 @@ def verify(
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
-    if not policies and (Engine.KYVERNO in (rescan or ()) or any(d.engine is Engine.KYVERNO for d in found)):
-        raise fail("Kyverno findings and --rescan kyverno need --policies DIR (the policies that found them)")
+    policy_engines = {d.engine for d in found if d.engine in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
+    if not policies and policy_engines:
+        raise fail("Kyverno or VAP findings, and --rescan kyverno|vap, need --policies DIR (the policies that found them)")
+    if len(policy_engines) > 1:
+        raise fail("one policy engine per run: --policies holds either Kyverno policies or ValidatingAdmissionPolicies")
     options = VerifyOptions(
         policies=tuple(str(p) for p in policies or ()),
         schema=schema,
@@ -206,8 +209,9 @@ def fix(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
-    engine: Annotated[Engine, typer.Option("--engine", help="builtin (the checks), or kyverno: fix what the --policies find.")] = Engine.BUILTIN,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin (the checks), or kyverno or vap: fix what the --policies find.")] = Engine.BUILTIN,
     policies: PoliciesOpt = None,
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
@@ -218,20 +222,23 @@ def fix(
     from ..runner import RunnerOptions
 
     from ..engines.kyverno import KyvernoError
+    from ..engines.vap import VapError
     from ..verify.external import ExternalToolError
 
     if engine not in FIX_ENGINES:
         raise fail(f"fix --engine takes {', '.join(e.value for e in FIX_ENGINES)}, not {engine.value}")
-    if (engine is Engine.KYVERNO) != bool(policies):
-        raise fail("--engine kyverno and --policies DIR go together")
+    if (engine in (Engine.KYVERNO, Engine.VAP)) != bool(policies):
+        raise fail("--engine kyverno|vap and --policies DIR go together")
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
     facts = load_image_facts(image_facts, trivy_report)
     policy_folders = tuple(str(p) for p in policies or ())
-    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts, policy_folders)
+    fix_settings = FixSettings.build(
+        settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts, policy_folders, engine, str(kubeconfig) if kubeconfig else None
+    )
     try:
         run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
-    except (KyvernoError, ExternalToolError) as err:
+    except (KyvernoError, VapError, ExternalToolError) as err:
         raise fail(str(err)) from None
     print_problems(run.detected.problems)
     if write:

@@ -229,7 +229,10 @@ def run_cli(binary: str, policies: PolicySet, objects: list[dict]) -> list[list[
             originals.append(str(meta.get("name") or meta.get("generateName") or ""))
             docs.append(renamed)
         resources.write_text(yaml.safe_dump_all(docs, sort_keys=False), encoding="utf-8")
+        # Mutated resources go to a file of their own, away from the report; a
+        # resource the CLI cannot process does not stop the batch.
         command = [binary, "apply", *policies.key, "--resource", str(resources), "--policy-report", "--output-format", "json", "--remove-color"]
+        command += ["--continue-on-fail", "--output", str(Path(scratch) / "mutated.yaml")]
         started = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True)
         STATS.cli_seconds += time.perf_counter() - started
@@ -252,13 +255,12 @@ def run_cli(binary: str, policies: PolicySet, objects: list[dict]) -> list[list[
 
 
 def _report_json(proc: subprocess.CompletedProcess) -> dict:
-    """The policy report in the CLI's output (it prints its warnings on stdout too)."""
+    """The policy report in the CLI's output, which also holds its warnings
+    and, with mutate rules, a summary of what they changed (before or after it)."""
     text = proc.stdout
     start = text.find('{"kind"')
-    if start < 0:
-        start = text.find("{")
     try:
-        return json.loads(text[start:]) if start >= 0 else _fail(proc)
+        return json.JSONDecoder().raw_decode(text, start)[0] if start >= 0 else _fail(proc)
     except json.JSONDecodeError:
         return _fail(proc)
 

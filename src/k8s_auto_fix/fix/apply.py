@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.registry import Check
-from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
+from ..contracts import DetectResult, Engine, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
 from ..engines.builtin import detection_order
 from ..engines.kyverno import detect_with_kyverno
+from ..engines.vap import detect_with_vap
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import RunnerOptions, for_each_application
 from .engine import FixSettings, FixWork, prefetch_policy_results
@@ -40,12 +41,16 @@ class FixRun:
 
 def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings) -> FixRun:
     """detect -> propose -> verify -> combine -> render, per application in worker processes.
-    With policy folders, Kyverno detects first, on every object in batches
+    With policy folders, the policy engine (Kyverno, or the API server's
+    ValidatingAdmissionPolicies) detects first, on every object in batches
     (its results are memoised before the workers fork, so the gates reuse
     them), and its findings are what is fixed."""
     found, notes = None, []
     if settings.policies:
-        detected = detect_with_kyverno(paths, settings.policies)
+        if settings.engine is Engine.VAP:
+            detected = detect_with_vap(paths, settings.policies, settings.verify.kubeconfig)
+        else:
+            detected = detect_with_kyverno(paths, settings.policies)
         found = {}
         for d in detected.detections:
             found.setdefault(d.manifest_path, []).append(d)

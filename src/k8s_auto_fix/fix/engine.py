@@ -39,6 +39,7 @@ class FixSettings:
     verify: VerifyOptions
     checks: tuple[Check, ...]  # the regression suite
     render: bool = True  # produce the fixed file texts (off: verification only)
+    engine: Engine = Engine.BUILTIN  # whose findings are fixed: the checks', or a policy engine's (kyverno, vap)
 
     @property
     def policies(self) -> tuple[str, ...]:
@@ -47,11 +48,20 @@ class FixSettings:
 
     @classmethod
     def build(
-        cls, config, image_pins, unsafe_fixes: bool, kube_version: str, crds, facts: ImageFacts | None = None, policies: tuple[str, ...] = ()
+        cls,
+        config,
+        image_pins,
+        unsafe_fixes: bool,
+        kube_version: str,
+        crds,
+        facts: ImageFacts | None = None,
+        policies: tuple[str, ...] = (),
+        engine: Engine = Engine.KYVERNO,
+        kubeconfig: str | None = None,
     ) -> FixSettings:
         """Settings from a run config and the fix command's options. With
-        policy folders, Kyverno's findings are fixed, and Kyverno rescans
-        every change (no fix may make another rule fail)."""
+        policy folders, the policy engine's findings are fixed, and the
+        engine rescans every change (no fix may make another rule fail)."""
         allowed = {Applicability.SAFE, Applicability.REVIEW} if unsafe_fixes else {Applicability.SAFE}
         facts = facts or shipped_facts()
         return cls(
@@ -63,8 +73,10 @@ class FixSettings:
                 include_yaml=False,
                 image_facts=facts,
                 policies=tuple(policies),
-                rescan=(Engine.KYVERNO,) if policies else (),
+                rescan=(engine,) if policies else (),
+                kubeconfig=kubeconfig,
             ),
+            engine=engine if policies else Engine.BUILTIN,
             checks=tuple(select_checks()),
         )
 
@@ -213,13 +225,14 @@ class FixWork:
 
 
 def prefetch_policy_results(found: dict[str, list[Detection]], settings: FixSettings) -> int:
-    """Kyverno's results on the objects the fixes will most likely make, in
+    """The policy engine's results on the objects the fixes will most likely make, in
     batched CLI runs before the workers fork (they inherit the memo, see
     engines/kyverno.py): each finding's own fix, and each object's fixes
     applied one after the other in the engine's order. A guess that misses
     costs only the CLI run the worker would have made anyway. Returns how
     many objects were guessed."""
     from ..engines.kyverno import evaluate, load_policies
+    from ..engines.vap import failures_of
 
     store = ObjectStore()
     guesses: list[dict] = []
@@ -237,7 +250,10 @@ def prefetch_policy_results(found: dict[str, list[Detection]], settings: FixSett
                 alone = _patched(original, propose_fix(d.key, original, app, settings.options))
                 current = _patched(current, propose_fix(d.key, current, app, settings.options)) or current
                 guesses += [o.data for o in (alone, current) if o is not None and o is not original]
-    evaluate(load_policies(settings.policies), guesses)
+    if settings.engine is Engine.VAP:
+        failures_of(guesses, settings.policies, settings.verify.kubeconfig)
+    else:
+        evaluate(load_policies(settings.policies), guesses)
     return len(guesses)
 
 

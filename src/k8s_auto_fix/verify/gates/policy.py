@@ -1,7 +1,8 @@
 """Gate 2, policy: every finding the change is meant to fix is gone from the
 patched object, by the engine that found it: the check suite for the
-built-in checks, the real Kyverno CLI (on every patched object of the batch
-at once) for a Kyverno rule."""
+built-in checks, the real Kyverno CLI for a Kyverno rule, a dry run on the
+API server for a ValidatingAdmissionPolicy (every patched object of the batch
+at once)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class PolicyGate(Gate):
         for change, engine_failures in zip(changes, by_engine):
             reasons = []
             for d in change.detections:
-                if d.engine is Engine.KYVERNO:
+                if d.engine in (Engine.KYVERNO, Engine.VAP):
                     still = d.policy_id in engine_failures
                 else:
                     still = d.policy_id not in REGISTRY or d.key in judging.findings_after(change)

@@ -1,9 +1,9 @@
 """Gate 7, rescan (with --rescan, and in `fix` with a policy engine): every
 configured engine runs again on every patched object (with the objects its
 patch creates). The real kube-linter must no longer report the targeted
-findings; Kyverno must report no rule failing on the patched object that did
-not fail on the original, so a fix for one engine's finding never makes
-another's."""
+findings; Kyverno and the API server's ValidatingAdmissionPolicies must
+report no rule failing on the patched object that did not fail on the
+original, so a fix for one engine's finding never makes another's."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ class RescanGate(Gate):
         if Engine.KUBE_LINTER in judging.options.rescan:
             for reasons, found in zip(out, still_reported_by_kube_linter(changes)):
                 reasons += [self.reason("kube-linter still reports it", check) for check in found]
-        if Engine.KYVERNO in judging.options.rescan:
-            for reasons, found in zip(out, new_policy_failures(changes, judging.options)):
-                reasons += [self.reason(f"kyverno now reports: {message}", policy_id) for policy_id, message in found]
+        for engine in (Engine.KYVERNO, Engine.VAP):
+            if engine in judging.options.rescan:
+                for reasons, found in zip(out, new_policy_failures(changes, judging.options, engine)):
+                    reasons += [self.reason(f"{engine.value} now reports: {message}", policy_id) for policy_id, message in found]
         return out
 
 
