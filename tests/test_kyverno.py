@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
+from conftest import REPO, write
 
 from k8s_auto_fix.checks import REGISTRY
 from k8s_auto_fix.checks.policies import POLICY_CHECKS, mapped_checks
 from k8s_auto_fix.engines.kyverno import KyvernoError, detect_with_kyverno, find_kyverno
-
-from conftest import REPO, write
 
 POLICIES = REPO / "tests" / "policies" / "kyverno"
 SAMPLES = REPO.parent / "shared" / "corpus" / "samples"

@@ -216,13 +216,12 @@ def fix(
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
     Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
+    from ..engines.kyverno import KyvernoError
+    from ..engines.vap import VapError
     from ..fix.apply import run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
     from ..manifests.source import STDIN_PATH, read_source
     from ..runner import RunnerOptions
-
-    from ..engines.kyverno import KyvernoError
-    from ..engines.vap import VapError
     from ..verify.external import ExternalToolError
 
     if engine not in FIX_ENGINES:
