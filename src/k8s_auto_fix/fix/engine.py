@@ -228,7 +228,7 @@ def prefetch_policy_results(found: dict[str, list[Detection]], settings: FixSett
     """The policy engine's results on the objects the fixes will most likely make, in
     batched CLI runs before the workers fork (they inherit the memo, see
     engines/kyverno.py): each finding's own fix, and each object's fixes
-    applied one after the other in the engine's order. A guess that misses
+    applied together, one after the other in the engine's order. A guess that misses
     costs only the CLI run the worker would have made anyway. Returns how
     many objects were guessed."""
     from ..engines.kyverno import evaluate, load_policies
@@ -249,7 +249,10 @@ def prefetch_policy_results(found: dict[str, list[Detection]], settings: FixSett
             for d in sorted(found_here, key=lambda d: (d.policy_id, d.container or "", d.violation_text)):
                 alone = _patched(original, propose_fix(d.key, original, app, settings.options))
                 current = _patched(current, propose_fix(d.key, current, app, settings.options)) or current
-                guesses += [o.data for o in (alone, current) if o is not None and o is not original]
+                if alone is not None:
+                    guesses.append(alone.data)  # the patch as verified on its own
+            if current is not original:
+                guesses.append(current.data)  # every fix of the object together, as the engine combines them
     if settings.engine is Engine.VAP:
         failures_of(guesses, settings.policies, settings.verify.kubeconfig)
     else:
