@@ -49,7 +49,7 @@ TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", 
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
 KubeconfigOpt = Annotated[
-    Optional[Path], typer.Option("--kubeconfig", help="--schema server: the API server to ask (default: $KUBECONFIG, then ~/.kube/config).")
+    Optional[Path], typer.Option("--kubeconfig", help="The API server for --schema server and --psa (default: $KUBECONFIG, then ~/.kube/config; bench fix --psa starts a throwaway one).")
 ]
 
 
