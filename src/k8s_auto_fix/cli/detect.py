@@ -25,12 +25,15 @@ from .common import (
     IncludeOpt,
     JobsOpt,
     PathsArg,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_settings,
     print_problems,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -56,6 +59,8 @@ def detect(
     embed_yaml: Annotated[bool, typer.Option("--embed-yaml", help="Put each object's YAML in manifest_yaml.")] = False,
     max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip files larger than this (bytes).")] = DEFAULT_MAX_FILE_BYTES,
     jobs: JobsOpt = 0,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
@@ -64,6 +69,7 @@ def detect(
     from ..report import render
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
+    use_chart_values(values, set_values)
     options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine)
     try:
         result = run_detect(paths, checks, options)

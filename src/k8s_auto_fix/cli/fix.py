@@ -28,7 +28,9 @@ from .common import (
     KubeconfigOpt,
     KubeVersionOpt,
     PathsArg,
+    SetOpt,
     TrivyReportOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_image_facts,
@@ -37,6 +39,7 @@ from .common import (
     print_problems,
     read_contract,
     stderr,
+    use_chart_values,
 )
 
 RESCAN_ENGINES = (Engine.KUBE_LINTER,)
@@ -200,6 +203,8 @@ def fix(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
@@ -211,6 +216,7 @@ def fix(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
+    use_chart_values(values, set_values, kube_version)
     facts = load_image_facts(image_facts, trivy_report)
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)

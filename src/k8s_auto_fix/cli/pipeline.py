@@ -21,6 +21,8 @@ from .common import (
     ImageFactsOpt,
     IncludeOpt,
     PathsArg,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_image_facts,
@@ -30,6 +32,7 @@ from .common import (
     read_contract,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -249,6 +252,8 @@ def run_command(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -261,6 +266,7 @@ def run_command(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
+    use_chart_values(values, set_values)
     facts = load_image_facts(image_facts, trivy_report)
     options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:

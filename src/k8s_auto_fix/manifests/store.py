@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .context import Application, ContextMode, application_key
+from .helm import is_chart
 from .kustomize import kustomization_file
 from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, load_file
 from .objects import K8sObject
@@ -73,11 +74,9 @@ class ObjectStore:
         return self._apps[key]
 
     def _files_of(self, key: str) -> list[str]:
-        if not os.path.isdir(key) or kustomization_file(key):
-            return [key]  # a file, or a kustomization (built as a whole)
+        if not os.path.isdir(key) or kustomization_file(key) or is_chart(key):
+            return [key]  # a file, a kustomization (built as a whole) or a chart (rendered as a whole)
         chart_roots: dict[str, str | None] = {}
-        if os.path.isfile(os.path.join(key, "Chart.yaml")):
-            return [p for p, problem in iter_manifest_files([key]) if not problem]
         names = sorted(os.listdir(key))
         files = [os.path.join(key, n) for n in names if os.path.isfile(os.path.join(key, n))]
         return [f for f, problem in iter_manifest_files(files) if not problem and application_key(f, ContextMode.DIR, chart_roots) == key]

@@ -1,0 +1,102 @@
+"""Helm charts as input: rendered with the real `helm template`, linted as
+rendered, findings at their template file; kube-linter's own rendering of the
+same folder is the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+from conftest import REPO, _have
+
+from k8s_auto_fix.checks import REGISTRY
+from k8s_auto_fix.checks.registry import KubeLinter
+from k8s_auto_fix.engines.kube_linter import find_kube_linter
+
+CHARTS = REPO.parent / "shared" / "inputs" / "charts"
+PODINFO = CHARTS / "podinfo"
+pytestmark = [
+    pytest.mark.skipif(not _have("helm"), reason="helm is not installed (make test installs it)"),
+    pytest.mark.skipif(not CHARTS.is_dir(), reason=f"shared charts not found at {CHARTS}"),
+]
+KUBE_LINTER_DEFAULT = {c.id for c in REGISTRY.values() if c.kube_linter is KubeLinter.DEFAULT}
+# podinfo's test pods name themselves with `randAlphaNum 5`: every render names them anew.
+RANDOM_SUFFIX = re.compile(r"-test-[a-z0-9]{5}$")
+
+
+def detect(cli, tmp_path, *args):
+    out = tmp_path / "d.json"
+    code, _, stderr = cli("detect", *map(str, args), "--out", str(out))
+    return code, json.loads(out.read_text()), stderr
+
+
+def key(check, path, kind, name):
+    return (check, os.path.relpath(os.path.abspath(path), CHARTS), kind, RANDOM_SUFFIX.sub("-test-*", name))
+
+
+@pytest.mark.skipif(find_kube_linter() is None, reason="kube-linter is not installed (make test installs it)")
+@pytest.mark.parametrize("chart", ["podinfo", "ingress-nginx"])
+def test_a_chart_folder_gets_the_findings_kube_linter_gets_from_its_own_rendering(cli, tmp_path, chart):
+    proc = subprocess.run([find_kube_linter(), "lint", str(CHARTS / chart), "--format", "json"], capture_output=True, text=True)
+    reports = json.loads(proc.stdout)["Reports"] or []
+    theirs = sorted(
+        key(r["Check"], r["Object"]["Metadata"]["FilePath"], r["Object"]["K8sObject"]["GroupVersionKind"]["Kind"], r["Object"]["K8sObject"]["Name"])
+        for r in reports
+    )
+    code, found, _ = detect(cli, tmp_path, CHARTS / chart)
+    ours = sorted(key(d["policy_id"], d["manifest_path"], d["object"]["kind"], d["object"]["name"]) for d in found if d["policy_id"] in KUBE_LINTER_DEFAULT)
+    assert theirs and code == 1
+    assert ours == theirs
+    # The same messages, too (the names in them aside).
+    assert {RANDOM_SUFFIX.sub("", r["Diagnostic"]["Message"]) for r in reports} <= {RANDOM_SUFFIX.sub("", d["violation_text"]) for d in found}
+
+
+def test_findings_point_at_the_template_file_and_its_kind_line(cli, tmp_path):
+    _, found, _ = detect(cli, tmp_path, PODINFO)
+    deployment = [d for d in found if d["object"]["kind"] == "Deployment"]
+    assert deployment and {d["manifest_path"] for d in deployment} == {str(PODINFO / "templates" / "deployment.yaml")}
+    assert {d["application"] for d in found} == {str(PODINFO)}
+    assert {d["object"]["name"] for d in deployment} == {"test-release-podinfo"}  # the rendered object
+    lines = (PODINFO / "templates" / "deployment.yaml").read_text().splitlines()
+    assert {lines[d["line"] - 1] for d in deployment} == {"kind: Deployment"}
+    # The chart's own files are no objects of their own: no unrendered-template warnings.
+    code, stdout, stderr = cli("detect", str(PODINFO), "--format", "json")
+    assert "unrendered Helm template" not in stderr
+
+
+def test_values_and_set_are_passed_to_helm(cli, tmp_path):
+    _, default, _ = detect(cli, tmp_path, PODINFO)
+    _, prod, _ = detect(cli, tmp_path, PODINFO, "--values", PODINFO / "values-prod.yaml")
+    redis = str(PODINFO / "templates" / "redis" / "deployment.yaml")
+    assert not any(d["manifest_path"] == redis for d in default)
+    assert any(d["manifest_path"] == redis for d in prod)  # values-prod.yaml turns redis on
+    # values-prod sets resources: the memory limit finding of the Deployment is gone.
+    assert ("unset-memory-requirements", "Deployment") in {(d["policy_id"], d["object"]["kind"]) for d in default}
+    assert ("unset-memory-requirements", "Deployment") not in {(d["policy_id"], d["object"]["kind"]) for d in prod}
+    _, set_, _ = detect(cli, tmp_path, PODINFO, "--set", "securityContext.readOnlyRootFilesystem=true")
+    assert ("no-read-only-root-fs", "Deployment") not in {(d["policy_id"], d["object"]["kind"]) for d in set_}
+
+
+def test_a_chart_found_in_a_folder_is_rendered_and_loose_templates_still_warn(cli, tmp_path):
+    shutil.copytree(PODINFO, tmp_path / "repo" / "podinfo")
+    loose = tmp_path / "repo" / "loose" / "pod.yaml"
+    loose.parent.mkdir()
+    loose.write_text((PODINFO / "templates" / "deployment.yaml").read_text())
+    code, stdout, stderr = cli("detect", str(tmp_path / "repo"), "--format", "json")
+    found = json.loads(stdout)
+    assert {d["manifest_path"] for d in found if d["object"]["kind"] == "Deployment"} == {str(tmp_path / "repo" / "podinfo" / "templates" / "deployment.yaml")}
+    assert "unrendered Helm template" in stderr and str(loose) in stderr and "podinfo/templates" not in stderr
+
+
+def test_a_chart_helm_cannot_render_is_one_clear_error(cli, tmp_path):
+    chart = tmp_path / "broken"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(yaml.safe_dump({"apiVersion": "v2", "name": "broken", "version": "0.1.0"}))
+    (chart / "templates" / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Values.missing.field }}\n")
+    code, stdout, stderr = cli("detect", str(chart), "--format", "json")
+    assert code == 2 and "helm template failed" in stderr and "nil pointer" in stderr and str(chart) in stderr and "Traceback" not in stderr
