@@ -61,21 +61,32 @@ def detect(
     jobs: JobsOpt = 0,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Report only findings absent from this saved detect JSON or SARIF (by their stable ids).")
+    ] = None,
 ) -> None:
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
     from ..detect import detect as run_detect
     from ..engines.kube_linter import KubeLinterError
     from ..report import render
+    from ..report.baseline import BaselineError, baseline_ids, without_baseline
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
     use_chart_values(values, set_values)
+    try:
+        known = baseline_ids(baseline) if baseline is not None else None
+    except BaselineError as err:
+        raise fail(str(err)) from None
     options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine)
     try:
         result = run_detect(paths, checks, options)
     except KubeLinterError as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
+    if known is not None:
+        result, left_out = without_baseline(result, known)
+        stderr.print(f"{left_out} finding(s) already in the baseline {baseline} left out")
 
     fmt = output_format or (OutputFormat.TABLE if out is None and sys.stdout.isatty() else OutputFormat.JSON)
     if out is not None:
