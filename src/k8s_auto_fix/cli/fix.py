@@ -205,6 +205,9 @@ def fix(
     jobs: JobsOpt = 0,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even when findings remain (input errors still exit 2): pre-commit's fix hook, where a changed file fails the commit.")
+    ] = False,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
@@ -247,4 +250,6 @@ def fix(
     if run.detected.errors:
         raise typer.Exit(EXIT_ERROR)
     remaining = len(run.detected.detections) - run.fixed_findings
+    if exit_zero:
+        raise typer.Exit(EXIT_CLEAN)
     raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)
