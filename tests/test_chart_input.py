@@ -100,3 +100,80 @@ def test_a_chart_helm_cannot_render_is_one_clear_error(cli, tmp_path):
     (chart / "templates" / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Values.missing.field }}\n")
     code, stdout, stderr = cli("detect", str(chart), "--format", "json")
     assert code == 2 and "helm template failed" in stderr and "nil pointer" in stderr and str(chart) in stderr and "Traceback" not in stderr
+
+
+# --- fixing a chart: the templates stay, the fixes come out as values or a post-renderer ---------
+
+INGRESS = CHARTS / "ingress-nginx"
+
+
+def helm():
+    return shutil.which("helm") or str(REPO / ".tools" / "bin" / "helm")
+
+
+def findings_of(cli, tmp_path, *args):
+    return {(d["policy_id"], d["object"]["kind"], RANDOM_SUFFIX.sub("-test-*", d["object"]["name"])) for d in detect(cli, tmp_path, *args)[1]}
+
+
+def test_fix_on_a_chart_shows_the_rendered_diff_and_never_writes_templates(cli, tmp_path):
+    chart = tmp_path / "podinfo"
+    shutil.copytree(PODINFO, chart)
+    code, diff, stderr = cli("fix", str(chart), "--diff")
+    assert code == 1
+    assert "templates/deployment.yaml (rendered Deployment/test-release-podinfo)" in diff
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert "seccompProfile:" in added and "type: RuntimeDefault" in added
+    code, _, stderr = cli("fix", str(chart), "--write", "--unsafe-fixes")
+    assert "chart templates are not rewritten" in stderr and "--emit-values" in stderr
+    for path in PODINFO.rglob("*"):
+        if path.is_file():
+            assert (chart / path.relative_to(PODINFO)).read_bytes() == path.read_bytes(), path
+
+
+def test_the_post_renderer_round_trip_with_the_real_helm(cli, tmp_path):
+    out = tmp_path / "post"
+    code, _, stderr = cli("fix", str(PODINFO), "--unsafe-fixes", "--emit-post-renderer", str(out))
+    assert "post-renderer written" in stderr and os.access(out / "post-render", os.X_OK)
+    assert "Helm 3 does not post-render hooks" in stderr  # podinfo's test pods are hooks
+    plain = subprocess.run([helm(), "template", "test-release", str(PODINFO), "--kube-version", "1.30"], capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run(
+        [helm(), "template", "test-release", str(PODINFO), "--kube-version", "1.30", "--post-renderer", str(out / "post-render")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rendered = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True and container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    # The objects without fixes come out as helm rendered them.
+    (service,) = [d for d in rendered if d["kind"] == "Service"]
+    assert service == next(d for d in yaml.safe_load_all(plain) if d and d["kind"] == "Service")
+    # Linted again: the Deployment's fixed findings are gone, the others are as before.
+    (tmp_path / "fixed.yaml").write_text(proc.stdout)
+    (tmp_path / "plain.yaml").write_text(plain)
+    before = {f for f in findings_of(cli, tmp_path, tmp_path / "plain.yaml") if f[1] == "Deployment"}
+    after = {f for f in findings_of(cli, tmp_path, tmp_path / "fixed.yaml") if f[1] == "Deployment"}
+    assert ("no-read-only-root-fs", "Deployment", "test-release-podinfo") in before and after < before
+    assert not {"no-read-only-root-fs", "unset-seccomp-profile", "capabilities-not-dropped"} & {f[0] for f in after}
+
+
+@pytest.mark.parametrize("chart", [PODINFO, INGRESS], ids=["podinfo", "ingress-nginx"])
+def test_the_values_override_sets_the_fields_the_chart_exposes(cli, tmp_path, chart):
+    values = tmp_path / "fixes.yaml"
+    code, _, stderr = cli("fix", str(chart), "--unsafe-fixes", "--emit-values", str(values))
+    assert "fixed field(s) are exposed by the chart's values" in stderr
+    override = yaml.safe_load(values.read_text())
+    assert override
+    before = findings_of(cli, tmp_path, chart)
+    after = findings_of(cli, tmp_path, chart, "--values", values)
+    assert after < before  # only fewer findings, none new
+    if chart == PODINFO:
+        assert override["securityContext"]["readOnlyRootFilesystem"] is True  # podinfo exposes the container's securityContext
+        gone = {f[0] for f in before - after if f[1] == "Deployment"}
+        assert {"no-read-only-root-fs", "unset-seccomp-profile", "capabilities-not-dropped", "privilege-escalation-not-disabled"} <= gone
+    else:
+        # ingress-nginx exposes each container's resources under its own key: the probe finds the right one.
+        jobs = override["controller"]["admissionWebhooks"]
+        assert jobs["createSecretJob"]["resources"]["requests"]["cpu"] and jobs["patchWebhookJob"]["resources"]["requests"]["cpu"]
+        assert not any(f[0] == "unset-cpu-requirements" for f in after)

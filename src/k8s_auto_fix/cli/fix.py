@@ -182,6 +182,33 @@ def verify(
     raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
 
 
+def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | None, quiet: bool) -> None:
+    """The fixes of rendered chart objects: never written into templates, emitted as values or a post-renderer."""
+    from ..fix.chart import ChartFixError, by_chart, fixed_count
+    from ..fix.chart import emit_post_renderer as write_post_renderer
+    from ..fix.chart import emit_values as write_values
+
+    try:
+        if emit_post_renderer:
+            script, hooks = write_post_renderer(run.chart_fixes, emit_post_renderer)
+            stderr.print(f"post-renderer written: helm template ... --post-renderer {script}")
+            for fix in hooks:
+                stderr.print(f"  not in the post-renderer (Helm 3 does not post-render hooks): {fix.edit.ref.kind}/{fix.edit.ref.name} ({fix.edit.path})")
+        if emit_values:
+            covered, changed, missing = write_values(run.chart_fixes, emit_values)
+            stderr.print(f"values written to {emit_values}: {covered} of {changed} fixed field(s) are exposed by the chart's values")
+            for field_ in missing:
+                stderr.print(f"  not exposed by values (use --emit-post-renderer): {field_}")
+    except ChartFixError as err:
+        raise fail(str(err)) from None
+    if not quiet:
+        for chart, fixes in by_chart(run.chart_fixes).items():
+            stderr.print(
+                f"[yellow]note:[/yellow] {chart}: {fixed_count(fixes)} finding(s) of rendered objects are fixable; chart templates are "
+                "not rewritten: use --emit-values FILE or --emit-post-renderer DIR"
+            )
+
+
 @app.command()
 def fix(
     paths: PathsArg,
@@ -205,6 +232,12 @@ def fix(
     jobs: JobsOpt = 0,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    emit_values: Annotated[
+        Optional[Path], typer.Option("--emit-values", help="Helm chart input: write a values override for the fixed fields the chart exposes.")
+    ] = None,
+    emit_post_renderer: Annotated[
+        Optional[Path], typer.Option("--emit-post-renderer", help="Helm chart input: write a post-renderer (DIR/post-render) that applies the fixes to helm's output.")
+    ] = None,
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when findings remain (input errors still exit 2): pre-commit's fix hook, where a changed file fails the commit.")
     ] = False,
@@ -238,8 +271,14 @@ def fix(
         from ..fix.kustomize import emit_kustomize as emit
 
         emit(run, emit_kustomize, list(paths))
-    if diff or not (write or out_dir or emit_kustomize):
+    if run.chart_fixes:
+        _chart_outputs(run, emit_values, emit_post_renderer, quiet=bool(emit_values or emit_post_renderer))
+    if diff or not (write or out_dir or emit_kustomize or emit_values or emit_post_renderer):
         sys.stdout.write(unified_diff(run))
+        if run.chart_fixes:
+            from ..fix.chart import rendered_diff
+
+            sys.stdout.write(rendered_diff(run.chart_fixes))
     accepted = sum(v.accepted for v in run.verdicts)
     stderr.print(
         f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
