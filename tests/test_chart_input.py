@@ -177,3 +177,15 @@ def test_the_values_override_sets_the_fields_the_chart_exposes(cli, tmp_path, ch
         jobs = override["controller"]["admissionWebhooks"]
         assert jobs["createSecretJob"]["resources"]["requests"]["cpu"] and jobs["patchWebhookJob"]["resources"]["requests"]["cpu"]
         assert not any(f[0] == "unset-cpu-requirements" for f in after)
+
+
+def test_run_takes_a_chart_and_verifies_the_fixes_of_its_rendered_objects(cli, tmp_path):
+    out = tmp_path / "out"
+    cli("run", str(PODINFO), "--out", str(out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    detections = json.loads((out / "detections.json").read_text())
+    deployment = {d["id"] for d in detections if d["object"]["kind"] == "Deployment"}
+    verified = {v["id"]: v for v in json.loads((out / "verified.json").read_text())}
+    assert deployment and metrics["failed_apply"] == 0
+    assert all(verified[i]["accepted"] for i in deployment if i in verified) and deployment & verified.keys()
+    assert "templates/deployment.yaml" in (out / "report.html").read_text()

@@ -23,6 +23,7 @@ class ObjectStore:
         self._apps: dict[str, Application] = {}
         self._built: dict[tuple, K8sObject] = {}  # objects a kustomization builds, at their origin
         self._located: dict[str, dict[tuple, K8sObject]] = {}  # file -> (document, list item) -> object
+        self._charts: dict[str, str | None] = {}  # folder -> the chart it is in
 
     def file(self, path: str) -> LoadResult:
         if path not in self._files:
@@ -55,6 +56,10 @@ class ObjectStore:
         return self.application(finding.application, finding.manifest_path)
 
     def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
+        if (path, document_index, list_index) not in self._built:
+            chart = self._chart_of(path)
+            if chart is not None:  # a template file: its objects are the ones the chart renders
+                self.application(chart, path)
         if (path, document_index, list_index) in self._built:
             return self._built[(path, document_index, list_index)]
         located = self._located.get(path)
@@ -63,6 +68,15 @@ class ObjectStore:
             for obj in self.file(path).objects:
                 located.setdefault((obj.document_index, obj.list_index), obj)
         return located.get((document_index, list_index))
+
+    def _chart_of(self, path: str) -> str | None:
+        """The outermost chart folder around ``path`` (a subchart renders with its parent), if any."""
+        folder = os.path.dirname(path)
+        if folder not in self._charts:
+            parent = os.path.dirname(folder)
+            outer = self._chart_of(folder) if parent != folder and folder else None
+            self._charts[folder] = outer or (folder if folder and is_chart(folder) else None)
+        return self._charts[folder]
 
     def application(self, key: str | None, path: str) -> Application:
         """The application ``key`` (as detect recorded it); the file alone if unknown."""
