@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO, _have
+from conftest import REPO, tools_required
 
 from k8s_auto_fix.checks import REGISTRY
 from k8s_auto_fix.checks.registry import KubeLinter
@@ -21,7 +21,7 @@ from k8s_auto_fix.engines.kube_linter import find_kube_linter
 CHARTS = REPO.parent / "shared" / "inputs" / "charts"
 PODINFO = CHARTS / "podinfo"
 pytestmark = [
-    pytest.mark.skipif(not _have("helm"), reason="helm is not installed (make test installs it)"),
+    tools_required("helm"),
     pytest.mark.skipif(not CHARTS.is_dir(), reason=f"shared charts not found at {CHARTS}"),
 ]
 KUBE_LINTER_DEFAULT = {c.id for c in REGISTRY.values() if c.kube_linter is KubeLinter.DEFAULT}
@@ -39,7 +39,7 @@ def key(check, path, kind, name):
     return (check, os.path.relpath(os.path.abspath(path), CHARTS), kind, RANDOM_SUFFIX.sub("-test-*", name))
 
 
-@pytest.mark.skipif(find_kube_linter() is None, reason="kube-linter is not installed (make test installs it)")
+@tools_required("kube-linter")
 @pytest.mark.parametrize("chart", ["podinfo", "ingress-nginx"])
 def test_a_chart_folder_gets_the_findings_kube_linter_gets_from_its_own_rendering(cli, tmp_path, chart):
     proc = subprocess.run([find_kube_linter(), "lint", str(CHARTS / chart), "--format", "json"], capture_output=True, text=True)

@@ -25,7 +25,6 @@ def schema_check(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.github-workflows", str(path)], capture_output=True, text=True)
 
 
-@pytest.mark.skipif(not CHECK_JSONSCHEMA.exists(), reason="check-jsonschema (the test extra) is needed")
 def test_the_workflow_is_a_valid_github_actions_workflow(tmp_path):
     assert schema_check(WORKFLOW).returncode == 0
     workflow = yaml.safe_load(WORKFLOW.read_text())

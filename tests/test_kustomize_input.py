@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, tools_required
 
 from k8s_auto_fix.engines.kube_linter import find_kube_linter
 
@@ -74,7 +74,7 @@ def test_a_broken_kustomization_is_one_clear_error(cli, tmp_path):
     assert code == 2 and "kustomize build failed" in stderr and "Traceback" not in stderr
 
 
-@pytest.mark.skipif(find_kube_linter() is None, reason="kube-linter is not installed (make test installs it)")
+@tools_required("kube-linter")
 @pytest.mark.parametrize("folder", [PODINFO, CASE / "overlays" / "prod"], ids=["podinfo", "overlay"])
 def test_a_kustomization_gets_the_findings_kube_linter_gets_from_its_own_build(cli, tmp_path, folder):
     from k8s_auto_fix.checks import REGISTRY

@@ -11,12 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, tools_required
 
 PRE_COMMIT = Path(sys.executable).with_name("pre-commit")
-pytestmark = pytest.mark.skipif(not PRE_COMMIT.exists() or shutil.which("git") is None, reason="pre-commit (the test extra) and git are needed")
+pytestmark = tools_required("git")  # pre-commit comes with the test extra
 POD = """apiVersion: v1
 kind: Pod
 metadata:
