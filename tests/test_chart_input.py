@@ -189,3 +189,20 @@ def test_run_takes_a_chart_and_verifies_the_fixes_of_its_rendered_objects(cli, t
     assert deployment and metrics["failed_apply"] == 0
     assert all(verified[i]["accepted"] for i in deployment if i in verified) and deployment & verified.keys()
     assert "templates/deployment.yaml" in (out / "report.html").read_text()
+
+
+def test_propose_and_verify_on_their_own_render_the_chart_with_the_same_values(cli, tmp_path):
+    prod = PODINFO / "values-prod.yaml"
+    detections, patches, verified = tmp_path / "d.json", tmp_path / "p.json", tmp_path / "v.json"
+    cli("detect", str(PODINFO), "--values", str(prod), "--out", str(detections))
+    redis = {d["id"] for d in json.loads(detections.read_text()) if d["object"]["name"] == "test-release-podinfo-redis"}
+    assert redis
+    cli("propose", "-d", str(detections), "-o", str(patches), "--values", str(prod))
+    proposed = {p["id"]: p for p in json.loads(patches.read_text())}
+    assert any(proposed[i]["patch"] for i in redis if i in proposed)
+    cli("verify", "-p", str(patches), "-d", str(detections), "-o", str(verified), "--values", str(prod))
+    verdicts = [v for v in json.loads(verified.read_text()) if v["id"] in redis]
+    assert verdicts and all(v["ok_apply"] for v in verdicts)
+    # Without the values, the redis Deployment is not rendered: its patches cannot be applied.
+    cli("verify", "-p", str(patches), "-d", str(detections), "-o", str(verified))
+    assert not any(v["ok_apply"] for v in json.loads(verified.read_text()) if v["id"] in redis)

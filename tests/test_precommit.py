@@ -69,6 +69,7 @@ def test_the_detect_and_fix_hooks_with_the_real_pre_commit(tmp_path):
     assert "name: web  # the front end" in fixed  # comments kept
     assert yaml.safe_load(fixed)["spec"]["containers"][0]["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}  # the safe fix only
     assert "Failed" in detect_part and "run-as-non-root" in detect_part and "pod.yaml" in detect_part
+    assert ".pre-commit-config.yaml" not in first.stdout  # the hooks leave pre-commit's own YAML alone
 
     # Nothing safe is left to write: the fix hook passes; the findings that need review still fail the detect hook.
     second = pre_commit(repo, tmp_path / "cache")

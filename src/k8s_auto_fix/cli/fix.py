@@ -57,6 +57,8 @@ def propose(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
@@ -64,6 +66,7 @@ def propose(
     from ..propose.rules import propose_rules
 
     settings = load_settings(config)
+    use_chart_values(values, set_values)
     found = read_contract(detections, Detection)
     chosen = mode or settings.proposer.mode
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
@@ -145,6 +148,8 @@ def verify(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord, write_models
@@ -157,6 +162,7 @@ def verify(
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
+    use_chart_values(values, set_values, kube_version)
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
     options = VerifyOptions(
