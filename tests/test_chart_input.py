@@ -206,3 +206,22 @@ def test_propose_and_verify_on_their_own_render_the_chart_with_the_same_values(c
     # Without the values, the redis Deployment is not rendered: its patches cannot be applied.
     cli("verify", "-p", str(patches), "-d", str(detections), "-o", str(verified))
     assert not any(v["ok_apply"] for v in json.loads(verified.read_text()) if v["id"] in redis)
+
+
+def test_a_subchart_renders_with_its_parent_and_an_archived_one_is_pointed_at(cli, tmp_path):
+    sub, parent = tmp_path / "sub", tmp_path / "parent"
+    (sub / "templates").mkdir(parents=True)
+    (sub / "Chart.yaml").write_text("apiVersion: v2\nname: sub\nversion: 1.0.0\n")
+    (sub / "templates" / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {{ .Release.Name }}-sub\nspec:\n  containers:\n  - name: c\n    image: nginx:latest\n"
+    )
+    (parent / "charts").mkdir(parents=True)
+    (parent / "Chart.yaml").write_text("apiVersion: v2\nname: parent\nversion: 0.1.0\ndependencies:\n- name: sub\n  version: 1.0.0\n")
+    shutil.copytree(sub, parent / "charts" / "sub")
+    _, found, _ = detect(cli, tmp_path, parent)
+    assert {d["manifest_path"] for d in found} == {str(parent / "charts" / "sub" / "templates" / "pod.yaml")}
+    assert {d["application"] for d in found} == {str(parent)}  # one application: the parent chart
+    shutil.rmtree(parent / "charts" / "sub")
+    subprocess.run([helm(), "package", str(sub), "-d", str(parent / "charts")], capture_output=True, check=True)
+    _, found, _ = detect(cli, tmp_path, parent)
+    assert found and {d["manifest_path"] for d in found} == {str(parent / "charts" / "sub-1.0.0.tgz")}

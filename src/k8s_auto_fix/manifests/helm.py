@@ -122,8 +122,17 @@ def rendered_documents(text: str) -> list[tuple[str | None, str]]:
 
 def template_path(chart: str, source: str) -> str:
     """``podinfo/templates/x.yaml`` -> CHART/templates/x.yaml (Helm prefixes the chart's name,
-    which need not be the folder's; a subchart's source is under charts/NAME/)."""
-    return os.path.join(chart, source.split("/", 1)[1] if "/" in source else source)
+    which need not be the folder's; a subchart's source is under charts/NAME/). A
+    subchart shipped as an archive (charts/NAME-1.0.0.tgz) has no template file
+    to point at: its objects point at the archive."""
+    path = os.path.join(chart, source.split("/", 1)[1] if "/" in source else source)
+    parts = source.split("/")
+    if len(parts) > 3 and parts[1] == "charts" and not os.path.isfile(path):
+        folder = os.path.join(chart, "charts")
+        archives = sorted(n for n in os.listdir(folder) if n.startswith(parts[2] + "-") and n.endswith(".tgz")) if os.path.isdir(folder) else []
+        if archives:
+            return os.path.join(folder, archives[0])
+    return path
 
 
 def template_line(path: str, kind: str) -> int:
