@@ -132,29 +132,29 @@ def test_fix_on_a_chart_shows_the_rendered_diff_and_never_writes_templates(cli, 
 
 def test_the_post_renderer_round_trip_with_the_real_helm(cli, tmp_path):
     out = tmp_path / "post"
-    code, _, stderr = cli("fix", str(PODINFO), "--unsafe-fixes", "--emit-post-renderer", str(out))
+    # The user's release name: the patches target the objects as helm names them for it.
+    code, _, stderr = cli("fix", str(PODINFO), "--unsafe-fixes", "--release", "shop", "--emit-post-renderer", str(out))
     assert "post-renderer written" in stderr and os.access(out / "post-render", os.X_OK)
     assert "Helm 3 does not post-render hooks" in stderr  # podinfo's test pods are hooks
-    plain = subprocess.run([helm(), "template", "test-release", str(PODINFO), "--kube-version", "1.30"], capture_output=True, text=True, check=True).stdout
-    proc = subprocess.run(
-        [helm(), "template", "test-release", str(PODINFO), "--kube-version", "1.30", "--post-renderer", str(out / "post-render")],
-        capture_output=True, text=True,
-    )
+    render = [helm(), "template", "shop", str(PODINFO), "--kube-version", "1.30"]
+    plain = subprocess.run(render, capture_output=True, text=True, check=True).stdout
+    proc = subprocess.run([*render, "--post-renderer", str(out / "post-render")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     rendered = [d for d in yaml.safe_load_all(proc.stdout) if d]
     (deployment,) = [d for d in rendered if d["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "shop-podinfo"
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True and container["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     # The objects without fixes come out as helm rendered them.
     (service,) = [d for d in rendered if d["kind"] == "Service"]
     assert service == next(d for d in yaml.safe_load_all(plain) if d and d["kind"] == "Service")
-    # Linted again: the Deployment's fixed findings are gone, the others are as before.
+    # Linted again: the Deployment's fixed findings are gone, none is new.
     (tmp_path / "fixed.yaml").write_text(proc.stdout)
     (tmp_path / "plain.yaml").write_text(plain)
     before = {f for f in findings_of(cli, tmp_path, tmp_path / "plain.yaml") if f[1] == "Deployment"}
     after = {f for f in findings_of(cli, tmp_path, tmp_path / "fixed.yaml") if f[1] == "Deployment"}
-    assert ("no-read-only-root-fs", "Deployment", "test-release-podinfo") in before and after < before
+    assert ("no-read-only-root-fs", "Deployment", "shop-podinfo") in before and after < before
     assert not {"no-read-only-root-fs", "unset-seccomp-profile", "capabilities-not-dropped"} & {f[0] for f in after}
 
 

@@ -12,6 +12,7 @@ import typer
 from ..contracts import Engine, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
 from .app import app
 from .common import (
@@ -25,6 +26,7 @@ from .common import (
     IncludeOpt,
     JobsOpt,
     PathsArg,
+    ReleaseOpt,
     SetOpt,
     ValuesOpt,
     choose_checks,
@@ -61,6 +63,7 @@ def detect(
     jobs: JobsOpt = 0,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
     baseline: Annotated[
         Optional[Path], typer.Option("--baseline", help="Report only findings absent from this saved detect JSON or SARIF (by their stable ids).")
     ] = None,
@@ -73,7 +76,7 @@ def detect(
     from ..report.baseline import BaselineError, baseline_ids, without_baseline
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
-    use_chart_values(values, set_values)
+    use_chart_values(values, set_values, release=release)
     try:
         known = baseline_ids(baseline) if baseline is not None else None
     except BaselineError as err:

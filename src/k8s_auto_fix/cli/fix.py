@@ -11,6 +11,7 @@ import typer
 from ..contracts import Engine, SchemaMode
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from .app import app
 from .common import (
     EXIT_CLEAN,
@@ -28,6 +29,7 @@ from .common import (
     KubeconfigOpt,
     KubeVersionOpt,
     PathsArg,
+    ReleaseOpt,
     SetOpt,
     TrivyReportOpt,
     ValuesOpt,
@@ -59,6 +61,7 @@ def propose(
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
@@ -66,7 +69,7 @@ def propose(
     from ..propose.rules import propose_rules
 
     settings = load_settings(config)
-    use_chart_values(values, set_values)
+    use_chart_values(values, set_values, release=release)
     found = read_contract(detections, Detection)
     chosen = mode or settings.proposer.mode
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
@@ -150,6 +153,7 @@ def verify(
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord, write_models
@@ -162,7 +166,7 @@ def verify(
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
-    use_chart_values(values, set_values, kube_version)
+    use_chart_values(values, set_values, kube_version, release)
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
     options = VerifyOptions(
@@ -238,6 +242,7 @@ def fix(
     jobs: JobsOpt = 0,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
     emit_values: Annotated[
         Optional[Path], typer.Option("--emit-values", help="Helm chart input: write a values override for the fixed fields the chart exposes.")
     ] = None,
@@ -258,7 +263,7 @@ def fix(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
-    use_chart_values(values, set_values, kube_version)
+    use_chart_values(values, set_values, kube_version, release)
     facts = load_image_facts(image_facts, trivy_report)
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings)
