@@ -12,6 +12,7 @@ import typer
 from ..contracts import Engine, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
 from .app import app
 from .common import (
@@ -27,12 +28,16 @@ from .common import (
     KubeconfigOpt,
     PathsArg,
     PoliciesOpt,
+    ReleaseOpt,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_settings,
     print_problems,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -60,6 +65,12 @@ def detect(
     embed_yaml: Annotated[bool, typer.Option("--embed-yaml", help="Put each object's YAML in manifest_yaml.")] = False,
     max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip files larger than this (bytes).")] = DEFAULT_MAX_FILE_BYTES,
     jobs: JobsOpt = 0,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Report only findings absent from this saved detect JSON or SARIF (by their stable ids).")
+    ] = None,
 ) -> None:
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
@@ -68,8 +79,14 @@ def detect(
     from ..engines.kyverno import KyvernoError
     from ..engines.vap import VapError
     from ..report import render
+    from ..report.baseline import BaselineError, baseline_ids, without_baseline
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
+    use_chart_values(values, set_values, release=release)
+    try:
+        known = baseline_ids(baseline) if baseline is not None else None
+    except BaselineError as err:
+        raise fail(str(err)) from None
     options = DetectOptions(
         context=context,
         max_file_bytes=max_file_size,
@@ -84,6 +101,9 @@ def detect(
     except (KubeLinterError, KyvernoError, VapError) as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
+    if known is not None:
+        result, left_out = without_baseline(result, known)
+        stderr.print(f"{left_out} finding(s) already in the baseline {baseline} left out")
 
     fmt = output_format or (OutputFormat.TABLE if out is None and sys.stdout.isatty() else OutputFormat.JSON)
     if out is not None:

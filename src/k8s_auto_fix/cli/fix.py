@@ -11,6 +11,7 @@ import typer
 from ..contracts import Engine, SchemaMode
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from .app import app
 from .common import (
     EXIT_CLEAN,
@@ -29,7 +30,10 @@ from .common import (
     KubeVersionOpt,
     PathsArg,
     PoliciesOpt,
+    ReleaseOpt,
+    SetOpt,
     TrivyReportOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_image_facts,
@@ -38,6 +42,7 @@ from .common import (
     print_problems,
     read_contract,
     stderr,
+    use_chart_values,
 )
 
 RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO, Engine.VAP)
@@ -56,6 +61,9 @@ def propose(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
@@ -63,6 +71,7 @@ def propose(
     from ..propose.rules import propose_rules
 
     settings = load_settings(config)
+    use_chart_values(values, set_values, release=release)
     found = read_contract(detections, Detection)
     chosen = mode or settings.proposer.mode
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
@@ -145,6 +154,9 @@ def verify(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord, write_models
@@ -157,6 +169,7 @@ def verify(
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
+    use_chart_values(values, set_values, kube_version, release)
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
     policy_engines = {d.engine for d in found if d.engine in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
@@ -188,6 +201,33 @@ def verify(
     raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
 
 
+def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | None, quiet: bool) -> None:
+    """The fixes of rendered chart objects: never written into templates, emitted as values or a post-renderer."""
+    from ..fix.chart import ChartFixError, by_chart, fixed_count
+    from ..fix.chart import emit_post_renderer as write_post_renderer
+    from ..fix.chart import emit_values as write_values
+
+    try:
+        if emit_post_renderer:
+            script, hooks = write_post_renderer(run.chart_fixes, emit_post_renderer)
+            stderr.print(f"post-renderer written: helm template ... --post-renderer {script}")
+            for fix in hooks:
+                stderr.print(f"  not in the post-renderer (Helm 3 does not post-render hooks): {fix.edit.ref.kind}/{fix.edit.ref.name} ({fix.edit.path})")
+        if emit_values:
+            covered, changed, missing = write_values(run.chart_fixes, emit_values)
+            stderr.print(f"values written to {emit_values}: {covered} of {changed} fixed field(s) are exposed by the chart's values")
+            for field_ in missing:
+                stderr.print(f"  not exposed by values (use --emit-post-renderer): {field_}")
+    except ChartFixError as err:
+        raise fail(str(err)) from None
+    if not quiet:
+        for chart, fixes in by_chart(run.chart_fixes).items():
+            stderr.print(
+                f"[yellow]note:[/yellow] {chart}: {fixed_count(fixes)} finding(s) of rendered objects are fixable; chart templates are "
+                "not rewritten: use --emit-values FILE or --emit-post-renderer DIR"
+            )
+
+
 @app.command()
 def fix(
     paths: PathsArg,
@@ -209,6 +249,18 @@ def fix(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
+    emit_values: Annotated[
+        Optional[Path], typer.Option("--emit-values", help="Helm chart input: write a values override for the fixed fields the chart exposes.")
+    ] = None,
+    emit_post_renderer: Annotated[
+        Optional[Path], typer.Option("--emit-post-renderer", help="Helm chart input: write a post-renderer (DIR/post-render) that applies the fixes to helm's output.")
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even when findings remain (input errors still exit 2): pre-commit's fix hook, where a changed file fails the commit.")
+    ] = False,
     engine: Annotated[Engine, typer.Option("--engine", help="builtin (the checks), or kyverno or vap: fix what the --policies find.")] = Engine.BUILTIN,
     policies: PoliciesOpt = None,
     kubeconfig: KubeconfigOpt = None,
@@ -230,6 +282,7 @@ def fix(
         raise fail("--engine kyverno|vap and --policies DIR go together")
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
+    use_chart_values(values, set_values, kube_version, release)
     facts = load_image_facts(image_facts, trivy_report)
     policy_folders = tuple(str(p) for p in policies or ())
     fix_settings = FixSettings.build(
@@ -254,8 +307,14 @@ def fix(
         from ..fix.kustomize import emit_kustomize as emit
 
         emit(run, emit_kustomize, list(paths))
-    if diff or not (write or out_dir or emit_kustomize):
+    if run.chart_fixes:
+        _chart_outputs(run, emit_values, emit_post_renderer, quiet=bool(emit_values or emit_post_renderer))
+    if diff or not (write or out_dir or emit_kustomize or emit_values or emit_post_renderer):
         sys.stdout.write(unified_diff(run))
+        if run.chart_fixes:
+            from ..fix.chart import rendered_diff
+
+            sys.stdout.write(rendered_diff(run.chart_fixes))
     accepted = sum(v.accepted for v in run.verdicts)
     stderr.print(
         f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
@@ -266,4 +325,6 @@ def fix(
     if run.detected.errors:
         raise typer.Exit(EXIT_ERROR)
     remaining = len(run.detected.detections) - run.fixed_findings
+    if exit_zero:
+        raise typer.Exit(EXIT_CLEAN)
     raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)

@@ -10,6 +10,7 @@ import typer
 from ..contracts import write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from .app import app, feeds_app, queue_app, risk_app
 from .common import (
     EXIT_ERROR,
@@ -21,6 +22,9 @@ from .common import (
     ImageFactsOpt,
     IncludeOpt,
     PathsArg,
+    ReleaseOpt,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     fail,
     load_image_facts,
@@ -30,6 +34,7 @@ from .common import (
     read_contract,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -249,6 +254,9 @@ def run_command(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -261,6 +269,7 @@ def run_command(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
+    use_chart_values(values, set_values, release=release)
     facts = load_image_facts(image_facts, trivy_report)
     options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:

@@ -21,7 +21,7 @@ from ..engines.kyverno import detect_with_kyverno
 from ..engines.vap import detect_with_vap
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import RunnerOptions, for_each_application
-from .engine import FixSettings, FixWork, prefetch_policy_results
+from .engine import ChartFix, FixSettings, FixWork, prefetch_policy_results
 
 
 @dataclass
@@ -32,6 +32,7 @@ class FixRun:
     edits: dict[str, list[ObjectEdit]] = field(default_factory=dict)  # file -> edits
     new_texts: dict[str, str] = field(default_factory=dict)  # file -> fixed text (changed files only)
     problems: list[str] = field(default_factory=list)
+    chart_fixes: list[ChartFix] = field(default_factory=list)  # rendered chart objects: see fix/chart.py
 
     @property
     def fixed_findings(self) -> int:
@@ -65,6 +66,7 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
         run.verdicts += result.verdicts
         run.problems += result.problems
         run.new_texts.update(result.texts)
+        run.chart_fixes += result.chart_fixes
         for edit in result.edits:
             run.edits.setdefault(edit.path, []).append(edit)
     return run
