@@ -164,7 +164,16 @@ class Detection(Record):
     object: ObjectRef
     document_index: int = 0
     list_index: int | None = None
+    # Where to change it: the line and column (1-based) of the offending
+    # field in ``manifest_path``, or of its nearest written parent when the
+    # field is missing (the container's ``securityContext:``, else its
+    # ``- name:``); ``json_pointer`` names the field itself (RFC 6901, from
+    # the object's root, as JSON Patch writes it). ``object_line`` is the
+    # line the object starts on.
     line: int | None = None
+    column: int | None = None
+    json_pointer: str | None = None
+    object_line: int | None = None
     severity: Severity = Severity.MEDIUM
     container: str | None = None
     engine: Engine = Engine.BUILTIN
@@ -174,6 +183,13 @@ class Detection(Record):
     # What the workload is (node-agent, api-controller, batch, web-server,
     # windows), as its manifests show it: fixes consult it.
     profile: list[str] | None = None
+
+    @property
+    def where(self) -> str:
+        """``file:line:column``, as compilers print it (editors jump to it)."""
+        if not self.line:
+            return self.manifest_path
+        return f"{self.manifest_path}:{self.line}" + (f":{self.column}" if self.column else "")
 
     @property
     def key(self) -> tuple[str, str | None, str]:

@@ -10,6 +10,7 @@ import yaml
 from ..checks.registry import Check, Violation
 from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
+from ..manifests.locate import Locator
 from ..manifests.objects import K8sObject
 from ..manifests.profiles import profile_of
 from ..runner import RunnerOptions, for_each_application
@@ -51,10 +52,11 @@ def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
         yield from check_object(obj, app, checks)
 
 
-def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -> Detection:
+def to_detection(finding: Finding, app: Application, embed_yaml: bool = False, locator: Locator | None = None) -> Detection:
     """A finding in the detections contract (fields trusted: no validation)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
     profile = profile_of(obj, app)
+    where = (locator or Locator(obj)).locate(violation.path)
     return Detection.model_construct(
         id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
         manifest_path=obj.path,
@@ -64,7 +66,10 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -
         object=obj.ref,
         document_index=obj.document_index,
         list_index=obj.list_index,
-        line=obj.line,
+        line=where.line,
+        column=where.column,
+        json_pointer=where.pointer,
+        object_line=obj.line,
         severity=check.severity,
         container=violation.container,
         engine=Engine.BUILTIN,
@@ -74,8 +79,16 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -
 
 
 def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[tuple[Detection, Violation]]:
-    """Every finding in the application, as a detection with the violation behind it."""
-    return [(to_detection(f, app, embed_yaml), f.violation) for f in run_checks(app, checks)]
+    """Every finding in the application, as a detection with the violation behind it.
+    Field positions are looked up per object, and only for objects with findings."""
+    checks = list(checks)
+    found = []
+    for obj in app.objects:
+        findings = list(check_object(obj, app, checks))
+        if findings:
+            locator = Locator(obj)
+            found += [(to_detection(f, app, embed_yaml, locator), f.violation) for f in findings]
+    return found
 
 
 class DetectWork:

@@ -8,7 +8,7 @@ import html
 from collections import Counter
 from pathlib import Path
 
-from ..contracts import write_text_atomic
+from ..contracts import Detection, write_text_atomic
 from ..verify.gates import GATE_NAMES
 from .metrics import first_failed_gate
 
@@ -101,8 +101,13 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
         else:
             fix = "no automatic fix"
         parts.append(
-            f"<tr><td>{_e(d.manifest_path)}:{d.line or ''}<br>{_e(d.object.kind)}/{_e(d.object.name)}</td><td>{_e(d.policy_id)}</td>"
+            f"<tr><td>{_e(d.where)}<br>{_e(d.object.kind)}/{_e(d.object.name)}{_pointer_html(d)}</td><td>{_e(d.policy_id)}</td>"
             f"<td>{_e(d.severity.value)}</td><td>{risk.risk if risk else ''}</td><td>{_e(d.violation_text)}</td><td>{fix}</td></tr>"
         )
     parts.append("</table></section></body></html>")
     write_text_atomic(Path(path), "\n".join(parts))
+
+
+def _pointer_html(d: Detection) -> str:
+    """The offending field, as a JSON Pointer."""
+    return f"<br><code>{_e(d.json_pointer)}</code>" if d.json_pointer else ""

@@ -42,7 +42,7 @@ def print_table(result, console: Console) -> None:
         table.add_column("severity", no_wrap=True)
         table.add_column("message", overflow="fold", ratio=3)
         for d in result.detections:
-            location = f"{d.manifest_path}:{d.line}" if d.line else d.manifest_path
+            location = d.where
             target = f"{d.object.kind}/{d.object.name}" + (f" [{d.container}]" if d.container else "")
             table.add_row(escape(f"{location}\n{target}"), d.policy_id, d.severity.value, escape(d.violation_text))
         console.print(table)

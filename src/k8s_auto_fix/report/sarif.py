@@ -39,7 +39,11 @@ def _rule(check: Check) -> dict:
 
 
 def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
-    region = {"startLine": detection.line} if detection.line else None
+    region = None
+    if detection.line:
+        region = {"startLine": detection.line}
+        if detection.column:
+            region["startColumn"] = detection.column
     location = {"artifactLocation": {"uri": _artifact_uri(detection.manifest_path)}}
     if region:
         location["region"] = region
@@ -62,6 +66,8 @@ def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
         ],
         "partialFingerprints": {"k8sAutoFixId/v1": detection.id},
     }
+    if detection.json_pointer is not None:
+        result["properties"] = {"jsonPointer": detection.json_pointer}
     if detection.policy_id in rule_index:
         result["ruleIndex"] = rule_index[detection.policy_id]
     return result

@@ -1,0 +1,104 @@
+"""Where a field of an object is written: line and column in its file.
+
+The loader keeps no node positions (most objects never need one); an object
+with findings has its own YAML text composed once more, on demand, and each
+finding's JSON Pointer is walked down the node graph. A field that is not
+written (``securityContext`` missing) is placed at its nearest written parent:
+the container's ``- name:`` line, the pod spec's ``spec:`` line, and so on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import yaml
+
+from ..patch import pointer
+
+if TYPE_CHECKING:
+    from .objects import K8sObject
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class Location(NamedTuple):
+    line: int  # 1-based, in the object's file
+    column: int  # 1-based
+    pointer: str  # JSON Pointer of the offending field (it may not be written)
+    found: bool  # the field itself is written (else: its nearest written parent)
+
+
+class Locator:
+    """Locates fields of one object; composes its YAML on the first request."""
+
+    def __init__(self, obj: K8sObject):
+        self.obj = obj
+        self._root: yaml.Node | None = None
+        self._composed = False
+
+    def root(self) -> yaml.Node | None:
+        """The object's own node (the item's, in a `kind: List`)."""
+        if not self._composed:
+            self._composed = True
+            self._root = _compose(self.obj)
+        return self._root
+
+    def locate(self, path: tuple[str | int, ...]) -> Location:
+        obj = self.obj
+        root = self.root()
+        if root is None:  # no text to go back to (built by kustomize, a patched copy)
+            return Location(obj.line, 1, pointer(*path), not path)
+        # The object's own line is known; the node's line inside the composed
+        # text gives the offset (a List item's text is the whole List document).
+        offset = obj.line - 1 - root.start_mark.line
+        key, node, walked = None, root, 0
+        for part in path:
+            child = _child(node, part)
+            if child is None:
+                break
+            key, node = child
+            walked += 1
+        if walked < len(path) and key is None and walked:
+            # Stopped at a list item (a container, a volume): its ``name:``
+            # says which one, wherever the item writes it.
+            named = _child(node, "name")
+            key = named[0] if named else None
+        mark = (key or node).start_mark
+        return Location(offset + mark.line + 1, mark.column + 1, pointer(*path), walked == len(path))
+
+
+def _compose(obj: K8sObject) -> yaml.Node | None:
+    if not obj.source:
+        return None
+    try:
+        node = yaml.compose(obj.source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError:
+        return None
+    if obj.list_index is not None:
+        items = _child(node, "items") if node is not None else None
+        found = _child(items[1], obj.list_index) if items else None
+        return found[1] if found else None
+    return node
+
+
+def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
+    """The (key node, value node) of ``part`` under ``node``; None when not written.
+    A key given twice counts by its last occurrence (as kubectl reads it); a key
+    brought in by a merge (``<<: *base``) is found where the anchor wrote it."""
+    if isinstance(node, yaml.MappingNode):
+        wanted = str(part)
+        merged = []
+        for key, value in reversed(node.value):
+            if key.tag == _MERGE:
+                merged.append(value)
+            elif isinstance(key, yaml.ScalarNode) and key.value == wanted:
+                return key, value
+        for value in merged:
+            for source in value.value if isinstance(value, yaml.SequenceNode) else [value]:
+                found = _child(source, part)
+                if found:
+                    return found
+        return None
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return None, node.value[part]
+    return None
