@@ -58,9 +58,9 @@ class Locator:
                 break
             key, node = child
             walked += 1
-        if walked < len(path) and key is None and walked:
-            # Stopped at a list item (a container, a volume): its ``name:``
-            # says which one, wherever the item writes it.
+        if key is None and walked:
+            # At a list item (a container, a volume): its ``name:`` says
+            # which one, wherever the item writes it.
             named = _child(node, "name")
             key = named[0] if named else None
         mark = (key or node).start_mark
