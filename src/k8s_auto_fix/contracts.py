@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from enum import Enum
 from functools import total_ordering
 from pathlib import Path
@@ -424,10 +425,31 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             if (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
                 os.chown(tmp, before.st_uid, before.st_gid)  # before chmod: a chown clears setuid
             os.chmod(tmp, stat.S_IMODE(before.st_mode))
+        else:  # a new file: what open() would give it (mkstemp's is 0600, whatever the umask)
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it
+    (``/proc/self/status``); elsewhere set and restored under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..checks.registry import Check
 from ..contracts import Detection, Problem
+from ..defaults import tool_version
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-
-
-def _tool_version() -> str:
-    try:
-        return version("k8s-auto-fix")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def _artifact_uri(path: str) -> str:
@@ -95,7 +88,7 @@ def to_sarif(detections: Sequence[Detection], problems: Sequence[Problem], check
                 "tool": {
                     "driver": {
                         "name": "k8s-auto-fix",
-                        "version": _tool_version(),
+                        "version": tool_version(),
                         "rules": [_rule(c) for c in rules],
                     }
                 },
