@@ -10,7 +10,7 @@ import yaml
 from ..checks.registry import Check, Violation
 from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
-from ..manifests.locate import Locator
+from ..manifests.locate import Documents, Locator
 from ..manifests.objects import K8sObject
 from ..manifests.profiles import profile_of
 from ..runner import RunnerOptions, for_each_application
@@ -83,10 +83,11 @@ def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bo
     Field positions are looked up per object, and only for objects with findings."""
     checks = list(checks)
     found = []
+    documents = Documents()
     for obj in app.objects:
         findings = list(check_object(obj, app, checks))
         if findings:
-            locator = Locator(obj)
+            locator = Locator(obj, documents)
             found += [(to_detection(f, app, embed_yaml, locator), f.violation) for f in findings]
     return found
 

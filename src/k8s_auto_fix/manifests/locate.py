@@ -28,11 +28,28 @@ class Location(NamedTuple):
     found: bool  # the field itself is written (else: its nearest written parent)
 
 
+class Documents:
+    """The last document composed, kept for the next object: the items of a
+    `kind: List` share one document, and composing it once per item would
+    make locating quadratic in the List's length."""
+
+    def __init__(self):
+        self._key: tuple | None = None
+        self._node: yaml.Node | None = None
+
+    def node(self, obj: K8sObject) -> yaml.Node | None:
+        key = (obj.path, obj.document_index, len(obj.source))
+        if key != self._key:
+            self._key, self._node = key, _compose(obj.source)
+        return self._node
+
+
 class Locator:
     """Locates fields of one object; composes its YAML on the first request."""
 
-    def __init__(self, obj: K8sObject):
+    def __init__(self, obj: K8sObject, documents: Documents | None = None):
         self.obj = obj
+        self._documents = documents or Documents()
         self._root: yaml.Node | None = None
         self._composed = False
 
@@ -40,7 +57,8 @@ class Locator:
         """The object's own node (the item's, in a `kind: List`)."""
         if not self._composed:
             self._composed = True
-            self._root = _compose(self.obj)
+            node = self._documents.node(self.obj) if self.obj.source else None
+            self._root = _item(node, self.obj.list_index) if node is not None and self.obj.list_index is not None else node
         return self._root
 
     def locate(self, path: tuple[str | int, ...]) -> Location:
@@ -67,18 +85,18 @@ class Locator:
         return Location(offset + mark.line + 1, mark.column + 1, pointer(*path), walked == len(path))
 
 
-def _compose(obj: K8sObject) -> yaml.Node | None:
-    if not obj.source:
-        return None
+def _compose(text: str) -> yaml.Node | None:
     try:
-        node = yaml.compose(obj.source, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError:
         return None
-    if obj.list_index is not None:
-        items = _child(node, "items") if node is not None else None
-        found = _child(items[1], obj.list_index) if items else None
-        return found[1] if found else None
-    return node
+
+
+def _item(node: yaml.Node, index: int) -> yaml.Node | None:
+    """Item ``index`` of a `kind: List` document."""
+    items = _child(node, "items")
+    found = _child(items[1], index) if items else None
+    return found[1] if found else None
 
 
 def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node | None, yaml.Node] | None:
