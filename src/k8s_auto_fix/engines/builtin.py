@@ -10,9 +10,10 @@ import yaml
 from ..checks.registry import Check, Violation
 from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
-from ..manifests.locate import Documents, Locator
+from ..manifests.locate import Documents, Location, Locator
 from ..manifests.objects import K8sObject
 from ..manifests.profiles import profile_of
+from ..patch import pointer
 from ..runner import RunnerOptions, for_each_application
 
 IGNORE_ALL = "kube-linter.io/ignore-all"
@@ -53,10 +54,11 @@ def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
 
 
 def to_detection(finding: Finding, app: Application, embed_yaml: bool = False, locator: Locator | None = None) -> Detection:
-    """A finding in the detections contract (fields trusted: no validation)."""
+    """A finding in the detections contract (fields trusted: no validation).
+    Without a locator, it is placed at its object's line (no column)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
     profile = profile_of(obj, app)
-    where = (locator or Locator(obj)).locate(violation.path)
+    where = locator.locate(violation.path) if locator else Location(obj.line, None, pointer(*violation.path), False)
     return Detection.model_construct(
         id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
         manifest_path=obj.path,
@@ -78,16 +80,16 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False, l
     )
 
 
-def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[tuple[Detection, Violation]]:
+def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False, locate: bool = True) -> list[tuple[Detection, Violation]]:
     """Every finding in the application, as a detection with the violation behind it.
-    Field positions are looked up per object, and only for objects with findings."""
+    Field positions (``locate``) are looked up per object, and only for objects with findings."""
     checks = list(checks)
     found = []
     documents = Documents()
     for obj in app.objects:
         findings = list(check_object(obj, app, checks))
         if findings:
-            locator = Locator(obj, documents)
+            locator = Locator(obj, documents) if locate else None
             found += [(to_detection(f, app, embed_yaml, locator), f.violation) for f in findings]
     return found
 
@@ -96,8 +98,9 @@ class DetectWork:
     """The built-in engine as per-application work (see runner.py): per-object
     checks on every slice, cross-object checks once on the whole application."""
 
-    def __init__(self, checks: Sequence[Check], embed_yaml: bool = False):
+    def __init__(self, checks: Sequence[Check], embed_yaml: bool = False, locate: bool = True):
         self.checks = list(checks)
+        self.locate = locate  # positions of the fields (fix prints none: it skips them)
         self.local = [c for c in self.checks if not c.cross_object]
         self.cross = [c for c in self.checks if c.cross_object]
         self.embed_yaml = embed_yaml
@@ -105,7 +108,7 @@ class DetectWork:
     def found(self, app: Application, scope: str = "whole") -> list[tuple[Detection, Violation]]:
         """The findings of ``scope``: every check, the per-object ones (a slice), or the cross-object ones (the join)."""
         checks = {"whole": self.checks, "part": self.local, "joined": self.cross}[scope]
-        return detect_application(app, checks, self.embed_yaml)
+        return detect_application(app, checks, self.embed_yaml, self.locate)
 
     def whole(self, app: Application) -> list[Detection]:
         return [d for d, _ in self.found(app)]
