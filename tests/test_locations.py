@@ -169,11 +169,11 @@ def test_table_sarif_and_json_carry_the_location(cli, tmp_path):
 # --- the shared corpus ----------------------------------------------------------------
 
 
-def corpus_accuracy(paths: list[str]) -> tuple[int, int, list[dict]]:
+def corpus_accuracy(paths: list[str], checks=None) -> tuple[int, int, list[dict]]:
     """(findings with the right field line, findings, the wrong ones) over SARIF results."""
     from k8s_auto_fix.report.sarif import to_sarif
 
-    checks = [c for c in REGISTRY.values() if c.enabled_by_default]
+    checks = list(checks or REGISTRY.values())  # the optional checks too: more fields on real files
     result = detect(paths, checks, DetectOptions())
     by_id = {d.id: d.model_dump(mode="json") for d in result.detections}
     sarif = to_sarif(result.detections, result.problems, checks)
@@ -185,12 +185,11 @@ def corpus_accuracy(paths: list[str]) -> tuple[int, int, list[dict]]:
         finding["line"], finding["column"] = region.get("startLine"), region.get("startColumn")
         path = finding["manifest_path"]
         if path not in files:
-            files[path] = (Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), {})
+            objects = {(o.document_index, o.list_index): o.full_data for o in load_file(path).objects}
+            files[path] = (Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), objects)
         lines, objects = files[path]
-        key = (finding["document_index"], finding["list_index"])
-        if key not in objects:
-            objects[key] = object_data(path, finding)
-        if objects[key] is not None and points_at_field(lines, objects[key], finding):
+        data = objects.get((finding["document_index"], finding["list_index"]))
+        if data is not None and points_at_field(lines, data, finding):
             right += 1
         else:
             wrong.append(finding)
