@@ -65,15 +65,18 @@ class Locator:
         """The object's own node (the item's, in a `kind: List`)."""
         if not self._composed:
             self._composed = True
-            node = self._documents.node(self.obj) if self.obj.source else None
+            # A chart's object is the rendered text, while its file is the
+            # template: rendered positions say nothing about the template's
+            # lines, so it stays at the line helm.py found for it.
+            node = self._documents.node(self.obj) if self.obj.source and not self.obj.chart else None
             self._root = _item(node, self.obj.list_index) if node is not None and self.obj.list_index is not None else node
         return self._root
 
     def locate(self, path: tuple[str | int, ...]) -> Location:
         obj = self.obj
         root = self.root()
-        if root is None:  # no text to go back to (built by kustomize, a patched copy)
-            return Location(obj.line, 1, pointer(*path), not path)
+        if root is None:  # no text to go back to (built by kustomize, rendered by Helm, a patched copy)
+            return Location(obj.line, None, pointer(*path), not path)
         # The object's own line is known; the node's line inside the composed
         # text gives the offset (a List item's text is the whole List document).
         offset = obj.line - 1 - root.start_mark.line
