@@ -94,7 +94,9 @@ def test_new_files_honour_the_umask_and_rewritten_ones_keep_their_mode(cli, tmp_
 def test_run_report_and_queue_head_say_where_and_what(cli, tmp_path):
     app = write(tmp_path, "app/pod.yaml", POD)
     out = tmp_path / "run"
-    code, stdout, _ = cli("run", str(app.parent), "--out", str(out))
+    with umask(0o022):
+        code, stdout, _ = cli("run", str(app.parent), "--out", str(out))
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (out / "report.html", out / "detections.json", out / "metrics.json"))
     # The head of the queue names check, object and file (not only hex ids).
     head = stdout[stdout.index("head of the queue") :]
     assert "Pod/web" in head and "pod.yaml" in head.replace("\n", "").replace(" ", "").replace("│", "")
