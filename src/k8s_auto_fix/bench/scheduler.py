@@ -28,7 +28,9 @@ Policies: ``fifo`` (first arrival first), ``risk`` (highest R), ``shortest``
 priors), ``scheduler`` (the same score learning p and E[t] from the reviews
 finished before each round, as ``schedule --history`` does), and ``oracle``
 (the score with the true p and E[t]). Every policy breaks ties by first
-arrival. The scheduler's terms come from schedule/score.py itself.
+arrival. The scheduler's terms come from schedule/score.py itself, ageing
+included: each round is a schedule, which sets every waiting fix's T from the
+policy's own p and E[t] (the oracle's: the true ones) and k reviewers' capacity.
 
 Measured: risk-hours (the integral of the risk waiting, from arrival until a
 fix is accepted; unmerged fixes count until the horizon), the time until 50%

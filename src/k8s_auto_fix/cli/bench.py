@@ -193,11 +193,11 @@ def _print_scheduler_bench(report: dict) -> None:
     stdout.print(
         f"{report['fixes']:,} fixes, seed {report['seed']}, load {report['load']}, {report['start_share']:.0%} of the files waiting at the start, "
         f"a schedule every {report['round_hours']:g} h; reviewers accept {min(truth['accept_rate'].values()):.2f}-{max(truth['accept_rate'].values()):.2f} "
-        f"per check (static prior {truth['mean_prior_p']:.3f}); CVE on {truth['cve_image']} ({truth['cve_fixes']} fixes)"
+        f"per check (static prior {truth['mean_prior_p']:.3f}); CVE on {truth['cve_image']} ({truth['cve_fixes']} fixes); "
+        f"ageing alpha {report['alpha']:g} past T, ageing_threshold {report['ageing_threshold']:g}"
     )
     for k, data in report["reviewers"].items():
-        table = Table(title=f"{k} reviewer(s), horizon {_hours(data['horizon_h'])} h, alpha {report['alpha']:g}, ageing_threshold "
-                            f"{report['ageing_threshold']:g}: risk-hours and waits (hours)")
+        table = Table(title=f"{k} reviewer(s), horizon {_hours(data['horizon_h'])} h: risk-hours and waits (hours)")
         for column in ("policy", "risk-hours", "xFIFO", "mergeable xFIFO", "50% gone", "90% gone", "P50", "P95", "top P50", "top P95", "longest"):
             table.add_column(column, justify="left" if column == "policy" else "right")
         for policy, row in data["policies"].items():
