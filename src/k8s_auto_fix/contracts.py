@@ -354,6 +354,10 @@ class ScheduleItem(Record):
     kev: bool
     explore: float
     first_seen: str
+    # Ageing: T, the wait (hours) past which the fix ages, and the largest drain time of the
+    # backlog seen so far (hours), which the next schedule carries on from (--previous).
+    T: float = 0.0
+    drain_peak: float = 0.0
     # Kept so the queue can file each review under its check and applicability
     # (E[t] is learned per both); older schedule files read as ``review``.
     applicability: Applicability = Applicability.REVIEW
