@@ -109,7 +109,7 @@ class FixWork:
     """The fix pipeline as per-application work (see runner.py)."""
 
     def __init__(self, checks: Sequence[Check], settings: FixSettings, found: dict[str, list[Detection]] | None = None):
-        self.detect = DetectWork(checks)
+        self.detect = DetectWork(checks, locate=False)  # nothing fix prints needs field positions
         self.settings = settings
         # Findings an engine made beforehand (a policy engine runs once on
         # every object, in batches), by file: fixed instead of the checks' own.

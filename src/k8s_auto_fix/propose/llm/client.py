@@ -59,9 +59,12 @@ class Usage:
 class RateBudget:
     """A requests-per-minute pace and a tokens-per-minute window, shared by all threads.
 
-    Requests are spaced evenly (60/rpm seconds apart) rather than sent in a
-    burst that then waits out the minute; tokens are counted over a sliding
-    minute."""
+    The contract is on *starts*: ``acquire`` lets requests start at least
+    60/rpm seconds apart on the budget's clock, rather than in a burst that
+    then waits out the minute; tokens are counted over a sliding minute. When
+    they *arrive* at the server is up to the network and the scheduler (two
+    requests started 0.1 s apart may arrive 0.08 s apart on a busy machine):
+    a provider counting per minute still sees at most rpm of them."""
 
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None, clock=time.monotonic, sleep=time.sleep):
         self.rpm, self.tpm = requests_per_minute, tokens_per_minute
@@ -70,7 +73,8 @@ class RateBudget:
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
 
-    def acquire(self, expected_tokens: int) -> None:
+    def acquire(self, expected_tokens: int) -> float:
+        """Wait until a request may start; returns that start time on the budget's clock."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -83,7 +87,7 @@ class RateBudget:
                     if self.rpm:
                         self._next_start = max(now, self._next_start) + 60 / self.rpm
                     self._tokens.append((now, expected_tokens))
-                    return
+                    return now
             self._sleep(min(wait, 1.0))
 
 
