@@ -108,6 +108,13 @@ def test_a_cpu_request_brings_the_memory_request_kubernetes_already_takes_from_t
     assert fix.patch == expected and verdicts[fix.id].accepted, verdicts[fix.id].errors
 
 
+def test_a_default_memory_limit_is_written_as_the_request_kubernetes_takes_from_it(tmp_path, cli):
+    write(tmp_path, "app.yaml", pod())
+    code, diff, _ = cli("fix", str(tmp_path / "app.yaml"), "--unsafe-fixes", "--select", "unset-cpu-requirements", "--select", "unset-memory-requirements")
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert added == ["resources:", "requests:", "cpu: 100m", "memory: 512Mi", "limits:", "memory: 512Mi"], diff
+
+
 def test_cronjob_patch_goes_through_the_job_template_and_pins_come_from_the_user(tmp_path):
     text = """
     apiVersion: batch/v1

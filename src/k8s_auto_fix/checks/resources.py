@@ -7,6 +7,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ..contracts import Applicability, Severity
+from ..patch import apply_patch
 from .common import WORKLOADS, Hit, as_dict, go_quote, per_container
 from .patching import set_value
 from .registry import Fix, FixContext, Proposal, Settings, check, setting, template
@@ -157,7 +158,13 @@ def _fix_memory_limit(ctx: FixContext) -> Proposal | None:
     if request is not None and parse_quantity(request):  # a request of 0 is no request
         return Proposal(set_value(ctx.obj.data, path, request), explanation="the limit is the request: the container can no longer use more than it asks for")
     limit = ctx.settings.resources.memory_limit
-    return Proposal(set_value(ctx.obj.data, path, limit), explanation=f"memory limit {limit}: {GUESSED} A limit too low gets the container OOM-killed.")
+    ops = set_value(ctx.obj.data, path, limit)
+    if request is None:
+        # Kubernetes requests what a container limits when no request is written:
+        # the request is written too, so that reviewers and other scanners see it.
+        ops += set_value(apply_patch(ctx.obj.data, ops), (*ctx.container.segments, "resources", "requests", "memory"), limit)
+    explanation = f"memory limit {limit} (and, as Kubernetes already takes it, the same request): {GUESSED} A limit too low gets the container OOM-killed."
+    return Proposal(ops, explanation=explanation)
 
 
 check(
@@ -172,9 +179,10 @@ check(
     fix=Fix(
         Applicability.REVIEW,
         "A container with only a request gets the request as its limit; one with neither gets fixes.resources.memory_limit, "
-        "a default, not a measurement of this workload. A limit too low gets the container OOM-killed.",
+        "a default, not a measurement of this workload, written as its request too (Kubernetes already takes it so). A limit too "
+        "low gets the container OOM-killed.",
         _fix_memory_limit,
-        remedy=("container.resources.limits.memory",),
+        remedy=("container.resources.limits.memory", "container.resources.requests.memory"),
     ),
     guidance="""
 Set `resources.limits.memory` on the named container: to its memory request when it has one (never lower), else for
