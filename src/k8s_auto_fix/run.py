@@ -24,7 +24,7 @@ from .manifests.images import ImageFacts, shipped_facts
 from .manifests.store import ObjectStore
 from .patch import apply_patch
 from .propose.rules import propose_rules
-from .queue.store import Queue
+from .queue import open_queue
 from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
@@ -45,6 +45,7 @@ class RunOptions:
     image_pins: dict | None = None
     checks: Sequence[Check] | None = None  # None: the configuration's selection
     image_facts: ImageFacts | None = None  # None: the shipped facts
+    queue: str | None = None  # a queue URL; None: OUT/queue.db
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
@@ -68,7 +69,7 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     items = build_schedule(verdicts, risks, options.config.schedule)
     write_models(out / "schedule.json", items)
     step("queue")
-    queue = Queue(out / "queue.db", create=True)
+    queue = open_queue(options.queue or out / "queue.db", create=True)
     try:
         queue.enqueue([item.model_dump() for item in items])
         stats = queue.stats()
