@@ -24,10 +24,12 @@ class DetectOptions:
     embed_yaml: bool = False
     jobs: int = 0  # 0: one per core
     engine: Engine = Engine.BUILTIN
+    executor: str = "local"  # or "ray"
+    ray_address: str | None = None
 
     @property
     def runner(self) -> RunnerOptions:
-        return RunnerOptions(self.context, self.max_file_bytes, self.jobs)
+        return RunnerOptions(self.context, self.max_file_bytes, self.jobs, self.executor, self.ray_address)
 
 
 def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..contracts import Engine, write_json_atomic
+from ..contracts import Engine, JsonLinesWriter, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
@@ -22,13 +22,18 @@ from .common import (
     ConfigOpt,
     ContextOpt,
     ExcludeOpt,
+    Executor,
+    ExecutorOpt,
     IncludeOpt,
     JobsOpt,
     PathsArg,
+    RayAddressOpt,
     choose_checks,
+    executor_errors,
     fail,
     load_settings,
     print_problems,
+    runner_options,
     stderr,
     stdout,
 )
@@ -38,6 +43,7 @@ class OutputFormat(str, Enum):
     TABLE = "table"
     JSON = "json"
     SARIF = "sarif"
+    JSONL = "jsonl"
 
 
 @app.command()
@@ -45,7 +51,8 @@ def detect(
     paths: PathsArg,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the output here instead of stdout.")] = None,
     output_format: Annotated[
-        Optional[OutputFormat], typer.Option("--format", "-f", help="table (default on a terminal), json or sarif.")
+        Optional[OutputFormat],
+        typer.Option("--format", "-f", help="table (default on a terminal), json, sarif, or jsonl (JSON Lines, streamed per application as it is done)."),
     ] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="builtin, or the real kube-linter binary.")] = Engine.BUILTIN,
     context: ContextOpt = ContextMode.DIR,
@@ -56,6 +63,8 @@ def detect(
     embed_yaml: Annotated[bool, typer.Option("--embed-yaml", help="Put each object's YAML in manifest_yaml.")] = False,
     max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip files larger than this (bytes).")] = DEFAULT_MAX_FILE_BYTES,
     jobs: JobsOpt = 0,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
@@ -64,9 +73,13 @@ def detect(
     from ..report import render
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
-    options = DetectOptions(context=context, max_file_bytes=max_file_size, embed_yaml=embed_yaml, jobs=jobs, engine=engine)
+    runner = runner_options(executor, ray_address)
+    options = DetectOptions(context, max_file_size, embed_yaml, jobs, engine, runner.executor, runner.ray_address)
+    if output_format is OutputFormat.JSONL and engine is Engine.BUILTIN:
+        _detect_streaming(paths, checks, options, out)
     try:
-        result = run_detect(paths, checks, options)
+        with executor_errors():
+            result = run_detect(paths, checks, options)
     except KubeLinterError as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
@@ -75,16 +88,46 @@ def detect(
     if out is not None:
         if fmt is OutputFormat.TABLE:
             fmt = OutputFormat.JSON
-        write_json_atomic(out, render.payload(fmt.value, result, checks))
+        if fmt is OutputFormat.JSONL:
+            with JsonLinesWriter(out) as lines:
+                lines.write(result.detections)
+        else:
+            write_json_atomic(out, render.payload(fmt.value, result, checks))
         stderr.print(render.summary_line(result))
     elif fmt is OutputFormat.TABLE:
         render.print_table(result, stdout)
+    elif fmt is OutputFormat.JSONL:
+        with JsonLinesWriter(None) as lines:
+            lines.write(result.detections)
     else:
         render.print_json(render.payload(fmt.value, result, checks))
 
     if result.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if result.detections else EXIT_CLEAN)
+
+
+def _detect_streaming(paths, checks, options, out: Path | None) -> None:
+    """detect --format jsonl: each application's detections are written as it is
+    done, in input order, and dropped; only counts and problems are kept."""
+    from ..contracts import DetectResult
+    from ..engines.builtin import stream_builtin
+    from ..report import render
+
+    problems, stream = stream_builtin(paths, checks, options.runner, options.embed_yaml)
+    files = objects = 0
+    with executor_errors(), JsonLinesWriter(out) as lines:
+        for item in stream:
+            lines.write(item.result or [])
+            problems += item.problems
+            files += item.files
+            objects += item.objects
+    summary = DetectResult.model_construct(detections=[], problems=problems, files=files, objects=objects)
+    print_problems(sorted(problems, key=lambda p: (p.path, p.line or 0)), skip_notes=False)
+    stderr.print(render.summary_line(summary).replace("0 finding(s)", f"{lines.count} finding(s)", 1))
+    if summary.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if lines.count else EXIT_CLEAN)
 
 
 @app.command("checks")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from ..checks.fixes import FixOptions, fix_of, propose_fix
 from ..checks.registry import Proposal, Violation
@@ -13,6 +14,7 @@ from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
+from ..runner import RunnerOptions, map_ordered
 from ..verify.gates.runnability import RUNNABILITY
 from ..verify.judging import Change, Judging, VerifyOptions
 
@@ -82,6 +84,39 @@ def propose_rules(
             proposal = Proposal.manual("; ".join(refusals))
         result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1], refused_by=RUNNABILITY.name if refusals else None))
     return result
+
+
+def propose_by_application(detections: list[Detection], options: FixOptions, runner: RunnerOptions) -> ProposeResult:
+    """``propose_rules`` with one application per unit of work, on the runner's
+    executor (Ray's tasks or local processes): the same patches, in the same order."""
+    result = ProposeResult()
+    for part in map_ordered(_propose_group, options, by_application(detections), runner):
+        result.patches += part.patches
+        result.warnings += part.warnings
+        result.without_fix.update(part.without_fix)
+    position = {d.id: n for n, d in enumerate(detections)}
+    result.patches.sort(key=lambda p: position[p.id])
+    return result
+
+
+def propose_stream(detections: Iterable[Detection], options: FixOptions, runner: RunnerOptions) -> Iterator[ProposeResult]:
+    """``propose_rules`` over a stream of detections, one application at a time
+    (consecutive detections of one application, as detect's JSON Lines hold
+    them): each result as it is done, in input order."""
+    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+    return map_ordered(_propose_group, options, groups, runner, parallel=runner.executor == "ray")
+
+
+def _propose_group(options: FixOptions, detections: list[Detection]) -> ProposeResult:
+    return propose_rules(detections, options)
+
+
+def by_application(detections: Iterable[Detection]) -> list[list[Detection]]:
+    """Detections grouped by their application, in order of first appearance."""
+    groups: dict[str, list[Detection]] = {}
+    for d in detections:
+        groups.setdefault(d.application or d.manifest_path, []).append(d)
+    return list(groups.values())
 
 
 def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:

@@ -9,8 +9,9 @@ engine judges its combined changes with the same loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import yaml
 
@@ -18,6 +19,7 @@ from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
+from ..runner import RunnerOptions, map_ordered
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
 from .judging import Change, Judging, VerifyOptions
@@ -169,3 +171,63 @@ def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, Verdict]], int]:
     # verify() keeps the order of its input: pair the verdicts back with their patches.
     with_verdict = [i for i in indices if not patches[i].is_manual]
     return list(zip(with_verdict, result.verdicts)), result.manual
+
+
+def verify_by_application(
+    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], runner: RunnerOptions
+) -> VerifyResult:
+    """Verify with one application per unit of work on the runner's executor
+    (Ray's tasks or local processes): the same verdicts, in the order of the patches."""
+    by_id = {d.id: d for d in detections}
+    groups: dict[str, list[int]] = {}
+    for n, patch in enumerate(patches):
+        d = by_id.get(patch.id)
+        groups.setdefault((d.application or d.manifest_path) if d else "", []).append(n)
+    items = [([patches[i] for i in indices], [by_id[patches[i].id] for i in indices if patches[i].id in by_id]) for indices in groups.values()]
+    result = VerifyResult()
+    verdicts: list[tuple[int, Verdict]] = []
+    for indices, part in zip(groups.values(), map_ordered(_verify_group, (checks, options), items, runner)):
+        result.manual += part.manual
+        # verify() keeps the order of its input: pair the verdicts back with their patches.
+        verdicts += zip([i for i in indices if not patches[i].is_manual], part.verdicts)
+    result.verdicts = [v for _, v in sorted(verdicts, key=lambda pair: pair[0])]
+    return result
+
+
+def _verify_group(shared: tuple, item: tuple) -> VerifyResult:
+    checks, options = shared
+    patches, detections = item
+    return Verifier(checks, options).verify(patches, detections)
+
+
+def verify_stream(
+    checks: Sequence[Check], options: VerifyOptions, patches: Iterable[PatchRecord], detections: Iterable[Detection], runner: RunnerOptions
+) -> Iterator[VerifyResult]:
+    """Verify streams of patches and detections, one application at a time, as
+    propose and detect write them in JSON Lines (patches in the order of their
+    detections): each application's verdicts as they are done, in order."""
+    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+    return map_ordered(_verify_group, (checks, options), _aligned(patches, groups), runner, parallel=runner.executor == "ray")
+
+
+class PatchOrderError(Exception):
+    pass
+
+
+def _aligned(patches: Iterable[PatchRecord], groups: Iterable[list[Detection]]) -> Iterator[tuple[list[PatchRecord], list[Detection]]]:
+    """Each application's patches with its detections (a merge of two ordered streams: nothing is held but one application)."""
+    remaining = iter(patches)
+    head = next(remaining, None)
+    for group in groups:
+        ids = {d.id for d in group}
+        mine = []
+        while head is not None and head.id in ids:
+            mine.append(head)
+            head = next(remaining, None)
+        if mine:
+            yield mine, group
+    if head is not None:
+        raise PatchOrderError(
+            f"the patch for {head.id} ({head.policy_id}) is not in the order of the detections, or its detection is missing; "
+            "streamed verification needs the patches in the order propose writes them (or give both files as JSON arrays)"
+        )
