@@ -23,11 +23,12 @@ from .detect import DetectOptions, detect
 from .manifests.images import ImageFacts, shipped_facts
 from .manifests.store import ObjectStore
 from .patch import apply_patch
-from .propose.rules import propose_rules
+from .propose.rules import propose_distributed, propose_rules
 from .queue import open_queue
 from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
+from .runner import executor_session
 from .schedule.score import build_schedule
 from .verify.judging import VerifyOptions
 from .verify.verifier import verify_parallel
@@ -49,7 +50,13 @@ class RunOptions:
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
+    with executor_session(options.detect.runner):
+        return _run_pipeline(paths, out, options, step)
+
+
+def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    runner = options.detect.runner
     checks = list(options.checks) if options.checks is not None else select_checks(selection=options.config.checks, custom=options.config.custom_checks)
     step("detect")
     detected = detect(paths, checks, options.detect)
@@ -57,10 +64,14 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     step("propose")
     store = ObjectStore()
     facts = options.image_facts or shipped_facts()
-    proposed = propose_rules(detected.detections, FixOptions(options.config.fixes, options.image_pins or {}, facts), store)
+    fix_options = FixOptions(options.config.fixes, options.image_pins or {}, facts)
+    if runner.executor == "local":
+        proposed = propose_rules(detected.detections, fix_options, store)
+    else:
+        proposed = propose_distributed(detected.detections, fix_options, runner)
     write_models(out / "patches.json", proposed.patches)
     step("verify")
-    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections).verdicts
+    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections, runner=runner).verdicts
     write_models(out / "verified.json", verdicts)
     step("risk")
     risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)

@@ -71,7 +71,7 @@ def propose(
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
     from ..contracts import Detection
-    from ..propose.rules import ProposeResult, propose_by_application, propose_rules, propose_stream
+    from ..propose.rules import ProposeResult, propose_distributed, propose_rules, propose_stream
 
     settings = load_settings(config)
     chosen = mode or settings.proposer.mode
@@ -94,7 +94,7 @@ def propose(
         _propose_with_model(chosen, settings, found, out, options, jobs, output_format)
         return
     with executor_errors():
-        result = propose_rules(found, options) if runner.executor == "local" else propose_by_application(found, options, runner)
+        result = propose_rules(found, options) if runner.executor == "local" else propose_distributed(found, options, runner)
     write_records(out, result.patches, output_format)
     _propose_summary(result, len(result.patches), sum(1 for p in result.patches if not p.is_manual), len(found))
 
@@ -187,7 +187,7 @@ def verify(
     from ..report.metrics import first_failed_gate
     from ..verify.external import ExternalToolError
     from ..verify.judging import VerifyOptions
-    from ..verify.verifier import PatchOrderError, VerifyResult, verify_by_application, verify_parallel, verify_stream
+    from ..verify.verifier import PatchOrderError, verify_parallel, verify_stream
 
     runner = runner_options(executor, ray_address)
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
@@ -223,10 +223,7 @@ def verify(
     proposed = read_contract(patches, PatchRecord)
     try:
         with executor_errors():
-            if runner.executor == "local":
-                result: VerifyResult = verify_parallel(checks, options, proposed, found)
-            else:
-                result = verify_by_application(checks, options, proposed, found, runner)
+            result = verify_parallel(checks, options, proposed, found, runner=runner)
     except (ExternalToolError, SchemaSetupError) as err:
         raise fail(str(err)) from None
     write_records(out, result.verdicts, output_format)

@@ -18,16 +18,21 @@ from .common import (
     ConfigOpt,
     ContextOpt,
     ExcludeOpt,
+    Executor,
+    ExecutorOpt,
     ImageFactsOpt,
     IncludeOpt,
     PathsArg,
+    RayAddressOpt,
     choose_checks,
+    executor_errors,
     fail,
     load_image_facts,
     load_image_pins,
     load_settings,
     print_problems,
     read_contract,
+    runner_options,
     stderr,
     stdout,
 )
@@ -251,6 +256,8 @@ def run_command(
     image_facts: ImageFactsOpt = None,
     head: Annotated[int, typer.Option("--head", help="Queue items to print at the end.")] = 5,
     queue: Annotated[Optional[str], typer.Option("--queue", help="Enqueue into this queue (sqlite:///path or postgresql://...) instead of OUT/queue.db.")] = None,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
@@ -267,11 +274,13 @@ def run_command(
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
     facts = load_image_facts(image_facts, trivy_report)
-    options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue)
+    runner = runner_options(executor, ray_address)
+    options = RunOptions(settings, DetectOptions(context=context, executor=runner.executor, ray_address=runner.ray_address), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("starting")
         try:
-            result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
+            with executor_errors():
+                result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
         except (ContractError, FeedError, QueueError) as err:
             raise fail(str(err)) from None
     print_problems(result["problems"])

@@ -14,7 +14,7 @@ from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
-from ..runner import RunnerOptions, map_ordered
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
 from ..verify.gates.runnability import RUNNABILITY
 from ..verify.judging import Change, Judging, VerifyOptions
 
@@ -86,16 +86,23 @@ def propose_rules(
     return result
 
 
-def propose_by_application(detections: list[Detection], options: FixOptions, runner: RunnerOptions) -> ProposeResult:
-    """``propose_rules`` with one application per unit of work, on the runner's
-    executor (Ray's tasks or local processes): the same patches, in the same order."""
+def propose_distributed(detections: list[Detection], options: FixOptions, runner: RunnerOptions) -> ProposeResult:
+    """``propose_rules`` on the runner's executor (Ray tasks): the detections,
+    grouped by application, cut into one slice per CPU (each slice loads the
+    applications it needs once), each proposed on its own (a fix depends only on
+    its finding's object and application), put back in order: the same patches."""
+    order = sorted(range(len(detections)), key=lambda i: (detections[i].application or detections[i].manifest_path, i))
     result = ProposeResult()
-    for part in map_ordered(_propose_group, options, by_application(detections), runner):
-        result.patches += part.patches
+    with executor_session(runner):
+        size = max(1, -(-len(order) // parallelism(runner)))
+        slices = [order[start : start + size] for start in range(0, len(order), size)]
+        parts = list(map_ordered(_propose_group, options, ([detections[i] for i in s] for s in slices), runner))
+    for part in parts:
         result.warnings += part.warnings
         result.without_fix.update(part.without_fix)
-    position = {d.id: n for n, d in enumerate(detections)}
-    result.patches.sort(key=lambda p: position[p.id])
+        result.patches += part.patches
+    rank = {d.id: n for n, d in enumerate(detections)}
+    result.patches.sort(key=lambda p: rank[p.id])
     return result
 
 
@@ -109,14 +116,6 @@ def propose_stream(detections: Iterable[Detection], options: FixOptions, runner:
 
 def _propose_group(options: FixOptions, detections: list[Detection]) -> ProposeResult:
     return propose_rules(detections, options)
-
-
-def by_application(detections: Iterable[Detection]) -> list[list[Detection]]:
-    """Detections grouped by their application, in order of first appearance."""
-    groups: dict[str, list[Detection]] = {}
-    for d in detections:
-        groups.setdefault(d.application or d.manifest_path, []).append(d)
-    return list(groups.values())
 
 
 def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:

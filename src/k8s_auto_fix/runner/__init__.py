@@ -34,6 +34,8 @@ from ..manifests.objects import K8sObject
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 200
+# Batches of work for Ray: enough to spread over a cluster's CPUs, few enough that each task outweighs its overhead.
+RAY_BATCHES = 64
 R = TypeVar("R")
 
 
@@ -134,12 +136,14 @@ def _applications(paths: Sequence[str], options: RunnerOptions) -> tuple[dict[st
 def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
     outcome: Outcome[R] = Outcome()
     apps, outcome.problems = _applications(paths, options)
-    if options.executor == "ray":
-        return _collected(outcome, _stream_units(apps, options, work, paths))
-
     jobs = options.jobs or os.cpu_count() or 1
     file_count = sum(len(files) for files in apps.values())
-    if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
+    if options.executor == "ray" and STDIN_PATH not in paths:
+        # The same plan as the local pool's (large applications sliced); each batch is a Ray task.
+        done = _Done()
+        for part in map_ordered(_run_batch_shared, (options, work), _plan(apps, RAY_BATCHES), options):
+            done.merge(part)
+    elif jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
         done = _in_pool(_plan(apps, jobs * 16), options, work, jobs)
     else:
         done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work)
@@ -157,6 +161,33 @@ def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: Ap
     outcome.problems = sorted(outcome.problems + done.problems, key=lambda p: (p.path, p.line or 0))
     outcome.files, outcome.objects = done.files, done.objects
     return outcome
+
+
+def _run_batch_shared(shared: tuple, batch: list[_Unit]) -> _Done:
+    options, work = shared
+    with relaxed_collector():
+        return _run_batch_with(batch, options, work)
+
+
+@contextmanager
+def executor_session(options: RunnerOptions):
+    """One executor for several stages (``run``): Ray is started or joined once, not per stage."""
+    if options.executor != "ray":
+        yield
+        return
+    from .on_ray import ray_session
+
+    with ray_session(options):
+        yield
+
+
+def parallelism(options: RunnerOptions) -> int:
+    """How many units of work run at once: the local worker processes, or the Ray cluster's CPUs (inside ``executor_session``)."""
+    if options.executor == "ray":
+        import ray
+
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return options.jobs or os.cpu_count() or 1
 
 
 def _collected(outcome: Outcome[R], streamed: Iterator[Streamed[R]]) -> Outcome[R]:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from . import ApplicationWork, R, RunnerOptions, S, Streamed, T, _run_batch_with, _Unit, relaxed_collector, streamed
+from . import ApplicationWork, R, RunnerOptions, S, Streamed, T, _run_batch_shared, _Unit, streamed
 
 # Object store for a local Ray: the units and results are small (paths in, detections out).
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -60,15 +60,8 @@ def ray_session(options: RunnerOptions):
         ray.shutdown()
 
 
-def _run_unit(shared: tuple, unit: _Unit):
-    """In a Ray worker: one application's whole work."""
-    options, work = shared
-    with relaxed_collector():
-        return _run_batch_with([unit], options, work)
-
-
 def stream_on_ray(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R]) -> Iterator[Streamed[R]]:
-    for unit, done in zip(units, map_on_ray(_run_unit, (options, work), units, options)):
+    for unit, done in zip(units, map_on_ray(_run_batch_shared, (options, work), ([u] for u in units), options)):
         yield streamed(unit, done)
 
 

@@ -19,7 +19,7 @@ from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
-from ..runner import RunnerOptions, map_ordered
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
 from .judging import Change, Judging, VerifyOptions
@@ -133,28 +133,40 @@ _pool_state: tuple | None = None
 
 
 def verify_parallel(
-    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], jobs: int = 0
+    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], jobs: int = 0, runner: RunnerOptions | None = None
 ) -> VerifyResult:
     """Verify on every core: patches are cut into slices (a large application's
     patches over several slices), each worker loads the applications its slice
-    needs. Verdicts come back in the order of the patches."""
+    needs. Verdicts come back in the order of the patches. With a Ray runner
+    the slices are Ray tasks."""
     import multiprocessing
     import os
 
-    jobs = jobs or os.cpu_count() or 1
-    if jobs < 2 or len(patches) < 200 or options.schema is not SchemaMode.OFFLINE or options.rescan:
-        return Verifier(checks, options).verify(patches, detections)  # external tools run once, on the whole batch
+    on_ray = runner is not None and runner.executor == "ray"
+    jobs = jobs or (runner.jobs if runner else 0) or os.cpu_count() or 1
+    external = options.schema is not SchemaMode.OFFLINE or options.rescan  # external tools run once, on the whole batch
+    if external or (not on_ray and (jobs < 2 or len(patches) < 200)) or not patches:
+        return Verifier(checks, options).verify(patches, detections)
     by_id = {d.id: d for d in detections}
     order = sorted(range(len(patches)), key=lambda i: ((by_id.get(patches[i].id) or detections[0]).application or "", i))
-    size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
-    slices = [order[start : start + size] for start in range(0, len(order), size)]
-    global _pool_state
-    _pool_state = (checks, options, patches, by_id)
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parts = pool.map(_verify_slice, slices, chunksize=1)
-    finally:
-        _pool_state = None
+    if on_ray:
+        with executor_session(runner):
+            size = -(-len(order) // parallelism(runner))  # one slice per CPU: a big application is loaded at most once each
+            slices = [order[start : start + size] for start in range(0, len(order), size)]
+            items = [([patches[i] for i in indices], [by_id[patches[i].id] for i in indices if patches[i].id in by_id]) for indices in slices]
+            parts = []
+            for indices, part in zip(slices, map_ordered(_verify_group, (checks, options), items, runner)):
+                parts.append((list(zip([i for i in indices if not patches[i].is_manual], part.verdicts)), part.manual))
+    else:
+        size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
+        slices = [order[start : start + size] for start in range(0, len(order), size)]
+        global _pool_state
+        _pool_state = (checks, options, patches, by_id)
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                parts = pool.map(_verify_slice, slices, chunksize=1)
+        finally:
+            _pool_state = None
     result = VerifyResult()
     verdicts: list[tuple[int, Verdict]] = []
     for found, manual in parts:
@@ -171,27 +183,6 @@ def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, Verdict]], int]:
     # verify() keeps the order of its input: pair the verdicts back with their patches.
     with_verdict = [i for i in indices if not patches[i].is_manual]
     return list(zip(with_verdict, result.verdicts)), result.manual
-
-
-def verify_by_application(
-    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], runner: RunnerOptions
-) -> VerifyResult:
-    """Verify with one application per unit of work on the runner's executor
-    (Ray's tasks or local processes): the same verdicts, in the order of the patches."""
-    by_id = {d.id: d for d in detections}
-    groups: dict[str, list[int]] = {}
-    for n, patch in enumerate(patches):
-        d = by_id.get(patch.id)
-        groups.setdefault((d.application or d.manifest_path) if d else "", []).append(n)
-    items = [([patches[i] for i in indices], [by_id[patches[i].id] for i in indices if patches[i].id in by_id]) for indices in groups.values()]
-    result = VerifyResult()
-    verdicts: list[tuple[int, Verdict]] = []
-    for indices, part in zip(groups.values(), map_ordered(_verify_group, (checks, options), items, runner)):
-        result.manual += part.manual
-        # verify() keeps the order of its input: pair the verdicts back with their patches.
-        verdicts += zip([i for i in indices if not patches[i].is_manual], part.verdicts)
-    result.verdicts = [v for _, v in sorted(verdicts, key=lambda pair: pair[0])]
-    return result
 
 
 def _verify_group(shared: tuple, item: tuple) -> VerifyResult:

@@ -1,0 +1,139 @@
+"""Issue 15, item 1: --executor ray, for real. Ray is heavy on a 2-core machine, so
+the tests are few: one starts Ray locally on small inputs, one runs the whole
+pipeline over the shared corpus on a real two-node cluster on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, REPO, cli_process, corpus_required, free_port
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)")
+RAY = Path(sys.executable).parent / "ray"
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def _free_range(size: int) -> int:
+    """The first port of ``size`` consecutive free ports (Ray's worker ports)."""
+    for _ in range(200):
+        start = random.randrange(20000, 30000 - size)
+        try:
+            for port in range(start, start + size):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+            return start
+        except OSError:
+            continue
+    raise RuntimeError("no free port range")
+
+
+def _node(temp: Path, *args: str) -> subprocess.Popen:
+    """A Ray node kept in the foreground (--block) in a process group of its own,
+    so that teardown stops exactly the processes this test started."""
+    workers = _free_range(24)
+    command = [
+        str(RAY), "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=80000000",
+        f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
+        f"--min-worker-port={workers}", f"--max-worker-port={workers + 23}", "--disable-usage-stats", *args,
+    ]
+    log = open(temp / f"node-{len(list(temp.glob('node-*.log')))}.log", "w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
+
+
+def _stop(node: subprocess.Popen) -> None:
+    try:
+        os.killpg(node.pid, signal.SIGTERM)  # --block stops its node's processes on SIGTERM
+        node.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _alive_nodes(address: str) -> int:
+    probe = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
+    result = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=ENV, timeout=120)
+    return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """`ray start --head` and a second `ray start --address`, both on loopback with
+    free ports and one CPU each; both stopped in teardown."""
+    temp = Path(tempfile.mkdtemp(prefix="k8sfix-ray-"))  # short: Ray's socket paths must stay under 107 bytes
+    gcs = free_port()
+    address = f"127.0.0.1:{gcs}"
+    nodes = [_node(temp, "--head", f"--port={gcs}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}")]
+    try:
+        deadline = time.monotonic() + 180
+        while _alive_nodes(address) < 1:
+            assert nodes[0].poll() is None and time.monotonic() < deadline, (temp / "node-0.log").read_text()[-3000:]
+            time.sleep(2)
+        nodes.append(_node(temp, f"--address={address}"))
+        while _alive_nodes(address) < 2:
+            assert nodes[1].poll() is None and time.monotonic() < deadline, (temp / "node-1.log").read_text()[-3000:]
+            time.sleep(2)
+        yield address
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _without_timings(out: Path) -> dict:
+    artefacts = {name: json.loads((out / name).read_text()) for name in ("detections.json", "patches.json", "verified.json", "risk.json", "metrics.json")}
+    # The schedule's first-seen time (and the ageing term and score that follow from it) is the clock's, not the run's.
+    artefacts["schedule.json"] = [{k: v for k, v in item.items() if k not in ("first_seen", "wait", "score")} for item in json.loads((out / "schedule.json").read_text())]
+    return artefacts
+
+
+@corpus_required()
+def test_the_pipeline_on_a_two_node_ray_cluster_gives_the_local_artefacts_on_the_shared_corpus(tmp_path, two_node_cluster):
+    local = cli_process("run", str(CORPUS), "--out", str(tmp_path / "local"), "--head", "0")
+    assert local.returncode in (0, 2), local.stderr[-2000:]  # 2: the corpus holds two unreadable objects
+    on_ray = cli_process("run", str(CORPUS), "--out", str(tmp_path / "ray"), "--head", "0", "--executor", "ray", "--ray-address", two_node_cluster)
+    assert on_ray.returncode == local.returncode, on_ray.stderr[-2000:]
+    expected, got = _without_timings(tmp_path / "local"), _without_timings(tmp_path / "ray")
+    assert len(expected["detections.json"]) > 10000
+    for name in expected:
+        assert got[name] == expected[name], name
+    assert _alive_nodes(two_node_cluster) == 2  # the run used the cluster and left it running
+
+
+def test_without_an_address_ray_starts_locally_and_every_stage_matches_local(tmp_path, cli):
+    """Small inputs, one local Ray for the whole test (the stages reuse a running
+    session); JSON arrays and JSON Lines, detect, propose, verify and fix."""
+    inputs = [str(REPO / "examples"), str(REPO / "tests" / "runnability")]
+    ray.init(address="local", num_cpus=2, object_store_memory=80_000_000, include_dashboard=False, log_to_driver=False)
+    try:
+        for fmt in ("json", "jsonl"):
+            runs = {}
+            for executor in ("local", "ray"):
+                out = tmp_path / f"{executor}-{fmt}"
+                out.mkdir()
+                d, p, v = out / f"d.{fmt}", out / f"p.{fmt}", out / f"v.{fmt}"
+                assert cli("detect", *inputs, "--format", fmt, "--out", str(d), "--executor", executor)[0] == 1
+                assert cli("propose", "-d", str(d), "--format", fmt, "-o", str(p), "--executor", executor)[0] == 0
+                assert cli("verify", "-p", str(p), "-d", str(d), "--format", fmt, "-o", str(v), "--executor", executor)[0] in (0, 1)
+                runs[executor] = [f.read_text() for f in (d, p, v)]
+            assert runs["ray"] == runs["local"], fmt
+        code, local_diff, _ = cli("fix", *inputs, "--unsafe-fixes", "--diff")
+        code_ray, ray_diff, _ = cli("fix", *inputs, "--unsafe-fixes", "--diff", "--executor", "ray")
+        assert (code_ray, ray_diff) == (code, local_diff) and local_diff
+    finally:
+        ray.shutdown()
+    code, _, stderr = cli("detect", inputs[0], "--ray-address", "127.0.0.1:1")
+    assert code == 2 and "--ray-address needs --executor ray" in stderr
