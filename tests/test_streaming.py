@@ -83,3 +83,21 @@ def test_verify_refuses_patches_out_of_the_order_of_their_detections(tmp_path, c
     p.write_text("\n".join(shuffled[::-1]) + "\n")
     code, _, stderr = cli("verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(tmp_path / "v.jsonl"))
     assert code == 2 and "not in the order of the detections" in stderr
+
+
+def test_a_fifo_or_device_given_as_out_is_written_to_not_replaced(tmp_path, cli):
+    """A rename over /dev/null (as root) would replace the device with a file: special files are written in place."""
+    import os
+    import stat
+    import threading
+
+    for fmt in ("json", "jsonl"):
+        fifo = tmp_path / f"out-{fmt}"
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+        reader.start()
+        code, _, stderr = cli("detect", str(REPO / "examples"), "--format", fmt, "--out", str(fifo))
+        reader.join(30)
+        assert code == 1, stderr
+        assert stat.S_ISFIFO(fifo.stat().st_mode) and "latest-tag" in got[0]

@@ -398,6 +398,10 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     atomic within one file system); one a killed run left behind is removed by
     the next write into that folder."""
     path = Path(os.path.realpath(path)) if os.path.islink(path) else path
+    if _special(path):
+        with open(path, "wb") as handle:  # /dev/null, /dev/stdout, a FIFO: written to, never replaced by a file
+            handle.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path.parent)
     before = path.stat() if path.exists() else None
@@ -413,6 +417,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _special(path: Path) -> bool:
+    """A device or a FIFO: a rename over it would replace it (as root, /dev/null itself)."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode) and not stat.S_ISDIR(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
@@ -531,6 +543,9 @@ class JsonLinesWriter:
 
             self.handle = sys.stdout
             return self
+        if _special(self.path):
+            self.handle = open(self.path, "w", encoding="utf-8")  # a device or a FIFO is written to, never replaced
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.path.parent)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=self.path.parent)
@@ -546,6 +561,8 @@ class JsonLinesWriter:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._tmp is None:
+            if self.path is not None:
+                self.handle.close()
             return False
         self.handle.close()
         if exc_type is None:
