@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -21,7 +22,10 @@ from conftest import CORPUS, REPO, cli_process, corpus_required, free_port
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)")
 RAY = Path(sys.executable).parent / "ray"
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+# The test cluster's own token (Ray 2.x authenticates every client by token): the
+# nodes, the probes and the tool's driver share it through the environment.
+AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
+ENV = {**os.environ, **AUTH}
 
 
 def _free_range(size: int) -> int:
@@ -86,6 +90,7 @@ def two_node_cluster():
         while _alive_nodes(address) < 2:
             assert nodes[1].poll() is None and time.monotonic() < deadline, (temp / "node-1.log").read_text()[-3000:]
             time.sleep(2)
+        # Ray turns a loopback address into this machine's own address (which the kernel routes over loopback too).
         yield address
     finally:
         for node in reversed(nodes):
@@ -101,7 +106,9 @@ def _without_timings(out: Path) -> dict:
 
 
 @corpus_required()
-def test_the_pipeline_on_a_two_node_ray_cluster_gives_the_local_artefacts_on_the_shared_corpus(tmp_path, two_node_cluster):
+def test_the_pipeline_on_a_two_node_ray_cluster_gives_the_local_artefacts_on_the_shared_corpus(tmp_path, two_node_cluster, monkeypatch):
+    for key, value in AUTH.items():
+        monkeypatch.setenv(key, value)
     local = cli_process("run", str(CORPUS), "--out", str(tmp_path / "local"), "--head", "0")
     assert local.returncode in (0, 2), local.stderr[-2000:]  # 2: the corpus holds two unreadable objects
     on_ray = cli_process("run", str(CORPUS), "--out", str(tmp_path / "ray"), "--head", "0", "--executor", "ray", "--ray-address", two_node_cluster)

@@ -94,7 +94,10 @@ def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Ca
     head = {item.id for item in items[:REPORT_DIFFS]}
     diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
     write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs)
-    return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks}
+    return {
+        "metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks,
+        "verdicts": verdicts,
+    }
 
 
 def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:

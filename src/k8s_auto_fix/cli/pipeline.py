@@ -22,7 +22,6 @@ from .common import (
     ExecutorOpt,
     ImageFactsOpt,
     IncludeOpt,
-    PathsArg,
     RayAddressOpt,
     choose_checks,
     executor_errors,
@@ -245,7 +244,7 @@ def metrics(
 
 @app.command("run")
 def run_command(
-    paths: PathsArg,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files or folders (recursive; .yaml/.yml/.json), or - for stdin.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for every artefact and report.html.")] = Path("out"),
     context: ContextOpt = ContextMode.DIR,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
@@ -258,22 +257,40 @@ def run_command(
     queue: Annotated[Optional[str], typer.Option("--queue", help="Enqueue into this queue (sqlite:///path or postgresql://...) instead of OUT/queue.db.")] = None,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    inputs: Annotated[
+        Optional[Path], typer.Option("--inputs", help="A file naming folders or git repositories, one a line: all in one run, with a summary per input (inputs.json).")
+    ] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
+    import tempfile
+
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from ..contracts import ContractError
     from ..detect import DetectOptions
+    from ..inputs import InputsError, resolve_inputs, summarise
     from ..queue.base import QueueError
     from ..risk.feeds import FeedError
     from ..run import RunOptions, run_pipeline
 
+    if not paths and inputs is None:
+        raise fail("run needs PATH... or --inputs LIST")
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
     facts = load_image_facts(image_facts, trivy_report)
+    scratch = tempfile.TemporaryDirectory(prefix="k8s-auto-fix-inputs-")
+    listed = []
+    if inputs is not None:
+        try:
+            listed = resolve_inputs(inputs, Path(scratch.name))
+        except InputsError as err:
+            raise fail(str(err)) from None
+    paths = list(paths or []) + [s.path for s in listed if s.status == "ok"]
+    if not paths:
+        raise fail(f"{inputs}: no input could be used: " + "; ".join(s.message for s in listed))
     runner = runner_options(executor, ray_address)
     options = RunOptions(settings, DetectOptions(context=context, executor=runner.executor, ray_address=runner.ray_address), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
@@ -283,9 +300,17 @@ def run_command(
                 result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
         except (ContractError, FeedError, QueueError) as err:
             raise fail(str(err)) from None
+        finally:
+            scratch.cleanup()
     print_problems(result["problems"])
-    from ..report.render import print_run_summary
+    from ..report.render import print_inputs_summary, print_run_summary
 
     print_run_summary(result, out, head, stdout)
+    if inputs is not None:
+        summaries = summarise(listed, result["detections"], result["verdicts"], result["problems"])
+        write_json_atomic(out / "inputs.json", [s.as_dict() for s in summaries])
+        print_inputs_summary(summaries, stdout)
+        if any(s.status == "error" for s in summaries):
+            raise typer.Exit(EXIT_ERROR)  # every input that could be used was; inputs.json says which could not
     if any(p.level == "error" for p in result["problems"]):
         raise typer.Exit(EXIT_ERROR)  # every artefact is written; an input was not (a CI gate must not pass)
