@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO, cli_process, corpus_required, free_port
+from conftest import CORPUS, REPO, cli_process, corpus_required, free_port, write
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)")
 RAY = Path(sys.executable).parent / "ray"
@@ -144,3 +144,48 @@ def test_without_an_address_ray_starts_locally_and_every_stage_matches_local(tmp
         ray.shutdown()
     code, _, stderr = cli("detect", inputs[0], "--ray-address", "127.0.0.1:1")
     assert code == 2 and "--ray-address needs --executor ray" in stderr
+
+
+def test_model_workers_on_ray_share_one_rate_budget_measured_at_the_server(tmp_path, cli, monkeypatch):
+    """Two Ray workers, four threads each, one endpoint at 600 requests a minute:
+    the scripted chat server sees requests at least 0.1 s apart (one budget, an
+    actor), never the bursts that a budget per worker would let through."""
+    from k8s_auto_fix.bench.chat_server import ScriptedChat
+
+    for app in ("shop", "blog"):
+        containers = "".join(f"\n  - name: c{i}\n    image: example.com/shop/web:1.25" for i in range(8))
+        write(tmp_path / "in" / app, "pod.yaml", f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {app}}}\nspec:\n  containers:{containers}\n")
+    found = tmp_path / "d.json"
+    cli("detect", str(tmp_path / "in"), "--out", str(found))
+    chosen = [d for d in json.loads(found.read_text()) if d["policy_id"] == "no-read-only-root-fs"]
+    found.write_text(json.dumps(chosen))
+
+    def answer(body):
+        text = body["messages"][1]["content"]
+        index = int(text.split("Container: c")[1].split("\n")[0])
+        return {"content": json.dumps([{"op": "add", "path": f"/spec/containers/{index}/securityContext", "value": {"readOnlyRootFilesystem": True}}])}
+
+    monkeypatch.setenv("TEST_KEY", "sk-test")
+    ray.init(address="local", num_cpus=2, object_store_memory=80_000_000, include_dashboard=False, log_to_driver=False)
+    try:
+        # Two idle workers, started before the run, so that both slices really run at once.
+        ray.get([ray.remote(lambda: time.sleep(1)).remote() for _ in range(2)])
+        with ScriptedChat(responder=answer, delay=0.05) as server:
+            config = write(tmp_path, "run.yaml", f"""
+                endpoints:
+                  vendor: {{endpoint: "{server.url}", model: test-model, api_key_env: TEST_KEY, requests_per_minute: 600}}
+                """)
+            code, _, stderr = cli("propose", "-d", str(found), "-o", str(tmp_path / "p.json"), "--mode", "vendor", "--config", str(config),
+                                  "--jobs", "4", "--executor", "ray")
+    finally:
+        ray.shutdown()
+    assert code == 0, stderr
+    patches = json.loads((tmp_path / "p.json").read_text())
+    assert [p["id"] for p in patches] == [d["id"] for d in chosen] and all(p["source"] == "model" for p in patches)
+    t = sorted(server.arrivals)
+    assert len(t) >= len(chosen) == 16
+    # 600 a minute for all workers together: any k+1 requests span at least (k-1) x 0.1 s. One slot
+    # of slack is the delivery jitter between a place granted by the actor and the request arriving;
+    # a budget per worker would let both workers' requests arrive together, again and again.
+    assert all(t[j] - t[i] >= (j - i - 1) * 0.1 - 1e-3 for i in range(len(t)) for j in range(i + 1, len(t))), [round(b - a, 3) for a, b in zip(t, t[1:])]
+    assert t[-1] - t[0] >= (len(t) - 2) * 0.1

@@ -77,8 +77,6 @@ def propose(
     chosen = mode or settings.proposer.mode
     runner = runner_options(executor, ray_address)
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
-    if chosen != "rules" and runner.executor != "local":
-        raise fail("model modes run in this process; --executor ray distributes the rules proposer")
     if output_format is RecordFormat.JSONL and chosen == "rules":
         result, total = ProposeResult(), 0  # patches are written as they come, not kept
         with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
@@ -90,6 +88,9 @@ def propose(
         _propose_summary(result, lines.count, total, counter[0])
         return
     found = read_contract(detections, Detection)
+    if chosen != "rules" and runner.executor == "ray":
+        _propose_with_model_on_ray(chosen, settings, found, out, options, jobs, output_format, runner)
+        return
     if chosen != "rules":
         _propose_with_model(chosen, settings, found, out, options, jobs, output_format)
         return
@@ -130,6 +131,23 @@ def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs
         client.close()
         if partial.records:
             partial.flush()  # an interrupted run keeps every answer it already paid for
+    write_records(out, result.patches, output_format)
+    stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+def _propose_with_model_on_ray(endpoint: str, settings, found, out: Path, options, jobs: int, output_format, runner) -> None:
+    """Model mode on Ray: one slice of the findings per CPU, every worker within the endpoint's one rate budget (a Ray actor)."""
+    from ..propose.llm.client import ModelError
+    from ..propose.llm.distributed import propose_with_model_on_ray
+    from ..propose.llm.providers import client_for
+
+    try:
+        client = client_for(settings, endpoint)  # checks the endpoint and its key before anything starts
+    except ModelError as err:
+        raise fail(str(err)) from None
+    client.close()
+    with executor_errors():
+        result = propose_with_model_on_ray(settings, endpoint, client.api_key, found, options, jobs, runner)
     write_records(out, result.patches, output_format)
     stderr.print(result.summary(len(found), client.endpoint.model))
 

@@ -71,20 +71,24 @@ class RateBudget:
         self._clock, self._sleep = clock, sleep
 
     def acquire(self, expected_tokens: int) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._tokens and now - self._tokens[0][0] >= 60:
-                    self._tokens.popleft()
-                wait = self._next_start - now if self.rpm else 0.0
-                if self.tpm and self._tokens and sum(t for _, t in self._tokens) + expected_tokens > self.tpm:
-                    wait = max(wait, 60 - (now - self._tokens[0][0]))
-                if wait <= 0:
-                    if self.rpm:
-                        self._next_start = max(now, self._next_start) + 60 / self.rpm
-                    self._tokens.append((now, expected_tokens))
-                    return
+        while (wait := self.try_acquire(expected_tokens)) > 0:
             self._sleep(min(wait, 1.0))
+
+    def try_acquire(self, expected_tokens: int) -> float:
+        """Take a request's place now (0), or say how long to wait before asking again."""
+        with self._lock:
+            now = self._clock()
+            while self._tokens and now - self._tokens[0][0] >= 60:
+                self._tokens.popleft()
+            wait = self._next_start - now if self.rpm else 0.0
+            if self.tpm and self._tokens and sum(t for _, t in self._tokens) + expected_tokens > self.tpm:
+                wait = max(wait, 60 - (now - self._tokens[0][0]))
+            if wait <= 0:
+                if self.rpm:
+                    self._next_start = max(now, self._next_start) + 60 / self.rpm
+                self._tokens.append((now, expected_tokens))
+                return 0.0
+            return wait
 
 
 @dataclass
