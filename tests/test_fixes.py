@@ -88,6 +88,26 @@ def test_init_container_and_container_level_override(tmp_path):
     assert all(v.accepted for v in verdicts.values()), [v.errors for v in verdicts.values() if not v.accepted]
 
 
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ("{limits: {cpu: 500m, memory: 256Mi}}", [{"op": "add", "path": "/spec/containers/0/resources/requests", "value": {"cpu": "500m", "memory": "256Mi"}}]),
+        ("{limits: {memory: 1Gi}, requests: {ephemeral-storage: 1Gi}}", [
+            {"op": "add", "path": "/spec/containers/0/resources/requests/cpu", "value": "100m"},
+            {"op": "add", "path": "/spec/containers/0/resources/requests/memory", "value": "1Gi"},
+        ]),
+        ("{limits: {memory: 1Gi}, requests: {memory: 512Mi}}", [{"op": "add", "path": "/spec/containers/0/resources/requests/cpu", "value": "100m"}]),
+    ],
+)  # fmt: skip
+def test_a_cpu_request_brings_the_memory_request_kubernetes_already_takes_from_the_limit(tmp_path, resources, expected):
+    """Kubernetes requests what a container limits when no request is written; a
+    new requests map that leaves memory out reads as a missing memory request to
+    other scanners (Checkov CKV_K8S_12), so the implied request is written."""
+    found, proposed, verdicts = pipeline(tmp_path, pod(f"resources: {resources}"))
+    fix = next(p for d in found for p in proposed if p.id == d.id and d.policy_id == "unset-cpu-requirements")
+    assert fix.patch == expected and verdicts[fix.id].accepted, verdicts[fix.id].errors
+
+
 def test_cronjob_patch_goes_through_the_job_template_and_pins_come_from_the_user(tmp_path):
     text = """
     apiVersion: batch/v1

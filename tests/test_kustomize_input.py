@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, tools_required
+
+from k8s_auto_fix.engines.kube_linter import find_kube_linter
 
 CASE = REPO / "tests" / "kustomize"
 PODINFO = REPO.parent / "shared" / "inputs" / "kustomize" / "podinfo"
@@ -70,3 +72,19 @@ def test_a_broken_kustomization_is_one_clear_error(cli, tmp_path):
     (tmp_path / "bad" / "kustomization.yaml").write_text("resources:\n- missing.yaml\n")
     code, _, stderr = cli("detect", str(tmp_path / "bad"), "--format", "json")
     assert code == 2 and "kustomize build failed" in stderr and "Traceback" not in stderr
+
+
+@tools_required("kube-linter")
+@pytest.mark.parametrize("folder", [PODINFO, CASE / "overlays" / "prod"], ids=["podinfo", "overlay"])
+def test_a_kustomization_gets_the_findings_kube_linter_gets_from_its_own_build(cli, tmp_path, folder):
+    from k8s_auto_fix.checks import REGISTRY
+    from k8s_auto_fix.checks.registry import KubeLinter
+
+    default = {c.id for c in REGISTRY.values() if c.kube_linter is KubeLinter.DEFAULT}
+    proc = subprocess.run([find_kube_linter(), "lint", str(folder), "--format", "json"], capture_output=True, text=True)
+    theirs = sorted(
+        (r["Check"], r["Object"]["K8sObject"]["GroupVersionKind"]["Kind"], r["Object"]["K8sObject"]["Name"]) for r in json.loads(proc.stdout)["Reports"] or []
+    )
+    _, found, _ = detect(cli, tmp_path, folder)
+    ours = sorted((d["policy_id"], d["object"]["kind"], d["object"]["name"]) for d in found if d["policy_id"] in default)
+    assert theirs and ours == theirs

@@ -8,9 +8,7 @@ import os
 import shutil
 
 import pytest
-from conftest import CORPUS, corpus_required
-
-from k8s_auto_fix.engines.kube_linter import find_kube_linter
+from conftest import CORPUS, corpus_required, tools_required
 
 REFERENCE = CORPUS / "reference" / "kube-linter-findings.jsonl"
 
@@ -44,7 +42,7 @@ def test_parity_command_against_the_reference_on_a_slice(cli, tmp_path):
 
 
 @corpus_required()
-@pytest.mark.skipif(find_kube_linter() is None, reason="kube-linter is not installed (make test installs it)")
+@tools_required("kube-linter")
 @pytest.mark.parametrize("checks", [(), ("--all-checks",)], ids=["default-checks", "all-checks"])
 def test_the_whole_corpus_agrees_with_the_real_kube_linter_check_by_check(cli, tmp_path, checks):
     """Folder context, as kube-linter lints a folder. Every known difference

@@ -20,7 +20,12 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, REPO, cli_process, corpus_required, free_port, write
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)")
+try:
+    import ray
+except ImportError:  # in CI `make test` installs it: there a missing Ray fails, never skips
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)", allow_module_level=True)
 RAY = Path(sys.executable).parent / "ray"
 # The test cluster's own token (Ray 2.x authenticates every client by token): the
 # nodes, the probes and the tool's driver share it through the environment.

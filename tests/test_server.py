@@ -72,6 +72,23 @@ def test_namespaces_are_made_on_demand_with_pod_security_labels(api_server):
     client.close()
 
 
+def test_an_object_whose_namespace_or_service_account_cannot_exist_gets_its_own_error(api_server):
+    """Unrendered template names are common in real trees: each such object is
+    refused with the server's reason, and the rest of the batch is judged."""
+    client = KubeClient.from_kubeconfig(api_server.kubeconfig)
+    container = {"name": "c", "image": "example.com/c:1"}
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sa"}, "spec": {"serviceAccountName": "app-{{ .Values.env }}", "containers": [container]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ns", "namespace": "{{ .Release.Namespace }}"}, "spec": {"containers": [container]}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fine", "namespace": "team-a"}, "spec": {"containers": [container]}},
+    ]
+    bad_account, bad_namespace, fine = client.dry_run_all(pods)
+    client.close()
+    assert 'ServiceAccount "app-{{ .Values.env }}" is invalid' in bad_account.error
+    assert "namespace {{ .Release.Namespace }}" in bad_namespace.error and "RFC 1123" in bad_namespace.error
+    assert fine.error is None
+
+
 def _verify(cli, tmp_path, kubeconfig, patch_ops):
     manifest = write(tmp_path, "deploy.yaml", DEPLOYMENT)
     detections, patches, verified = tmp_path / "d.json", tmp_path / "p.json", tmp_path / "v.json"

@@ -96,11 +96,26 @@ def _fix_cpu_request(ctx: FixContext) -> Proposal | None:
     if "cpu" in as_dict(resources.get("requests")):
         return Proposal.manual("the cpu request of 0 is written in the manifest; set the request the container needs")
     limit = as_dict(resources.get("limits")).get("cpu")
-    path = (*ctx.container.segments, "resources", "requests", "cpu")
     if limit is not None:
-        return Proposal(set_value(ctx.obj.data, path, limit), Applicability.SAFE, "the request is the limit, as Kubernetes already takes it")
+        return Proposal(_cpu_request_ops(ctx, limit), Applicability.SAFE, "the request is the limit, as Kubernetes already takes it")
     request = ctx.settings.resources.cpu_request
-    return Proposal(set_value(ctx.obj.data, path, request), explanation=f"cpu request {request}: {GUESSED}")
+    return Proposal(_cpu_request_ops(ctx, request), explanation=f"cpu request {request}: {GUESSED}")
+
+
+def _cpu_request_ops(ctx: FixContext, cpu) -> list:
+    """requests.cpu, and a memory limit without a request written as the request
+    too: Kubernetes already requests what it limits, and a new ``requests`` map
+    without memory reads as "memory request missing" to other scanners (Checkov's
+    CKV_K8S_12 goes from UNKNOWN to FAILED)."""
+    resources = as_dict(ctx.container.spec.get("resources"))
+    requests = {"cpu": cpu}
+    memory_limit = as_dict(resources.get("limits")).get("memory")
+    if memory_limit is not None and "memory" not in as_dict(resources.get("requests")):
+        requests["memory"] = memory_limit
+    base = (*ctx.container.segments, "resources", "requests")
+    if not isinstance(resources.get("requests"), dict):
+        return set_value(ctx.obj.data, base, requests)
+    return [op for key, value in requests.items() for op in set_value(ctx.obj.data, (*base, key), value)]
 
 
 check(
@@ -115,9 +130,10 @@ check(
     fix=Fix(
         Applicability.REVIEW,
         "A container with only a limit gets the limit as its request (safe: Kubernetes already does that); one with neither "
-        "gets fixes.resources.cpu_request, a default, not a measurement of this workload.",
+        "gets fixes.resources.cpu_request, a default, not a measurement of this workload. A memory limit without a request is "
+        "written as the request too (Kubernetes already takes it so).",
         _fix_cpu_request,
-        remedy=("container.resources.requests.cpu",),
+        remedy=("container.resources.requests.cpu", "container.resources.requests.memory"),
     ),
     guidance="""
 Set `resources.requests.cpu` on the named container: to its CPU limit when it has one (Kubernetes already uses the

@@ -72,9 +72,27 @@ ImageFactsOpt = Annotated[
 TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")]
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
-KubeconfigOpt = Annotated[
-    Optional[Path], typer.Option("--kubeconfig", help="--schema server: the API server to ask (default: $KUBECONFIG, then ~/.kube/config).")
+ValuesOpt = Annotated[
+    Optional[list[Path]], typer.Option("--values", help="Helm chart input: a values file over the chart's own (repeatable, as `helm template --values`).")
 ]
+ReleaseOpt = Annotated[
+    str, typer.Option("--release", help="Helm chart input: the release name to render with (kube-linter's by default, so object names agree).")
+]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Helm chart input: KEY=VALUE over the chart's values (repeatable, as `helm template --set`).")]
+KubeconfigOpt = Annotated[
+    Optional[Path], typer.Option("--kubeconfig", help="The API server for --schema server and --psa (default: $KUBECONFIG, then ~/.kube/config; bench fix --psa starts a throwaway one).")
+]
+
+
+def use_chart_values(values: list[Path] | None, set_values: list[str] | None, kube_version: str | None = None, release: str | None = None) -> None:
+    """Render chart inputs with these values (set before anything is loaded)."""
+    from ..manifests import helm
+
+    for path in values or ():
+        if not path.is_file():
+            raise fail(f"{path}: no such values file")
+    extra = ({"kube_version": kube_version} if kube_version else {}) | ({"release": release} if release else {})
+    helm.configure(helm.HelmOptions(values=tuple(str(p) for p in values or ()), set_values=tuple(set_values or ()), **extra))
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import typer
 from ..contracts import Engine, JsonLinesWriter, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from ..manifests.loader import DEFAULT_MAX_FILE_BYTES
 from .app import app
 from .common import (
@@ -28,6 +29,9 @@ from .common import (
     JobsOpt,
     PathsArg,
     RayAddressOpt,
+    ReleaseOpt,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     executor_errors,
     fail,
@@ -36,6 +40,7 @@ from .common import (
     runner_options,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -65,24 +70,39 @@ def detect(
     jobs: JobsOpt = 0,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
+    baseline: Annotated[
+        Optional[Path], typer.Option("--baseline", help="Report only findings absent from this saved detect JSON or SARIF (by their stable ids).")
+    ] = None,
 ) -> None:
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
     from ..detect import detect as run_detect
     from ..engines.kube_linter import KubeLinterError
     from ..report import render
+    from ..report.baseline import BaselineError, baseline_ids, without_baseline
 
     checks = choose_checks(load_settings(config), include, exclude, all_checks)
+    use_chart_values(values, set_values, release=release)
+    try:
+        known = baseline_ids(baseline) if baseline is not None else None
+    except BaselineError as err:
+        raise fail(str(err)) from None
     runner = runner_options(executor, ray_address)
     options = DetectOptions(context, max_file_size, embed_yaml, jobs, engine, runner.executor, runner.ray_address)
     if output_format is OutputFormat.JSONL and engine is Engine.BUILTIN:
-        _detect_streaming(paths, checks, options, out)
+        _detect_streaming(paths, checks, options, out, known)
     try:
         with executor_errors():
             result = run_detect(paths, checks, options)
     except KubeLinterError as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
+    if known is not None:
+        result, left_out = without_baseline(result, known)
+        stderr.print(f"{left_out} finding(s) already in the baseline {baseline} left out")
 
     fmt = output_format or (OutputFormat.TABLE if out is None and sys.stdout.isatty() else OutputFormat.JSON)
     if out is not None:
@@ -107,7 +127,7 @@ def detect(
     raise typer.Exit(EXIT_FINDINGS if result.detections else EXIT_CLEAN)
 
 
-def _detect_streaming(paths, checks, options, out: Path | None) -> None:
+def _detect_streaming(paths, checks, options, out: Path | None, known: set[str] | None = None) -> None:
     """detect --format jsonl: each application's detections are written as it is
     done, in input order, and dropped; only counts and problems are kept."""
     from ..contracts import DetectResult
@@ -115,15 +135,21 @@ def _detect_streaming(paths, checks, options, out: Path | None) -> None:
     from ..report import render
 
     problems, stream = stream_builtin(paths, checks, options.runner, options.embed_yaml)
-    files = objects = 0
+    files = objects = left_out = 0
     with executor_errors(), JsonLinesWriter(out) as lines:
         for item in stream:
-            lines.write(item.result or [])
+            found = item.result or []
+            if known is not None:  # --baseline: only what is new
+                left_out += sum(1 for d in found if d.id in known)
+                found = [d for d in found if d.id not in known]
+            lines.write(found)
             problems += item.problems
             files += item.files
             objects += item.objects
     summary = DetectResult.model_construct(detections=[], problems=problems, files=files, objects=objects)
     print_problems(sorted(problems, key=lambda p: (p.path, p.line or 0)), skip_notes=False)
+    if known is not None:
+        stderr.print(f"{left_out} finding(s) already in the baseline left out")
     stderr.print(render.summary_line(summary).replace("0 finding(s)", f"{lines.count} finding(s)", 1))
     if summary.errors:
         raise typer.Exit(EXIT_ERROR)

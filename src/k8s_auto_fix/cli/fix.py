@@ -11,6 +11,7 @@ import typer
 from ..contracts import Engine, JsonLinesWriter, SchemaMode
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from .app import app
 from .common import (
     EXIT_CLEAN,
@@ -33,7 +34,10 @@ from .common import (
     PathsArg,
     RayAddressOpt,
     RecordFormat,
+    ReleaseOpt,
+    SetOpt,
     TrivyReportOpt,
+    ValuesOpt,
     choose_checks,
     contract_errors,
     executor_errors,
@@ -46,6 +50,7 @@ from .common import (
     runner_options,
     stderr,
     stream_contract,
+    use_chart_values,
     write_records,
 )
 
@@ -67,6 +72,9 @@ def propose(
     output_format: FormatOpt = RecordFormat.JSON,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
@@ -74,6 +82,7 @@ def propose(
     from ..propose.rules import ProposeResult, propose_distributed, propose_rules, propose_stream
 
     settings = load_settings(config)
+    use_chart_values(values, set_values, release=release)
     chosen = mode or settings.proposer.mode
     runner = runner_options(executor, ray_address)
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
@@ -198,6 +207,9 @@ def verify(
     output_format: FormatOpt = RecordFormat.JSON,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord
@@ -211,6 +223,7 @@ def verify(
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
+    use_chart_values(values, set_values, kube_version, release)
     options = VerifyOptions(
         schema=schema,
         kube_version=kube_version,
@@ -256,6 +269,33 @@ def _verify_summary(accepted: int, total: int, manual: int, rejected: list[str])
     raise typer.Exit(EXIT_CLEAN if accepted == total else EXIT_FINDINGS)
 
 
+def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | None, quiet: bool) -> None:
+    """The fixes of rendered chart objects: never written into templates, emitted as values or a post-renderer."""
+    from ..fix.chart import ChartFixError, by_chart, fixed_count
+    from ..fix.chart import emit_post_renderer as write_post_renderer
+    from ..fix.chart import emit_values as write_values
+
+    try:
+        if emit_post_renderer:
+            script, hooks = write_post_renderer(run.chart_fixes, emit_post_renderer)
+            stderr.print(f"post-renderer written: helm template ... --post-renderer {script}")
+            for fix in hooks:
+                stderr.print(f"  not in the post-renderer (Helm 3 does not post-render hooks): {fix.edit.ref.kind}/{fix.edit.ref.name} ({fix.edit.path})")
+        if emit_values:
+            covered, changed, missing = write_values(run.chart_fixes, emit_values)
+            stderr.print(f"values written to {emit_values}: {covered} of {changed} fixed field(s) are exposed by the chart's values")
+            for field_ in missing:
+                stderr.print(f"  not exposed by values (use --emit-post-renderer): {field_}")
+    except ChartFixError as err:
+        raise fail(str(err)) from None
+    if not quiet:
+        for chart, fixes in by_chart(run.chart_fixes).items():
+            stderr.print(
+                f"[yellow]note:[/yellow] {chart}: {fixed_count(fixes)} finding(s) of rendered objects are fixable; chart templates are "
+                "not rewritten: use --emit-values FILE or --emit-post-renderer DIR"
+            )
+
+
 @app.command()
 def fix(
     paths: PathsArg,
@@ -279,6 +319,18 @@ def fix(
     jobs: JobsOpt = 0,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
+    emit_values: Annotated[
+        Optional[Path], typer.Option("--emit-values", help="Helm chart input: write a values override for the fixed fields the chart exposes.")
+    ] = None,
+    emit_post_renderer: Annotated[
+        Optional[Path], typer.Option("--emit-post-renderer", help="Helm chart input: write a post-renderer (DIR/post-render) that applies the fixes to helm's output.")
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 even when findings remain (input errors still exit 2): pre-commit's fix hook, where a changed file fails the commit.")
+    ] = False,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
@@ -289,6 +341,7 @@ def fix(
 
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
+    use_chart_values(values, set_values, kube_version, release)
     facts = load_image_facts(image_facts, trivy_report)
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
     with executor_errors():
@@ -308,8 +361,14 @@ def fix(
         from ..fix.kustomize import emit_kustomize as emit
 
         emit(run, emit_kustomize, list(paths))
-    if diff or not (write or out_dir or emit_kustomize):
+    if run.chart_fixes:
+        _chart_outputs(run, emit_values, emit_post_renderer, quiet=bool(emit_values or emit_post_renderer))
+    if diff or not (write or out_dir or emit_kustomize or emit_values or emit_post_renderer):
         sys.stdout.write(unified_diff(run))
+        if run.chart_fixes:
+            from ..fix.chart import rendered_diff
+
+            sys.stdout.write(rendered_diff(run.chart_fixes))
     accepted = sum(v.accepted for v in run.verdicts)
     stderr.print(
         f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
@@ -320,4 +379,6 @@ def fix(
     if run.detected.errors:
         raise typer.Exit(EXIT_ERROR)
     remaining = len(run.detected.detections) - run.fixed_findings
+    if exit_zero:
+        raise typer.Exit(EXIT_CLEAN)
     raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)

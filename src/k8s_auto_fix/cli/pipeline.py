@@ -10,6 +10,7 @@ import typer
 from ..contracts import write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
+from ..manifests.helm import RELEASE
 from .app import app, feeds_app, queue_app, risk_app
 from .common import (
     EXIT_ERROR,
@@ -23,6 +24,9 @@ from .common import (
     ImageFactsOpt,
     IncludeOpt,
     RayAddressOpt,
+    ReleaseOpt,
+    SetOpt,
+    ValuesOpt,
     choose_checks,
     executor_errors,
     fail,
@@ -34,6 +38,7 @@ from .common import (
     runner_options,
     stderr,
     stdout,
+    use_chart_values,
 )
 
 
@@ -263,6 +268,9 @@ def run_command(
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
+    values: ValuesOpt = None,
+    set_values: SetOpt = None,
+    release: ReleaseOpt = RELEASE,
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
     import tempfile
@@ -280,6 +288,7 @@ def run_command(
         raise fail("run needs PATH... or --inputs LIST")
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
+    use_chart_values(values, set_values, release=release)
     facts = load_image_facts(image_facts, trivy_report)
     scratch = tempfile.TemporaryDirectory(prefix="k8s-auto-fix-inputs-")
     listed = []

@@ -150,11 +150,10 @@ class KubeClient:
             namespace = namespace or metadata.get("namespace") or "default"
             if metadata.get("namespace") != namespace:
                 obj = {**obj, "metadata": {**metadata, "namespace": namespace}}
-            self.ensure_namespace(namespace)
-            if kind == "Pod" and api_version == "v1":
-                account = (obj.get("spec") or {}).get("serviceAccountName") or (obj.get("spec") or {}).get("serviceAccount")
-                if isinstance(account, str) and account and account != "default":
-                    self.ensure_service_account(namespace, account)
+            try:
+                self._prepare(namespace, obj)
+            except ClusterError as err:  # an invalid name is this object's own error
+                return DryRun(str(err))
             url += f"/namespaces/{namespace}"
         response = self.http.post(f"{url}/{resource.plural}", params={"dryRun": "All", "fieldValidation": "Strict"}, json=obj)
         warnings = [w.split(" ", 2)[-1].strip('"') for w in response.headers.get_list("warning")]
@@ -162,10 +161,22 @@ class KubeClient:
             return DryRun(None, warnings)
         return DryRun(_message(response), warnings)
 
+    def _prepare(self, namespace: str, obj: dict) -> None:
+        """What admission needs before ``obj`` can be created: its namespace, and a Pod's ServiceAccount."""
+        self.ensure_namespace(namespace)
+        if obj.get("kind") == "Pod" and obj.get("apiVersion") == "v1":
+            spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+            account = spec.get("serviceAccountName") or spec.get("serviceAccount")
+            if isinstance(account, str) and account and account != "default":
+                self.ensure_service_account(namespace, account)
+
     def dry_run_all(self, objects: Sequence[dict], namespace: str | None = None) -> list[DryRun]:
         """Each object's own result, in order; requests run in parallel."""
         for ns in {namespace} if namespace else {_namespace_of(o) for o in objects}:
-            self.ensure_namespace(ns)  # once, before the parallel requests
+            try:
+                self.ensure_namespace(ns)  # once, before the parallel requests
+            except ClusterError:
+                pass  # each object in it reports the error as its own
         with ThreadPoolExecutor(PARALLEL_REQUESTS) as pool:
             return list(pool.map(lambda o: self.dry_run(o, namespace), objects))
 

@@ -19,7 +19,7 @@ from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_by
 from ..engines.builtin import detection_order
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import RunnerOptions, for_each_application
-from .engine import FixSettings, FixWork
+from .engine import ChartFix, FixSettings, FixWork
 
 
 @dataclass
@@ -30,6 +30,7 @@ class FixRun:
     edits: dict[str, list[ObjectEdit]] = field(default_factory=dict)  # file -> edits
     new_texts: dict[str, str] = field(default_factory=dict)  # file -> fixed text (changed files only)
     problems: list[str] = field(default_factory=list)
+    chart_fixes: list[ChartFix] = field(default_factory=list)  # rendered chart objects: see fix/chart.py
 
     @property
     def fixed_findings(self) -> int:
@@ -47,6 +48,7 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
         run.verdicts += result.verdicts
         run.problems += result.problems
         run.new_texts.update(result.texts)
+        run.chart_fixes += result.chart_fixes
         for edit in result.edits:
             run.edits.setdefault(edit.path, []).append(edit)
     return run

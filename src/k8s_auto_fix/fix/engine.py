@@ -63,6 +63,18 @@ class FixOutcome:
     edits: list[ObjectEdit] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # file -> its fixed text, when it changed
     problems: list[str] = field(default_factory=list)
+    chart_fixes: list[ChartFix] = field(default_factory=list)  # fixes of objects a chart renders (never written into templates)
+
+
+@dataclass
+class ChartFix:
+    """The verified fixes of one object a Helm chart renders: its template is
+    not rewritten; fix/chart.py turns these into values or a post-renderer."""
+
+    chart: str
+    edit: ObjectEdit  # path: the template file
+    before: dict
+    after: dict
 
 
 class FixWork:
@@ -90,6 +102,7 @@ class FixWork:
             merged.verdicts += outcome.verdicts
             merged.texts.update(outcome.texts)
             merged.problems += outcome.problems
+            merged.chart_fixes += outcome.chart_fixes
             for edit in outcome.edits:
                 if edit.location in seen and edit.ops:
                     # Edits computed against the original would not fit on top of
@@ -129,7 +142,8 @@ class FixWork:
             created |= {_identity(c) for c in edit.creates}
             if edit.ops or edit.creates:
                 outcome.edits.append(edit)
-        if any(obj.built_by for obj in app.objects):
+        outcome.edits = self._set_chart_fixes_aside(outcome, store)
+        if any(obj.built_by and not obj.chart for obj in app.objects):
             outcome.edits, patch_texts, outcome.problems = place_built_edits(outcome.edits, {o.location: o for o in app.objects})
         else:
             patch_texts = {}
@@ -137,6 +151,18 @@ class FixWork:
             texts, problems = render_files(outcome.edits)  # here, in the worker
             outcome.texts, outcome.problems = texts | patch_texts, outcome.problems + problems
         return outcome
+
+    @staticmethod
+    def _set_chart_fixes_aside(outcome: FixOutcome, store: ObjectStore) -> list[ObjectEdit]:
+        """The edits of files; those of rendered chart objects go to ``chart_fixes``."""
+        kept = []
+        for edit in outcome.edits:
+            obj = store.object(*edit.location)
+            if obj is not None and obj.chart:
+                outcome.chart_fixes.append(ChartFix(obj.chart, edit, obj.data, apply_patch(obj.data, edit.ops)))
+            else:
+                kept.append(edit)
+        return kept
 
     def _combine(self, original: K8sObject, app: Application, detections: list[Detection], verifier: Verifier) -> ObjectEdit:
         """All chosen fixes of one object, each proposed on the object as the

@@ -21,6 +21,8 @@ import yaml
 
 from ..contracts import Problem
 from .decoding import decode_failure
+from .helm import is_chart
+from .helm import render as render_chart
 from .kustomize import KUSTOMIZATIONS, KustomizeTree, kustomization_file
 from .kustomize import build as build_kustomization
 from .objects import K8sObject
@@ -153,12 +155,16 @@ def iter_manifest_files(paths: Iterable[str]) -> Iterator[tuple[str, Problem | N
             yield STDIN_PATH, None
             continue
         path = Path(raw)
-        if path.is_dir() and kustomization_file(str(path)):
-            yield str(path), None  # a kustomization: linted as it builds
+        if path.is_dir() and (kustomization_file(str(path)) or is_chart(str(path))):
+            yield str(path), None  # a kustomization or a chart: linted as it builds or renders
         elif path.is_dir():
             found, tree, unreadable = [], KustomizeTree(), []
             for root, dirs, files in os.walk(path, onerror=unreadable.append):
                 dirs[:] = sorted(d for d in dirs if d not in SKIPPED_FOLDERS)
+                if is_chart(root):  # rendered as a whole, subcharts included (as kube-linter does)
+                    dirs[:] = []
+                    found.append(root)
+                    continue
                 if kustomization_file(root):
                     tree.add(root)
                     found.append(root)
@@ -195,6 +201,9 @@ def load_paths(paths: Iterable[str], max_file_bytes: int = DEFAULT_MAX_FILE_BYTE
 
 def load_file(path: str, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadResult:
     result = LoadResult(files=[path])
+    if os.path.isdir(path) and is_chart(path):
+        result.objects, result.problems = render_chart(path, parse_manifest_text)
+        return result
     if os.path.isdir(path):
         result.objects, result.problems = build_kustomization(path)
         return result

@@ -103,6 +103,9 @@ class K8sObject:
     # Built by a kustomization (its folder): the object as kustomize makes it,
     # at the place in ``path`` it comes from.
     built_by: str | None = None
+    # Rendered by a Helm chart (its folder; ``built_by`` too): ``path`` is the
+    # template file, and the template is never rewritten.
+    chart: str | None = None
     # Keys the YAML gives twice (the last value is in ``data``), as (pointer, line).
     duplicate_keys: tuple = ()
     # An unrendered Helm template (``{{ }}`` in its name): linted, never rewritten.
@@ -152,7 +155,8 @@ class K8sObject:
     def with_data(self, data: dict) -> K8sObject:
         """The same object, at the same place, with other content (a patched copy)."""
         return K8sObject(
-            self.path, self.document_index, self.line, data, self.list_index, built_by=self.built_by, template=self.template, unstructured=self.unstructured
+            self.path, self.document_index, self.line, data, self.list_index, built_by=self.built_by, template=self.template, unstructured=self.unstructured,
+            chart=self.chart,
         )
 
     @cached_property

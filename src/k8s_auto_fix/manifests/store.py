@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from .context import Application, ContextMode, application_key
+from .helm import is_chart
 from .kustomize import kustomization_file
 from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, load_file
 from .objects import K8sObject
@@ -22,6 +23,7 @@ class ObjectStore:
         self._apps: dict[str, Application] = {}
         self._built: dict[tuple, K8sObject] = {}  # objects a kustomization builds, at their origin
         self._located: dict[str, dict[tuple, K8sObject]] = {}  # file -> (document, list item) -> object
+        self._charts: dict[str, str | None] = {}  # folder -> the chart it is in
 
     def file(self, path: str) -> LoadResult:
         if path not in self._files:
@@ -54,6 +56,10 @@ class ObjectStore:
         return self.application(finding.application, finding.manifest_path)
 
     def object(self, path: str, document_index: int, list_index: int | None = None) -> K8sObject | None:
+        if (path, document_index, list_index) not in self._built:
+            chart = self._chart_of(path)
+            if chart is not None:  # a template file: its objects are the ones the chart renders
+                self.application(chart, path)
         if (path, document_index, list_index) in self._built:
             return self._built[(path, document_index, list_index)]
         located = self._located.get(path)
@@ -62,6 +68,15 @@ class ObjectStore:
             for obj in self.file(path).objects:
                 located.setdefault((obj.document_index, obj.list_index), obj)
         return located.get((document_index, list_index))
+
+    def _chart_of(self, path: str) -> str | None:
+        """The outermost chart folder around ``path`` (a subchart renders with its parent), if any."""
+        folder = os.path.dirname(path)
+        if folder not in self._charts:
+            parent = os.path.dirname(folder)
+            outer = self._chart_of(folder) if parent != folder and folder else None
+            self._charts[folder] = outer or (folder if folder and is_chart(folder) else None)
+        return self._charts[folder]
 
     def application(self, key: str | None, path: str) -> Application:
         """The application ``key`` (as detect recorded it); the file alone if unknown."""
@@ -73,11 +88,9 @@ class ObjectStore:
         return self._apps[key]
 
     def _files_of(self, key: str) -> list[str]:
-        if not os.path.isdir(key) or kustomization_file(key):
-            return [key]  # a file, or a kustomization (built as a whole)
+        if not os.path.isdir(key) or kustomization_file(key) or is_chart(key):
+            return [key]  # a file, a kustomization (built as a whole) or a chart (rendered as a whole)
         chart_roots: dict[str, str | None] = {}
-        if os.path.isfile(os.path.join(key, "Chart.yaml")):
-            return [p for p, problem in iter_manifest_files([key]) if not problem]
         names = sorted(os.listdir(key))
         files = [os.path.join(key, n) for n in names if os.path.isfile(os.path.join(key, n))]
         return [f for f, problem in iter_manifest_files(files) if not problem and application_key(f, ContextMode.DIR, chart_roots) == key]

@@ -67,9 +67,12 @@ def stream_on_ray(units: list[_Unit], options: RunnerOptions, work: ApplicationW
 
 def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options: RunnerOptions) -> Iterator[R]:
     """``step(shared, item)`` as one Ray task per item, results in input order."""
+    from ..manifests import helm
+
     with ray_session(options) as ray:
-        task = ray.remote(num_cpus=1, max_retries=2)(step)  # a worker that dies is retried: the steps are pure
-        shared_ref = ray.put(shared)
+        task = ray.remote(num_cpus=1, max_retries=2)(_in_worker)  # a worker that dies is retried: the steps are pure
+        # The driver's process-wide settings (chart values, release) go with the work: a worker is another process.
+        shared_ref = ray.put((step, helm.current(), shared))
         ahead = max(2, int(ray.cluster_resources().get("CPU", 1)) * TASKS_AHEAD_PER_CPU)
         pending: deque = deque()
         remaining = iter(items)
@@ -83,3 +86,12 @@ def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options
                 pending.append(task.remote(shared_ref, item))
                 break
             yield result
+
+
+def _in_worker(bundle: tuple, item):
+    """In a Ray worker: the driver's chart settings, then the step."""
+    from ..manifests import helm
+
+    step, chart_options, shared = bundle
+    helm.configure(chart_options)
+    return step(shared, item)
