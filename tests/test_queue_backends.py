@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import REPO
@@ -50,13 +51,17 @@ def test_four_workers_and_a_sigkill_mid_lease_lose_nothing_and_double_nothing(tm
     queue.enqueue([{"id": f"item-{n:03d}", "policy_id": "p", "score": n % 7} for n in range(ITEMS)])
     script = WORKER.format(src=str(REPO / "src"), items=ITEMS)
     logs = [tmp_path / f"w{n}.log" for n in range(4)]
-    workers = [
-        subprocess.Popen([sys.executable, "-c", script, queue_url, f"w{n}", str(logs[n]), "10" if n == 0 else "0"], stdout=subprocess.PIPE, text=True)
-        for n in range(4)
-    ]
+
+    def start(n: int, pause: int) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", script, queue_url, f"w{n}", str(logs[n]), str(pause)], stdout=subprocess.PIPE, text=True)
+
+    workers = [start(0, 1)]  # worker 0 stops holding its first lease
     try:
-        held = workers[0].stdout.readline().strip()  # worker 0 holds this lease
+        held = workers[0].stdout.readline().strip()
         assert held.startswith("item-")
+        workers += [start(n, 0) for n in (1, 2, 3)]
+        while queue.stats()["done"] < ITEMS // 4 and any(w.poll() is None for w in workers[1:]):  # the others at work: kill worker 0 now
+            time.sleep(0.05)
         os.kill(workers[0].pid, signal.SIGKILL)
         workers[0].wait()
         for w in workers[1:]:
