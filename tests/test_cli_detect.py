@@ -40,7 +40,8 @@ def test_examples_findings_follow_the_contract(detect_json):
     by_check = {d.policy_id for d in models}
     assert {"latest-tag", "privileged-container", "host-path-volume", "host-port", "sys-admin-capability"} <= by_check
     latest = next(d for d in models if d.policy_id == "latest-tag")
-    assert latest.manifest_path.endswith("001.yaml") and latest.line == 1 and latest.container == "nginx"
+    assert latest.manifest_path.endswith("001.yaml") and latest.object_line == 1 and latest.container == "nginx"
+    assert latest.line == 9 and latest.column == 7 and latest.json_pointer == "/spec/containers/0/image"  # the image: line
     assert latest.object.kind == "Pod" and latest.object.name == "nginx-latest" and latest.engine == "builtin"
 
 

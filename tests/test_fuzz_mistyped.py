@@ -215,7 +215,7 @@ def test_the_reported_examples_are_their_objects_errors(tmp_path, cli):
                        (24, "metadata: a string ('hello') where an object belongs")):
         assert f"bad.yaml:{line}:" in stderr and said in stderr, said
     code, stdout, stderr = cli("fix", str(folder), "--diff")
-    assert code == 2 and "intact.yaml" in stdout and "fixed in 1 file(s)" in stderr  # the application's other file is still fixed
+    assert code == 2 and "intact.yaml" in stdout and "fixable in 1 file(s)" in stderr  # the application's other file is still fixed
     code, _, stderr = cli("run", str(folder), "--out", str(tmp_path / "run"))
     assert code == 2 and "Traceback" not in stderr
 

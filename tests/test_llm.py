@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from conftest import write
@@ -41,13 +43,16 @@ data:
 GOOD = json.dumps([{"op": "add", "path": "/spec/containers/0/securityContext", "value": {"readOnlyRootFilesystem": True}}])
 
 
-def run_model(tmp_path, server: ScriptedChat, check: str = "no-read-only-root-fs", rules: bool = False, timeout: float = 5.0, jobs: int = 1, extra: str = "", rpm: int | None = None):
+def run_model(
+    tmp_path, server: ScriptedChat, check: str = "no-read-only-root-fs", rules: bool = False, timeout: float = 5.0, jobs: int = 1, extra: str = "",
+    rpm: int | None = None, budget: RateBudget | None = None,
+):
     write(tmp_path, "app.yaml", POD + "---" + SECRET + extra)
     checks = select_checks()
     found = [d for d in detect([str(tmp_path)], checks, DetectOptions(jobs=1)).detections if d.policy_id == check]
     config = RunConfig.model_validate({"max_attempts": 3, "proposer": {"retries": 2, "timeout_seconds": timeout}, "rules": {"enabled": rules}})
     endpoint = EndpointSettings(endpoint=server.url, model="test-model", api_key_env="TEST_KEY", requests_per_minute=rpm)
-    client = ChatClient(endpoint, config.proposer, api_key="sk-test")
+    client = ChatClient(endpoint, config.proposer, api_key="sk-test", budget=budget)
     store = ObjectStore()
     proposer = ModelProposer(client, config, Verifier(checks, VerifyOptions(), store), store, "vendor")
     try:
@@ -178,13 +183,50 @@ def test_rate_budget_paces_requests_and_tokens():
     assert now[0] >= 60
 
 
+class VirtualTime:
+    """A clock that moves only when a thread sleeps on it: the budget's pacing
+    is then exact, whatever the machine's load (no wall-clock in the test)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+        time.sleep(0)  # let the other threads run
+
+
+class StartsRecorded(RateBudget):
+    """The real budget; each start time it grants is kept."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.starts: list[float] = []
+
+    def acquire(self, expected_tokens: int) -> float:
+        start = super().acquire(expected_tokens)
+        self.starts.append(start)
+        return start
+
+
 def test_requests_per_minute_is_respected_end_to_end(tmp_path):
+    # The contract is on starts (see RateBudget): every request the server
+    # receives was started by the budget, 60/rpm apart on the budget's clock.
     containers = "".join(f"\n  - name: c{i}\n    image: nginx:1.25" for i in range(6))
     many = "---\napiVersion: v1\nkind: Pod\nmetadata: {name: many}\nspec:\n  containers:" + containers + "\n"
+    virtual = VirtualTime()
+    budget = StartsRecorded(600, None, clock=virtual.clock, sleep=virtual.sleep)
     with ScriptedChat([{"content": GOOD}]) as server:
-        run_model(tmp_path, server, jobs=8, extra=many, rpm=600)
-    gaps = [b - a for a, b in zip(server.arrivals, server.arrivals[1:])]
-    assert len(server.arrivals) >= 6 and min(gaps) >= 0.09  # 600 a minute: 0.1 s apart
+        run_model(tmp_path, server, jobs=8, extra=many, rpm=600, budget=budget)
+    starts = sorted(budget.starts)
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(server.requests) == len(starts) >= 7  # 7 findings, 8 threads: nothing sent past the budget
+    assert min(gaps) >= 0.1 - 1e-9  # 600 a minute: 0.1 s apart
 
 
 def test_missing_api_key_is_one_line_and_sends_nothing(tmp_path, cli, monkeypatch):

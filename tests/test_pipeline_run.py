@@ -184,7 +184,7 @@ def test_the_report_renders_in_headless_chromium(tmp_path, cli):
 def test_bench_scheduler_reports_the_objective_for_every_policy_and_reviewer_count(tmp_path, cli):
     pytest.importorskip("matplotlib")
     code, stdout, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "b"), "--reviewers", "1", "--reviewers", "2",
-                               "--alpha", "0", "--alpha", "0.001")
+                               "--alpha", "0.001", "--ageing-threshold", "1.0")
     assert code == 0, stderr
     report = json.loads((tmp_path / "b" / "scheduler-bench.json").read_text())
     assert (tmp_path / "b" / "scheduler-bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -194,9 +194,11 @@ def test_bench_scheduler_reports_the_objective_for_every_policy_and_reviewer_cou
         assert set(panel["policies"]) == policies and set(panel["curve"]) == policies | {"t_h"}
         assert panel["policies"]["fifo"]["ratio_to_fifo"] == 1.0
         assert all(row["risk_hours"] > 0 and row["longest_wait_h"] <= panel["horizon_h"] for row in panel["policies"].values())
-        assert len(panel["learning"]) == 10 and [row["alpha"] for row in panel["alpha"]] == [0.0, 0.001]
+        assert len(panel["learning"]) == 10
+        assert [(row["alpha"], row["ageing_threshold"]) for row in panel["ageing"]] == [(0.0, 1.1), (0.01, 1.0), (0.001, 1.1)]
+        assert all(row["longest_wait_h"] <= row["wait_bound_h"] for row in panel["ageing"] if row["alpha"] > 0)
         assert set(panel["targets"]) == {"ratio_to_fifo", "against_risk_only", "gap_closed", "longest_wait"}
-    for heading in ("risk-hours and waits", "learning p and E[t]", "ageing (alpha)", "ratio_to_fifo"):
+    for heading in ("risk-hours and waits", "learning p and E[t]", "ageing against", "ratio_to_fifo"):
         assert heading in stdout
     code, _, stderr = cli("bench", "scheduler", str(SAMPLES), "--out", str(tmp_path / "c"), "--load", "0")
     assert code == 2 and "--load" in stderr

@@ -74,6 +74,41 @@ def test_history_changes_the_order_the_way_smiths_rule_says():
     assert learned["b"].score > learned["a"].score
 
 
+def test_schedule_ages_a_fix_only_past_its_slack_by_hand():
+    """Three fixes, one per check, each E[t] 40 minutes and p 2/3 (one accepted verdict on a
+    Beta(1, 1) prior): an hour of expected review work each. a has waited 10 h, b 2 h, c is new.
+    FIFO puts 1 h before a (itself), 2 h before b and 3 h before c. L is the largest drain
+    time seen: 5 h from the previous schedule, so T = 4, 3 and 2 h, and only a ages."""
+    from datetime import datetime, timedelta, timezone
+
+    from k8s_auto_fix.contracts import ScheduleItem
+
+    now = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+    verdicts = [Verdict(id=i, policy_id=check, accepted=True, applicability=REVIEW) for i, check in (("a", "latest-tag"), ("b", "host-port"), ("c", "privileged"))]
+    settings = ScheduleSettings(explore=0.0, alpha=0.5, ageing_threshold=1.0, effort_minutes={SAFE: 2.0, REVIEW: 40.0, Applicability.MANUAL: 30.0})
+
+    def before(item_id: str, hours: float, peak: float) -> ScheduleItem:
+        return ScheduleItem(id=item_id, policy_id="x", score=0, R=0.5, p=1, Et=1, wait=0, kev=False, explore=0,
+                            first_seen=(now - timedelta(hours=hours)).isoformat(), drain_peak=peak)
+
+    base = 0.5 * (2 / 3) / 40
+    items = {i.id: i for i in build_schedule(verdicts, [], settings, [before("a", 10, 5.0), before("b", 2, 0.0)], now=now)}
+    assert {i: (items[i].T, items[i].wait) for i in items} == {"a": (4.0, 10.0), "b": (3.0, 2.0), "c": (2.0, 0.0)}
+    assert items["a"].score == pytest.approx(base + 0.5 * 6, abs=1e-6) and items["b"].score == items["c"].score == pytest.approx(base, abs=1e-6)
+    assert items["a"].drain_peak == 5.0
+    # Without the earlier peak L is today's 3 h: T = 2, 1 and 0 h, and b ages too.
+    items = {i.id: i for i in build_schedule(verdicts, [], settings, [before("a", 10, 0.0), before("b", 2, 0.0)], now=now)}
+    assert [items[i].T for i in "abc"] == [2.0, 1.0, 0.0] and items["a"].drain_peak == 3.0
+    assert items["b"].score == pytest.approx(base + 0.5 * 1, abs=1e-6)
+    # A fix the reviewers accepted is no longer in the backlog: only b and c are ahead of anything.
+    accepted = [ReviewOutcome(id="a", policy_id="latest-tag", applicability=REVIEW, accepted=True, minutes=40.0)]
+    items = {i.id: i for i in build_schedule(verdicts, [], settings, [before("a", 10, 0.0), before("b", 2, 0.0)], now=now, history=accepted)}
+    assert [items[i].T for i in "abc"] == [2.0, 1.0, 0.0] and items["a"].drain_peak == 2.0
+    # Three reviewers' capacity drains the same backlog in a third of the time.
+    items = {i.id: i for i in build_schedule(verdicts, [], settings.model_copy(update={"review_capacity": 3.0}), now=now)}
+    assert items["c"].drain_peak == 1.0 and items["c"].T == 0.0
+
+
 class Clock:
     """A stand-in for the time module inside the queue: review durations without sleeping."""
 
@@ -288,32 +323,78 @@ def test_learning_from_reviews_closes_most_of_the_gap_to_the_oracle():
     assert errors[0] > 1.0 and errors[-1] < 0.2  # the static priors are far off; the reviews bring the estimates in
 
 
-def test_ageing_bounds_the_longest_wait_and_costs_risk_hours():
-    """Ten slow fixes wait at the start while quick ones keep arriving, accepted
-    at once and enough to take 95% of the reviewer's time: without ageing the
-    slow ones starve; ageing serves them, at a cost in risk-hours."""
+def starving_world():
+    """Ten slow fixes (20 minutes, accepted half the time) wait at the start while quick
+    ones keep arriving, accepted at once and enough to take 95% of the reviewer's time."""
     import random
 
     rng = random.Random(3)
     fixes = [fix(n, 0.25, 10.0, check="slow-check" if n < 10 else "quick-check") for n in range(300)]
-    accept = {"slow-check": 0.2, "quick-check": 1.0}
-    factor = {("slow-check", REVIEW): 3.0, ("quick-check", REVIEW): 0.5}
+    accept = {"slow-check": 0.5, "quick-check": 1.0}
+    factor = {("slow-check", REVIEW): 2.0, ("quick-check", REVIEW): 0.5}
     reviews = [[(rng.random() < accept[f.check], 10.0 * factor[f.check, REVIEW]) for _ in range(3)] for f in fixes]
     quick_hours = 290 * 5.0 / 60
     start = [0.0 if n < 10 else (n - 10) / 290 for n in range(300)]
     truth = world(fixes, reviews, accept, factor, start=start)
-    scenario = sim.Scenario(truth, reviewers=1, horizon=quick_hours / 0.95, round_hours=2.0)
+    return fixes, truth, sim.Scenario(truth, reviewers=1, horizon=quick_hours / 0.95, round_hours=2.0)
+
+
+def test_ageing_past_the_slack_bounds_the_longest_wait_and_costs_risk_hours():
+    """Without ageing the slow fixes starve until the horizon. Ageing serves them, at a
+    cost in risk-hours; a larger L (ageing_threshold) lets them wait longer and costs
+    less. Every run stays within its bound, and the longest wait lands near L."""
+    fixes, truth, scenario = starving_world()
     fifo_run = sim.simulate(fixes, scenario, sim.baselines()[0])
-    fifo_longest = sim.measure(sim.stays(fixes, scenario, fifo_run), fifo_run)["longest_wait_h"]
+    assert sim.wait_bound(fifo_run, 0.0, scenario) is None  # no ageing: no bound
     rows = []
-    for alpha in (0.0, 0.01, 1.0):
-        run = sim.simulate(fixes, scenario, sim.oracle_policy(truth, ScheduleSettings(alpha=alpha)))
-        rows.append((sim.measure(sim.stays(fixes, scenario, run), run), sim.wait_bound(run, alpha, fifo_longest, scenario)))
-    (free, _), (mild, mild_bound), (strong, strong_bound) = rows
-    assert free["longest_wait_h"] > mild["longest_wait_h"] > strong["longest_wait_h"]
-    assert free["risk_hours"] < mild["risk_hours"] < strong["risk_hours"]
-    assert mild["longest_wait_h"] <= mild_bound and strong["longest_wait_h"] <= strong_bound
-    assert sim.wait_bound(fifo_run, 0.0, fifo_longest, scenario) is None  # no ageing: no bound
+    for alpha, threshold in ((0.0, 1.0), (1.0, 2.0), (1.0, 1.0), (1.0, 0.5)):
+        run = sim.simulate(fixes, scenario, sim.oracle_policy(truth, ScheduleSettings(alpha=alpha, ageing_threshold=threshold)))
+        rows.append((sim.measure(sim.stays(fixes, scenario, run), run), run, sim.wait_bound(run, alpha, scenario)))
+    (free, _, _), *aged = rows
+    waits = [free["longest_wait_h"]] + [row["longest_wait_h"] for row, _, _ in aged]
+    costs = [free["risk_hours"]] + [row["risk_hours"] for row, _, _ in aged]
+    assert waits[0] == pytest.approx(scenario.horizon, abs=0.1)
+    assert waits == sorted(waits, reverse=True) and len(set(waits)) == 4
+    assert costs == sorted(costs) and len(set(costs)) == 4
+    for row, run, bound in aged:
+        assert row["longest_wait_h"] <= bound
+        # The oracle's backlog estimate is the true expected work, so the wait lands near L.
+        assert row["longest_wait_h"] <= run.threshold_max + 2 * scenario.round_hours
+    # The largest backlog, at the start: the slow fixes' 20 minutes / 0.5 each, and the first quick fix's 5 minutes.
+    assert aged[1][1].peak_drain == pytest.approx((10 * 20 / 0.5 + 5) / 60)
+    assert aged[0][1].threshold_max == pytest.approx(2 * aged[0][1].peak_drain)
+
+
+def test_fixes_that_arrived_together_keep_smiths_order_whatever_the_ageing():
+    """The three fixes of the first test, all at the start: they share T and so
+    their ageing, so even a huge alpha leaves R * p / E[t]'s order (B, A, C)."""
+    fixes = [fix(0, 1.0, 60), fix(1, 0.25, 6), fix(2, 0.25, 30)]
+    truth = world(fixes, [[(True, f.effort)] * 3 for f in fixes])
+    scenario = sim.Scenario(truth, reviewers=1, horizon=2.0, round_hours=8.0)
+    for threshold in (0.0, 1.0):
+        run = sim.simulate(fixes, scenario, sim.scheduler_policy(ScheduleSettings(alpha=100.0, ageing_threshold=threshold), learns=False))
+        assert [round(t, 3) for t in run.merged_at] == [1.1, 0.1, 1.6]
+    # T by hand: L = 1.5 x the drain time of the 96 minutes of work (p = 1), less the same 1.6 h ahead of each.
+    queue = sim.Queue(sim.scheduler_policy(ScheduleSettings(alpha=1.0, ageing_threshold=1.5), learns=False), sim.ReviewEvidence(), 1)
+    for f in fixes:
+        queue.push(sim.FixClass(f.check, f.applicability, f.effort, f.prior_p, f.risk, f.kev), 0.0, f.index)
+    queue.schedule(0.0)
+    assert queue.limit == pytest.approx(1.5 * 1.6) and queue.threshold(0.0) == pytest.approx(1.5 * 1.6 - 1.6)
+
+
+def test_a_younger_fix_is_overtaken_once_an_older_one_runs_out_of_slack():
+    """More work than one reviewer can do: A (an hour, low rank) waits at the start, and a
+    half-hour, high-rank B arrives every half hour, the first with A. Without ageing A waits
+    for every B. With it, L = 1 x the largest drain time, 1 h of A + 0.5 h of B1 = 1.5 h;
+    once B1 is done only A is older than the Bs, so A's T = 1.5 - 1 = 0.5 h."""
+    fixes = [fix(0, 0.25, 60)] + [fix(n, 1.0, 30) for n in range(1, 7)]
+    truth = world(fixes, [[(True, f.effort)] * 3 for f in fixes], start=[0.0] + [(n - 1) / 6 for n in range(1, 7)])
+    scenario = sim.Scenario(truth, reviewers=1, horizon=3.0, round_hours=0.25)
+    unaged = sim.simulate(fixes, scenario, sim.scheduler_policy(ScheduleSettings(alpha=0.0), learns=False))
+    assert unaged.merged_at[0] is None  # B after B: A never gets its turn within the horizon
+    aged = sim.simulate(fixes, scenario, sim.scheduler_policy(ScheduleSettings(alpha=10.0, ageing_threshold=1.0), learns=False))
+    # 0-0.5 B1 (A's wait 0 < T); at 0.5 A has waited 0.5 = T, B2 still wins on rank; at 1.0 A is 0.5 h past T: 5 > the rank gap.
+    assert [round(t, 3) for t in aged.merged_at[:3]] == [2.0, 0.5, 1.0]
 
 
 def test_the_world_is_drawn_from_the_seed_and_a_files_fixes_arrive_together():

@@ -80,9 +80,12 @@ class ScheduleSettings(_Strict):
     minutes_per_op: float = Field(1.0, ge=0)
     prior_reviews: float = Field(5.0, gt=0)  # how many reviews the static p and E[t] count as against --history
     explore: float = Field(0.05, ge=0)  # optimism weight for checks with few reviews
-    # Score per hour of waiting: the smallest value of `bench scheduler`'s table that keeps
-    # the longest wait within 10% of FIFO's (README, Scheduler); +0.034 after two weeks.
-    alpha: float = Field(0.0001, ge=0)
+    # Score per hour of waiting past T, each fix's slack (README, Scheduler: chosen with `bench scheduler`).
+    alpha: float = Field(0.01, ge=0)
+    # L, the wait ageing aims to keep every fix within, as a multiple of the largest drain time of the backlog seen.
+    ageing_threshold: float = Field(1.1, ge=0)
+    # Reviewer-hours of review per wall-clock hour: one reviewer around the clock, or three 8 h a day, is 1.
+    review_capacity: float = Field(1.0, gt=0)
     kev_bonus: float = Field(1.0, ge=0)
 
 

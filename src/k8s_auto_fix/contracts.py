@@ -15,6 +15,7 @@ import json
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from functools import total_ordering
@@ -165,7 +166,16 @@ class Detection(Record):
     object: ObjectRef
     document_index: int = 0
     list_index: int | None = None
+    # Where to change it: the line and column (1-based) of the offending
+    # field in ``manifest_path``, or of its nearest written parent when the
+    # field is missing (the container's ``securityContext:``, else its
+    # ``- name:``); ``json_pointer`` names the field itself (RFC 6901, from
+    # the object's root, as JSON Patch writes it). ``object_line`` is the
+    # line the object starts on.
     line: int | None = None
+    column: int | None = None
+    json_pointer: str | None = None
+    object_line: int | None = None
     severity: Severity = Severity.MEDIUM
     container: str | None = None
     engine: Engine = Engine.BUILTIN
@@ -175,6 +185,13 @@ class Detection(Record):
     # What the workload is (node-agent, api-controller, batch, web-server,
     # windows), as its manifests show it: fixes consult it.
     profile: list[str] | None = None
+
+    @property
+    def where(self) -> str:
+        """``file:line:column``, as compilers print it (editors jump to it)."""
+        if not self.line:
+            return self.manifest_path
+        return f"{self.manifest_path}:{self.line}" + (f":{self.column}" if self.column else "")
 
     @property
     def key(self) -> tuple[str, str | None, str]:
@@ -338,6 +355,10 @@ class ScheduleItem(Record):
     kev: bool
     explore: float
     first_seen: str
+    # Ageing: T, the wait (hours) past which the fix ages, and the largest drain time of the
+    # backlog seen so far (hours), which the next schedule carries on from (--previous).
+    T: float = 0.0
+    drain_peak: float = 0.0
     # Kept so the queue can file each review under its check and applicability
     # (E[t] is learned per both); older schedule files read as ``review``.
     applicability: Applicability = Applicability.REVIEW
@@ -413,6 +434,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             if (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
                 os.chown(tmp, before.st_uid, before.st_gid)  # before chmod: a chown clears setuid
             os.chmod(tmp, stat.S_IMODE(before.st_mode))
+        else:  # a new file: what open() would give it (mkstemp's is 0600, whatever the umask)
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -425,6 +448,25 @@ def _special(path: Path) -> bool:
         return not stat.S_ISREG(path.stat().st_mode) and not stat.S_ISDIR(path.stat().st_mode)
     except OSError:
         return False
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it
+    (``/proc/self/status``); elsewhere set and restored under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def remove_stale_temp_files(folder: Path) -> list[Path]:
@@ -568,6 +610,8 @@ class JsonLinesWriter:
         if exc_type is None:
             if self.path.exists():
                 os.chmod(self._tmp, stat.S_IMODE(self.path.stat().st_mode))
+            else:  # a new file: what open() would give it, as write_bytes_atomic does
+                os.chmod(self._tmp, 0o666 & ~current_umask())
             os.replace(self._tmp, self.path)
         else:
             Path(self._tmp).unlink(missing_ok=True)

@@ -18,9 +18,11 @@ from .checks import Check
 from .checks.fixes import FixOptions
 from .checks.selection import select_checks
 from .config import RunConfig
-from .contracts import write_json_atomic, write_models
+from .contracts import ObjectEdit, write_json_atomic, write_models
 from .detect import DetectOptions, detect
+from .fix.roundtrip import render_file
 from .manifests.images import ImageFacts, shipped_facts
+from .manifests.source import SourceError, read_source
 from .manifests.store import ObjectStore
 from .patch import apply_patch
 from .propose.rules import propose_distributed, propose_rules
@@ -93,7 +95,7 @@ def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Ca
     # Diffs for the head of the queue: enough to review from, small enough to open.
     head = {item.id for item in items[:REPORT_DIFFS]}
     diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
-    write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs)
+    write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs, list(paths))
     return {
         "metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks,
         "verdicts": verdicts,
@@ -101,13 +103,19 @@ def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Ca
 
 
 def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:
-    """Per patch: the object's YAML before and after, as a unified diff."""
+    """Per patch: the change to the file's own text, as `fix` would write it
+    (comments, order and style kept); the object's YAML before and after when
+    the file cannot be edited in place (the diff then says so)."""
     by_id = {d.id: d for d in detections}
     diffs = {}
     for patch in patches:
         d = by_id.get(patch.id)
         obj = store.object(d.manifest_path, d.document_index, d.list_index) if d else None
         if obj is None or patch.is_manual:
+            continue
+        in_file = _file_diff(d, patch)
+        if in_file is not None:
+            diffs[patch.id] = in_file
             continue
         before = yaml.safe_dump(obj.data, sort_keys=False).splitlines()
         try:
@@ -116,5 +124,23 @@ def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:
             continue
         if patch.creates:
             after += ["---", *yaml.safe_dump(patch.creates, sort_keys=False).splitlines()]
-        diffs[patch.id] = "\n".join(difflib.unified_diff(before, after, "before", "after", lineterm="", n=2))
+        diffs[patch.id] = "\n".join(difflib.unified_diff(before, after, "before (re-serialised)", "after", lineterm="", n=2))
     return diffs
+
+
+def _file_diff(detection, patch) -> str | None:
+    """The patch applied to its file's text by fix's writer, as a unified diff (None: it cannot be)."""
+    edit = ObjectEdit(
+        path=detection.manifest_path, document_index=detection.document_index, list_index=detection.list_index,
+        ref=detection.object, ops=patch.patch, creates=[patch.creates] if patch.creates else [],
+    )
+    updated, problem = render_file(detection.manifest_path, [edit])
+    if problem or updated is None:
+        return None
+    try:
+        original = read_source(detection.manifest_path)[0]
+    except (OSError, SourceError):
+        return None
+    name = detection.manifest_path
+    lines = difflib.unified_diff(original.splitlines(), updated.splitlines(), f"a/{name}", f"b/{name}", lineterm="", n=2)
+    return "\n".join(lines)

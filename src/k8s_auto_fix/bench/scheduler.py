@@ -28,7 +28,9 @@ Policies: ``fifo`` (first arrival first), ``risk`` (highest R), ``shortest``
 priors), ``scheduler`` (the same score learning p and E[t] from the reviews
 finished before each round, as ``schedule --history`` does), and ``oracle``
 (the score with the true p and E[t]). Every policy breaks ties by first
-arrival. The scheduler's terms come from schedule/score.py itself.
+arrival. The scheduler's terms come from schedule/score.py itself, ageing
+included: each round is a schedule, which sets every waiting fix's T from the
+policy's own p and E[t] (the oracle's: the true ones) and k reviewers' capacity.
 
 Measured: risk-hours (the integral of the risk waiting, from arrival until a
 fix is accepted; unmerged fixes count until the horizon), the time until 50%
@@ -38,6 +40,7 @@ by R, and the longest wait.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
@@ -51,7 +54,7 @@ from ..checks.aliases import normalise
 from ..config import ScheduleSettings
 from ..contracts import Applicability, Detection, RiskRecord, ScheduleItem
 from ..risk.score import risk_value
-from ..schedule.score import ReviewEvidence, acceptance, base_score, expected_minutes, exploration
+from ..schedule.score import ReviewEvidence, acceptance, ageing, ageing_limit, base_score, drain_ahead, expected_minutes, exploration, review_work
 
 ACCEPT_RATE = (0.4, 0.95)  # reviewers' true acceptance of a check's fixes: uniform in this range
 EFFORT_SPREAD = 0.5  # true minutes of a check and applicability: static E[t] x LogNormal(0, this)
@@ -114,10 +117,10 @@ class Truth:
     cve_fraction: float
     cve_image: str | None
 
-    def work_hours(self) -> float:
-        """The review time of every attempt until a fix is accepted or fails for good."""
+    def work_hours(self, index: int | None = None) -> float:
+        """The review time of every attempt until a fix is accepted or fails for good: of one fix, or of all."""
         total = 0.0
-        for attempts in self.reviews:
+        for attempts in self.reviews if index is None else [self.reviews[index]]:
             for accepted, minutes in attempts:
                 total += minutes / 60
                 if accepted:
@@ -182,13 +185,20 @@ class Scenario:
 
 @dataclass
 class Policy:
-    """Serves the class whose oldest fix has the highest rank - alpha * arrival
-    (the ageing term alpha * wait, less the alpha * now that all fixes share)."""
+    """Serves the class whose oldest fix has the highest rank + ageing, the
+    schedule's alpha * max(0, wait - T). ``effort`` is the policy's E[t] of a
+    class and ``p`` its acceptance, from which T (each fix's slack) is computed at each schedule."""
 
     name: str
     rank: Callable[[FixClass, ReviewEvidence], float]
-    alpha: float = 0.0
+    settings: ScheduleSettings | None = None  # alpha, ageing_threshold, review_capacity; None: no ageing
     learns: bool = False
+    effort: Callable[[FixClass, ReviewEvidence], float] | None = None
+    p: Callable[[FixClass, ReviewEvidence], float] | None = None
+
+    @property
+    def ages(self) -> bool:
+        return self.settings is not None and self.settings.alpha > 0
 
 
 def baselines() -> list[Policy]:
@@ -202,22 +212,28 @@ def baselines() -> list[Policy]:
 def scheduler_policy(settings: ScheduleSettings, learns: bool) -> Policy:
     """The schedule command's score; without learning the evidence stays empty: the static priors."""
 
-    def rank(c: FixClass, evidence: ReviewEvidence) -> float:
-        p = acceptance(c.prior_p, c.check, evidence, settings)
-        effort = expected_minutes(c.effort, c.check, c.applicability, evidence, settings)
-        return base_score(c.risk, p, effort, exploration(c.check, evidence, settings), c.kev, settings)[0]
+    def effort(c: FixClass, evidence: ReviewEvidence) -> float:
+        return expected_minutes(c.effort, c.check, c.applicability, evidence, settings)
 
-    return Policy("scheduler" if learns else "static", rank, settings.alpha, learns)
+    def p(c: FixClass, evidence: ReviewEvidence) -> float:
+        return acceptance(c.prior_p, c.check, evidence, settings)
+
+    def rank(c: FixClass, evidence: ReviewEvidence) -> float:
+        return base_score(c.risk, p(c, evidence), effort(c, evidence), exploration(c.check, evidence, settings), c.kev, settings)[0]
+
+    return Policy("scheduler" if learns else "static", rank, settings, learns, effort, p)
 
 
 def oracle_policy(truth: Truth, settings: ScheduleSettings) -> Policy:
     """The score with the true acceptance rate and minutes: nothing to learn, nothing to explore."""
 
-    def rank(c: FixClass, evidence: ReviewEvidence) -> float:
-        effort = c.effort * truth.effort_factor[c.check, c.applicability]
-        return base_score(c.risk, truth.accept_rate[c.check], effort, 0.0, c.kev, settings)[0]
+    def effort(c: FixClass, evidence: ReviewEvidence) -> float:
+        return c.effort * truth.effort_factor[c.check, c.applicability]
 
-    return Policy("oracle", rank, settings.alpha)
+    def rank(c: FixClass, evidence: ReviewEvidence) -> float:
+        return base_score(c.risk, truth.accept_rate[c.check], effort(c, evidence), 0.0, c.kev, settings)[0]
+
+    return Policy("oracle", rank, settings, effort=effort, p=lambda c, evidence: truth.accept_rate[c.check])
 
 
 # --- the simulation -----------------------------------------------------------------
@@ -229,60 +245,101 @@ class Run:
     failed_at: list[float | None]  # when it was rejected for the last time (failed for good)
     attempts: list[int]
     index_error: list[tuple[float, float]] = field(default_factory=list)  # (time, mean relative error of p/E[t])
-    rank_spread: float = 0.0  # the widest gap between two non-KEV ranks the policy used
+    rank_spread: float = 0.0  # the widest gap between two ranks the policy used, KEV bonus left out
+    threshold_max: float = 0.0  # the largest L (hours) the policy aged by: no fix's T was larger
+    peak_drain: float = 0.0  # the largest drain time of the backlog the policy estimated (hours)
+    backlog_max: float = 0.0  # the largest review work (true hours, every attempt to come) waiting, per reviewer
     kev_hours: float = 0.0  # review time spent on known-exploited fixes
     reviews_learned: int = 0  # reviews the policy's ranks were learned from
 
 
 class Queue:
-    """Waiting fixes by class, each class oldest first; the policy's key per non-empty class."""
+    """Waiting fixes by class, each class oldest first. Fixes of a class differ
+    only in their age, and ageing grows with the wait, so a class's oldest fix
+    is its best: a pop compares the head of each non-empty class."""
 
-    def __init__(self, policy: Policy, evidence: ReviewEvidence):
+    def __init__(self, policy: Policy, evidence: ReviewEvidence, reviewers: int):
         self.policy, self.evidence = policy, evidence
+        # The bench's hours are the reviewers' working hours: k reviewers are a capacity of k.
+        self.settings = policy.settings.model_copy(update={"review_capacity": reviewers}) if policy.ages else None
         self.waiting: dict[FixClass, list[tuple[float, int]]] = {}
         self.ranks: dict[FixClass, float] = {}
-        self.keys: dict[FixClass, tuple] = {}
+        self.heads: dict[FixClass, tuple[float, int]] = {}
+        self.scheduled = False  # T is set by a schedule; before the first, there is none
+        self.arrivals: list[float] = []  # the waiting fixes' arrivals at the last schedule, in order
+        self.ahead: list[float] = []  # the drain time of the fixes arrived by then (what FIFO puts first)
+        self.limit = self.peak = self.threshold_max = 0.0
+        self.thresholds: dict[FixClass, float] = {}  # T of each class's oldest fix
         self.low, self.high = math.inf, -math.inf
 
     def push(self, cls: FixClass, arrival: float, index: int) -> None:
         if cls not in self.ranks:
             self._rank(cls)
-        heapq.heappush(self.waiting.setdefault(cls, []), (arrival, index))
-        self._key(cls)
+        heap = self.waiting.setdefault(cls, [])
+        heapq.heappush(heap, (arrival, index))
+        self._head(cls)
 
-    def pop(self) -> tuple[FixClass, int]:
-        cls = max(self.keys, key=self.keys.__getitem__)
+    def pop(self, now: float) -> tuple[FixClass, int]:
+        ranks, heads = self.ranks, self.heads
+        if self.settings is None:
+            cls = max(heads, key=lambda c: (ranks[c], -heads[c][0], -heads[c][1]))
+        else:
+            if not self.scheduled:
+                self.schedule(now)
+            settings, thresholds = self.settings, self.thresholds
+            cls = max(heads, key=lambda c: (ranks[c] + ageing(now - heads[c][0], thresholds[c], settings), -heads[c][0], -heads[c][1]))
         _, index = heapq.heappop(self.waiting[cls])
-        self._key(cls)
+        self._head(cls)
         return cls, index
+
+    def _head(self, cls: FixClass) -> None:
+        """A class's oldest fix, and its T, after a push or a pop."""
+        heap = self.waiting[cls]
+        if not heap:
+            self.heads.pop(cls, None)
+            return
+        self.heads[cls] = heap[0]
+        if self.scheduled:
+            self.thresholds[cls] = self.threshold(heap[0][0])
+
+    def threshold(self, arrival: float) -> float:
+        """T of a fix that arrived then: L less the drain time of the fixes waiting at the last schedule that
+        arrived no later (all of them, for a fix that arrived after it)."""
+        at = bisect.bisect_right(self.arrivals, arrival)
+        return self.limit - (self.ahead[at - 1] if at else 0.0)
+
+    def schedule(self, now: float) -> None:
+        """What `schedule` does when it runs: T of every waiting fix, from the policy's p and E[t] now."""
+        if self.settings is None:
+            return
+        self.scheduled = True
+        waiting = sorted((arrival, review_work(self.policy.p(cls, self.evidence), self.policy.effort(cls, self.evidence)))
+                         for cls, heap in self.waiting.items() for arrival, _ in heap)
+        self.arrivals = [arrival for arrival, _ in waiting]
+        self.ahead = drain_ahead([now - arrival for arrival in self.arrivals], [work for _, work in waiting], self.settings)
+        self.limit, self.peak = ageing_limit(self.ahead[-1] if self.ahead else 0.0, self.peak, self.settings)
+        self.threshold_max = max(self.threshold_max, self.limit)
+        self.thresholds = {cls: self.threshold(head[0]) for cls, head in self.heads.items()}
 
     def rerank(self) -> None:
         for cls in self.ranks:
             self._rank(cls)
-            self._key(cls)
 
     def drain(self) -> list[int]:
         """Every waiting fix, emptied out (to be pushed again under new classes)."""
         indexes = [index for heap in self.waiting.values() for _, index in heap]
         self.waiting.clear()
-        self.keys.clear()
+        self.heads.clear()
         return indexes
 
     def __bool__(self) -> bool:
-        return bool(self.keys)
+        return bool(self.heads)
 
     def _rank(self, cls: FixClass) -> None:
         rank = self.ranks[cls] = self.policy.rank(cls, self.evidence)
-        if not cls.kev:
-            self.low, self.high = min(self.low, rank), max(self.high, rank)
-
-    def _key(self, cls: FixClass) -> None:
-        heap = self.waiting.get(cls)
-        if heap:
-            arrival, index = heap[0]
-            self.keys[cls] = (self.ranks[cls] - self.policy.alpha * arrival, -arrival, -index)
-        else:
-            self.keys.pop(cls, None)
+        if self.policy.settings is not None:
+            rank -= self.policy.settings.kev_bonus if cls.kev else 0.0
+        self.low, self.high = min(self.low, rank), max(self.high, rank)
 
 
 def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Callable[[ReviewEvidence], float] | None = None) -> Run:
@@ -292,7 +349,7 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
     each round (the others never do); ``watch`` is called with that evidence."""
     truth, horizon, step = scenario.truth, scenario.horizon, scenario.round_hours
     evidence = ReviewEvidence()
-    queue = Queue(policy, evidence)
+    queue = Queue(policy, evidence, scenario.reviewers)
     arrivals = sorted(fixes, key=lambda f: (scenario.arrival(f), f.index))
     run = Run([None] * len(fixes), [None] * len(fixes), [0] * len(fixes))
     exploited_now = False
@@ -300,6 +357,9 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
     returns: list[tuple[float, int]] = []
     next_arrival, next_round = 0, step
     free = [0.0] * scenario.reviewers
+    # The review work of every attempt to come of the fixes arrived and not yet finished (true hours):
+    # what can stand ahead of a fix once it has aged past everything that arrived later.
+    backlog = 0.0
 
     def class_of(fix: Fix) -> FixClass:
         hit = exploited_now and scenario.exploited(fix)
@@ -331,6 +391,7 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
                     queue.rerank()
                     if watch:
                         run.index_error.append((next_round, watch(evidence)))
+                queue.schedule(next_round)
                 next_round += step
             elif event[1] == 1:
                 exploited_now = True
@@ -340,6 +401,8 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
                 enter(fixes[heapq.heappop(returns)[1]])
             else:
                 enter(arrivals[next_arrival])
+                backlog += truth.work_hours(arrivals[next_arrival].index)
+                run.backlog_max = max(run.backlog_max, backlog / scenario.reviewers)
                 next_arrival += 1
         if now >= horizon:
             break
@@ -348,8 +411,9 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
                 break
             heapq.heapreplace(free, next_work())  # idle until then
             continue
-        cls, index = queue.pop()
+        cls, index = queue.pop(now)
         accepted, minutes = truth.reviews[index][run.attempts[index]]
+        backlog -= minutes / 60
         run.attempts[index] += 1
         done = now + minutes / 60
         heapq.heapreplace(free, done)
@@ -364,6 +428,7 @@ def simulate(fixes: Sequence[Fix], scenario: Scenario, policy: Policy, watch: Ca
         elif done <= horizon:
             run.failed_at[index] = done
     run.rank_spread = queue.high - queue.low if queue.high >= queue.low else 0.0
+    run.threshold_max, run.peak_drain = queue.threshold_max, queue.peak
     run.reviews_learned = evidence.total
     return run
 
@@ -485,9 +550,19 @@ def risk_curve(found: Sequence[Stay], horizon: float, points: int = CURVE_POINTS
 
 TARGET_RATIO = 0.7  # the scheduler's risk-hours, at most this share of FIFO's
 TARGET_GAP = 0.5  # the share of the static-to-oracle gap learning must close
-ALPHAS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)  # the ageing values of the fairness table
+THRESHOLDS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.5)  # ageing_threshold values of the fairness table, at the configured alpha
+ALPHAS = (0.001, 0.1)  # alpha values of the table, at the configured ageing_threshold (and 0: no ageing)
 EXPLORES = (0.0, 0.05, 0.2)
-FAIR_SLACK = 0.1  # a fair alpha keeps the longest wait within this share above FIFO's, the least any order can promise
+FAIR_SLACK = 0.15  # a fair setting keeps the longest wait within this share above FIFO's, about the least any order can promise
+
+
+def ageing_settings(settings: ScheduleSettings, alphas: Sequence[float] = ALPHAS, thresholds: Sequence[float] = THRESHOLDS) -> list[tuple[float, float]]:
+    """The (alpha, ageing_threshold) rows of the fairness table: no ageing, each threshold at the
+    configured alpha, each alpha at the configured threshold."""
+    rows = [(0.0, settings.ageing_threshold)]
+    rows += [(settings.alpha, m) for m in thresholds]
+    rows += [(a, settings.ageing_threshold) for a in alphas]
+    return list(dict.fromkeys(rows))
 
 
 def bench_scheduler(
@@ -498,7 +573,7 @@ def bench_scheduler(
     load: float = 0.9,
     start_share: float = 0.5,
     round_hours: float = 8.0,
-    alphas: Sequence[float] = (),
+    ageing: Sequence[tuple[float, float]] = (),
     explores: Sequence[float] = (),
 ) -> dict:
     truth = draw_truth(fixes, seed, start_share)
@@ -509,6 +584,8 @@ def bench_scheduler(
         "start_share": start_share,
         "round_hours": round_hours,
         "alpha": settings.alpha,
+        "ageing_threshold": settings.ageing_threshold,
+        "review_capacity": "the number of reviewers (the simulated hours are their working hours)",
         "explore": settings.explore,
         "prior_reviews": settings.prior_reviews,
         "truth": {
@@ -521,9 +598,9 @@ def bench_scheduler(
         "reviewers": {},
     }
     for k in reviewers:
-        report["reviewers"][str(k)] = bench_reviewers(fixes, truth, Scenario.of(truth, k, load, round_hours), settings, alphas, explores)
+        report["reviewers"][str(k)] = bench_reviewers(fixes, truth, Scenario.of(truth, k, load, round_hours), settings, ageing, explores)
     report["fair_slack"] = FAIR_SLACK
-    report["fair_alpha"] = fair_alpha(report["reviewers"].values())
+    report["fair_threshold"] = fair_threshold(report["reviewers"].values(), settings.alpha)
     return report
 
 
@@ -532,7 +609,7 @@ def seed_summary(report: dict) -> list[dict]:
     rows = []
     for k, panel in report["reviewers"].items():
         policies = panel["policies"]
-        unaged = next((row["ratio_to_fifo"] for row in panel["alpha"] if row["alpha"] == 0), None)
+        unaged = next((row["ratio_to_fifo"] for row in panel["ageing"] if row["alpha"] == 0), None)
         rows.append({
             "seed": report["seed"],
             "reviewers": int(k),
@@ -541,22 +618,23 @@ def seed_summary(report: dict) -> list[dict]:
             "gap_closed": panel["learning"][-1]["gap_closed"],
             "longest_wait_x_fifo": round(policies["scheduler"]["longest_wait_h"] / policies["fifo"]["longest_wait_h"], 3)
             if policies["fifo"]["longest_wait_h"] else None,
-            "fair_alpha": report["fair_alpha"],
+            "fair_threshold": report["fair_threshold"],
         })
     return rows
 
 
-def fair_alpha(panels) -> float | None:
-    """The smallest alpha of the table whose longest wait stays within FAIR_SLACK of FIFO's for every number of reviewers."""
+def fair_threshold(panels, alpha: float) -> float | None:
+    """The largest ageing_threshold of the table (at ``alpha``) whose longest wait stays within FAIR_SLACK
+    of FIFO's for every number of reviewers: the most risk removed that fairness allows."""
     fair = None
     for panel in panels:
         limit = panel["policies"]["fifo"]["longest_wait_h"] * (1 + FAIR_SLACK)
-        ok = {row["alpha"] for row in panel["alpha"] if row["longest_wait_h"] <= limit}
+        ok = {row["ageing_threshold"] for row in panel["ageing"] if row["alpha"] == alpha and row["longest_wait_h"] <= limit}
         fair = ok if fair is None else fair & ok
-    return min(fair) if fair else None
+    return max(fair) if fair else None
 
 
-def bench_reviewers(fixes, truth: Truth, scenario: Scenario, settings: ScheduleSettings, alphas, explores) -> dict:
+def bench_reviewers(fixes, truth: Truth, scenario: Scenario, settings: ScheduleSettings, ageing, explores) -> dict:
     watch = estimate_error(fixes, truth, settings)
     policies = [*baselines(), scheduler_policy(settings, learns=False), scheduler_policy(settings, learns=True), oracle_policy(truth, settings)]
     runs = {p.name: simulate(fixes, scenario, p, watch) for p in policies}
@@ -585,9 +663,9 @@ def bench_reviewers(fixes, truth: Truth, scenario: Scenario, settings: ScheduleS
             "estimate_error": round(errors[-1] if errors else watch(ReviewEvidence()), 3),
         })
     fifo_longest = table["fifo"]["longest_wait_h"]
-    sweep = [ageing_row(fixes, scenario, settings.model_copy(update={"alpha": a}), fifo, fifo_longest) for a in alphas]
+    sweep = [ageing_row(fixes, scenario, settings.model_copy(update={"alpha": a, "ageing_threshold": m}), fifo, fifo_longest) for a, m in ageing]
     explore_rows = [explore_row(fixes, scenario, settings.model_copy(update={"explore": c}), fifo) for c in explores]
-    bound = wait_bound(runs["scheduler"], settings.alpha, fifo_longest, scenario)
+    bound = wait_bound(runs["scheduler"], settings.alpha, scenario)
     return {
         "reviewers": scenario.reviewers,
         "horizon_h": round(horizon, 1),
@@ -597,24 +675,34 @@ def bench_reviewers(fixes, truth: Truth, scenario: Scenario, settings: ScheduleS
         "curve": {"t_h": [round(horizon * n / (CURVE_POINTS - 1), 2) for n in range(CURVE_POINTS)], **{n: risk_curve(f, horizon) for n, f in found.items()}},
         "learning": learning,
         "static_estimate_error": round(watch(ReviewEvidence()), 3),
-        "alpha": sweep,
+        "ageing": sweep,
         "explore": explore_rows,
         "wait_bound_h": bound,
+        "L_max_h": round(runs["scheduler"].threshold_max, 1),
         "targets": targets(table, learning[-1], bound),
     }
 
 
-def wait_bound(run: Run, alpha: float, fifo_longest: float, scenario: Scenario) -> float | None:
-    """The longest wait that ageing allows: a fix can only be overtaken by a KEV fix
-    or by one that arrived less than (rank spread) / alpha hours after it. So it
-    waits at most that window, plus the backlog that made FIFO's longest wait,
-    plus the reviewers' time on KEV fixes, plus its own returns (a round each)
-    and reviews. An estimate from that argument, checked against every run."""
+def wait_bound(run: Run, alpha: float, scenario: Scenario) -> float | None:
+    """The longest wait that ageing allows, from the run's L, peak drain time, rank spread and backlog.
+
+    Let Δ be the widest gap between two ranks (KEV bonus left out) and L_max
+    the largest L the schedules used. Every T is at most L, and T of a fix is at
+    least L less the whole backlog's drain time (at most ``peak``). So once a
+    fix has waited max(L_max, peak) + Δ / alpha hours, a fix can overtake it
+    only if it is KEV or arrived less than peak + Δ / alpha hours after it,
+    and all of those are in the system by then. From then on
+    only KEV fixes and the backlog of that moment (at most the largest backlog,
+    with every attempt to come, per reviewer) go first. So it waits at most
+    max(L_max, peak) + Δ / alpha + the largest backlog per reviewer + the KEV
+    review time per reviewer + a review in progress + its own returns (a round
+    each) and reviews. Every run is checked against it."""
     if alpha <= 0:
         return None
     longest_review = max((minutes for attempts in scenario.truth.reviews for _, minutes in attempts), default=0.0) / 60
     own = (MAX_ATTEMPTS - 1) * scenario.round_hours + MAX_ATTEMPTS * longest_review
-    return round(run.rank_spread / alpha + fifo_longest + run.kev_hours / scenario.reviewers + own, 1)
+    aged = max(run.threshold_max, run.peak_drain) + run.rank_spread / alpha
+    return round(aged + run.backlog_max + run.kev_hours / scenario.reviewers + longest_review + own, 1)
 
 
 def ageing_row(fixes, scenario: Scenario, settings: ScheduleSettings, fifo: float, fifo_longest: float) -> dict:
@@ -622,11 +710,14 @@ def ageing_row(fixes, scenario: Scenario, settings: ScheduleSettings, fifo: floa
     row = measure(stays(fixes, scenario, run), run)
     return {
         "alpha": settings.alpha,
+        "ageing_threshold": settings.ageing_threshold,
         "risk_hours": row["risk_hours"],
         "ratio_to_fifo": round(row["risk_hours"] / fifo, 3) if fifo else None,
         "wait_p95_h": row["wait_p95_h"],
         "longest_wait_h": row["longest_wait_h"],
-        "wait_bound_h": wait_bound(run, settings.alpha, fifo_longest, scenario),
+        "longest_wait_x_fifo": round(row["longest_wait_h"] / fifo_longest, 3) if fifo_longest else None,
+        "L_max_h": round(run.threshold_max, 1),
+        "wait_bound_h": wait_bound(run, settings.alpha, scenario),
     }
 
 

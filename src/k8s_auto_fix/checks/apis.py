@@ -23,7 +23,7 @@ def disallowed_api_obj(group="", version="", kind=""):
     def detect(obj, app):
         version_part = obj.api_version.rpartition("/")[2]
         if group_matches(obj.group) and version_matches(version_part) and kind_matches(obj.kind):
-            yield Violation(f"disallowed API object found: {gvk_string(obj)}")
+            yield Violation(f"disallowed API object found: {gvk_string(obj)}", path=("apiVersion",))
 
     return detect
 
@@ -37,7 +37,7 @@ def _metadata_pair_template(field: str, noun: str):
                 return
             pairs = obj.labels if field == "labels" else obj.annotations
             if not any(key_matches(str(k)) and value_matches(str(v)) for k, v in pairs.items()):
-                yield Violation(f'no {noun} matching "{key}={value or "<any>"}" found')
+                yield Violation(f'no {noun} matching "{key}={value or "<any>"}" found', path=("metadata", field))
 
         return detect
 
@@ -54,7 +54,7 @@ def use_namespace():
         # By kind alone: kube-linter flags even an object it cannot read as typed.
         applies = obj.deployment_like_kind or (obj.api_version == "v1" and obj.kind == "Service")
         if applies and (obj.namespace or "default").lower() == "default":
-            yield Violation("object in default namespace")
+            yield Violation("object in default namespace", path=("metadata", "namespace"))
 
     return detect
 
@@ -111,43 +111,43 @@ def sorted_keys(recursive=True):
     the object: a key given twice counts twice, ``<<`` is a key, and what an
     alias (``*name``) points at is checked once, where its anchor is."""
 
-    def unsorted(keys: list[str], where: str):
+    def unsorted(keys: list[str], where: str, at: tuple = ()):
         # Go's sort.Strings order is bytewise: upper case sorts before lower case.
         expected = sorted(keys, key=lambda k: k.encode())
         if len(keys) > 1 and keys != expected:
             location = where or "root"
-            yield Violation(f"Keys are not sorted at {location}. Expected order: [{', '.join(expected)}], got: [{', '.join(keys)}]")
+            yield Violation(f"Keys are not sorted at {location}. Expected order: [{', '.join(expected)}], got: [{', '.join(keys)}]", path=at)
 
     def in_text(root: yaml.Node):
         seen: set[int] = set()
-        stack: list[tuple[yaml.Node, str]] = [(root, "")]
+        stack: list[tuple[yaml.Node, str, tuple]] = [(root, "", ())]
         while stack:
-            node, where = stack.pop()
+            node, where, at = stack.pop()
             if id(node) in seen:
                 continue  # an alias
             seen.add(id(node))
             if isinstance(node, yaml.MappingNode):
                 pairs = [(_key_text(k), v) for k, v in node.value]
-                yield from unsorted([k for k, _ in pairs if k], where)
-                children = [(v, f"{where}.{k}" if where else k) for k, v in pairs]
+                yield from unsorted([k for k, _ in pairs if k], where, at)
+                children = [(v, f"{where}.{k}" if where else k, (*at, k)) for k, v in pairs]
             elif isinstance(node, yaml.SequenceNode):
-                children = [(item, f"{where}[{i}]") for i, item in enumerate(node.value)]
+                children = [(item, f"{where}[{i}]", (*at, i)) for i, item in enumerate(node.value)]
             else:
                 continue
             if recursive:
                 stack.extend(reversed(children))  # depth first, in document order
 
-    def in_data(node, where: str):
+    def in_data(node, where: str, at: tuple = ()):
         if isinstance(node, dict):
-            yield from unsorted([str(k) for k in node], where)
-            children = [(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()]
+            yield from unsorted([str(k) for k in node], where, at)
+            children = [(v, f"{where}.{k}" if where else str(k), (*at, str(k))) for k, v in node.items()]
         elif isinstance(node, list):
-            children = [(item, f"{where}[{i}]") for i, item in enumerate(node)]
+            children = [(item, f"{where}[{i}]", (*at, i)) for i, item in enumerate(node)]
         else:
             return
         if recursive:
-            for child, path in children:
-                yield from in_data(child, path)
+            for child, path, below in children:
+                yield from in_data(child, path, below)
 
     def detect(obj, app):
         if obj.source:

@@ -39,11 +39,14 @@ def _int_or_percent(value: object) -> tuple[int, bool]:
     raise ValueError(f"invalid type: string {value!r} is not a percentage")
 
 
+MAX_UNAVAILABLE, MIN_AVAILABLE = ("spec", "maxUnavailable"), ("spec", "minAvailable")
+
+
 @template("pdb-unhealthy-pod-eviction-policy")
 def pdb_unhealthy_pod_eviction_policy():
     def detect(obj, app):
         if _is_pdb(obj) and _spec(obj).get("unhealthyPodEvictionPolicy") is None:
-            yield Violation("unhealthyPodEvictionPolicy is not explicitly set")
+            yield Violation("unhealthyPodEvictionPolicy is not explicitly set", path=("spec", "unhealthyPodEvictionPolicy"))
 
     return detect
 
@@ -57,15 +60,15 @@ def pdb_max_unavailable():
         if value is None:
             return
         if isinstance(value, str) and not value.endswith("%"):
-            yield Violation(f"maxUnavailable has invalid value [{value}]")
+            yield Violation(f"maxUnavailable has invalid value [{value}]", path=MAX_UNAVAILABLE)
             return
         try:
             number, _ = _int_or_percent(value)
         except ValueError:
-            yield Violation(f"maxUnavailable has invalid value [{value}]")
+            yield Violation(f"maxUnavailable has invalid value [{value}]", path=MAX_UNAVAILABLE)
             return
         if number == 0:
-            yield Violation("MaxUnavailable is set to 0")
+            yield Violation("MaxUnavailable is set to 0", path=MAX_UNAVAILABLE)
 
     return detect
 
@@ -92,17 +95,17 @@ def pdb_min_available():
         try:
             minimum, percent = _int_or_percent(value)
         except ValueError as err:
-            yield Violation(f"PDB has invalid MinAvailable value: {err}")
+            yield Violation(f"PDB has invalid MinAvailable value: {err}", path=MIN_AVAILABLE)
             return
         if percent and minimum == 100:
-            yield Violation("PDB has minimum available replicas set to 100 percent of replicas")
+            yield Violation("PDB has minimum available replicas set to 100 percent of replicas", path=MIN_AVAILABLE)
             return
         if spec.get("selector") is None:
             return  # kube-linter itself crashes on this; nothing to compare against
         try:
             pdb_selector = from_label_selector(spec.get("selector"))
         except SelectorError as err:
-            yield Violation(f"PDB has invalid label selector: {err}")
+            yield Violation(f"PDB has invalid label selector: {err}", path=("spec", "selector"))
             return
         scalers = {
             str(as_dict(_spec(o).get("scaleTargetRef")).get("name", "")): o
@@ -117,7 +120,8 @@ def pdb_min_available():
             if labels is None:
                 yield Violation(
                     "Failed to retrieve deployments matching the PDB's label selector within namespace "
-                    f"{obj.namespace}: couldn't convert the workload selector of {workload.name} to labels"
+                    f"{obj.namespace}: couldn't convert the workload selector of {workload.name} to labels",
+                    path=("spec", "selector"),
                 )
                 return
             if not pdb_selector.matches(labels):
@@ -130,7 +134,8 @@ def pdb_min_available():
             if count <= needed:
                 yield Violation(
                     f"The current number of replicas for deployment {workload.name} is equal to or lower than the "
-                    "minimum number of replicas specified by its PDB."
+                    "minimum number of replicas specified by its PDB.",
+                    path=MIN_AVAILABLE,
                 )
 
     return detect
@@ -146,7 +151,7 @@ def dangling_horizontalpodautoscaler():
         for other in app.objects:
             if other.pod_spec is not None and other.name == name and other.kind == kind and f"{other.group}/{other.api_version.rpartition('/')[2]}" == api_version:
                 return
-        yield Violation(f"no resources found matching HorizontalPodAutoscaler scaleTargetRef ({{{kind} {name} {api_version}}})")
+        yield Violation(f"no resources found matching HorizontalPodAutoscaler scaleTargetRef ({{{kind} {name} {api_version}}})", path=("spec", "scaleTargetRef"))
 
     return detect
 
@@ -159,7 +164,8 @@ def hpa_minimum_replicas(minReplicas=3):
         count = _spec(obj).get("minReplicas")
         count = 1 if count is None else count
         if isinstance(count, int) and count < minReplicas:
-            yield Violation(f"object has {count} {'replicas' if count > 1 else 'replica'} but minimum required replicas is {minReplicas}")
+            message = f"object has {count} {'replicas' if count > 1 else 'replica'} but minimum required replicas is {minReplicas}"
+            yield Violation(message, path=("spec", "minReplicas"))
 
     return detect
 

@@ -32,17 +32,21 @@ def non_isolated_pod():
     def detect(obj, app):
         if not obj.is_deployment_like:
             return
+        labels = (*obj.pod_spec_segments[:-1], "metadata", "labels")  # what a policy selects
         for policy in app.find(NETWORKING, "NetworkPolicy", obj.namespace):
             try:
                 selector = from_label_selector(as_dict(policy.data.get("spec")).get("podSelector"))
             except SelectorError as err:
-                yield Violation(f"networkpolicy has invalid podSelector: {err}")
+                yield Violation(f"networkpolicy has invalid podSelector: {err}", path=labels)
                 return
             if selector.matches(obj.pod_labels):
                 return
-        yield Violation("pods created by this object are non-isolated")
+        yield Violation("pods created by this object are non-isolated", path=labels)
 
     return detect
+
+
+POD_SELECTOR = ("spec", "podSelector")
 
 
 @template("dangling-networkpolicy", cross_object=True)
@@ -54,10 +58,10 @@ def dangling_networkpolicy():
         try:
             selector = from_label_selector(raw)
         except SelectorError as err:
-            yield Violation(f"networkpolicy has invalid podSelector: {err}")
+            yield Violation(f"networkpolicy has invalid podSelector: {err}", path=POD_SELECTOR)
             return
         if not _selects_pods(selector, obj.namespace, app):
-            yield Violation(f"no pods found matching networkpolicy's podSelector labels ({_go_selector_struct(as_dict(raw))}) ")
+            yield Violation(f"no pods found matching networkpolicy's podSelector labels ({_go_selector_struct(as_dict(raw))}) ", path=POD_SELECTOR)
 
     return detect
 
@@ -68,18 +72,22 @@ def dangling_networkpolicypeer_podselector():
         if not _is_network_policy(obj):
             return
         spec = as_dict(obj.data.get("spec"))
-        peers = [p for rule in as_list(spec.get("ingress")) for p in as_list(as_dict(rule).get("from"))]
-        peers += [p for rule in as_list(spec.get("egress")) for p in as_list(as_dict(rule).get("to"))]
-        for peer in map(as_dict, peers):
+        peers = [
+            (as_dict(peer), ("spec", direction, number, side, index, "podSelector"))
+            for direction, side in (("ingress", "from"), ("egress", "to"))
+            for number, rule in enumerate(as_list(spec.get(direction)))
+            for index, peer in enumerate(as_list(as_dict(rule).get(side)))
+        ]
+        for peer, at in peers:
             if peer.get("podSelector") is None or peer.get("namespaceSelector") is not None:
                 continue
             try:
                 selector = from_label_selector(peer["podSelector"])
             except SelectorError as err:
-                yield Violation(f"networkpolicy ingress rule has invalid podSelector: {err}")
+                yield Violation(f"networkpolicy ingress rule has invalid podSelector: {err}", path=at)
                 continue
             if not _selects_pods(selector, obj.namespace, app):
-                yield Violation(f"no pods found matching networkpolicy rule's podSelector labels ({selector})")
+                yield Violation(f"no pods found matching networkpolicy rule's podSelector labels ({selector})", path=at)
 
     return detect
 
@@ -97,17 +105,23 @@ def dangling_ingress():
         if obj.api_version != NETWORKING or obj.kind != "Ingress":
             return
         spec = as_dict(obj.data.get("spec"))
-        backends = [spec.get("defaultBackend")]
-        for rule in map(as_dict, as_list(spec.get("rules"))):
-            backends += [as_dict(p).get("backend") for p in as_list(as_dict(rule.get("http")).get("paths"))]
-        wanted = {key for key in map(backend_key, backends) if key is not None}
+        backends = [(spec.get("defaultBackend"), ("spec", "defaultBackend"))]
+        for number, rule in enumerate(map(as_dict, as_list(spec.get("rules")))):
+            paths = as_list(as_dict(rule.get("http")).get("paths"))
+            backends += [(as_dict(p).get("backend"), ("spec", "rules", number, "http", "paths", index, "backend")) for index, p in enumerate(paths)]
+        where: dict[tuple, tuple] = {}  # each service and port, at the first backend naming it
+        for backend, at in backends:
+            key = backend_key(backend)
+            if key is not None:
+                where.setdefault(key, at)
+        wanted = set(where)
         for service in app.find("v1", "Service", obj.namespace):
             for port in map(as_dict, as_list(as_dict(service.data.get("spec")).get("ports"))):
                 wanted.discard((service.name, port.get("port")))
                 if port.get("name"):
                     wanted.discard((service.name, port["name"]))
         for name, port in sorted(wanted, key=str):
-            yield Violation(f"no service found matching ingress label ({name}), port {port}")
+            yield Violation(f"no service found matching ingress label ({name}), port {port}", path=(*where[(name, port)], "service"))
 
     return detect
 
@@ -165,7 +179,7 @@ def dangling_servicemonitor():
         any_namespace = ns_selector.get("any") is True
         labels = {str(k): str(v) for k, v in as_dict(as_dict(spec.get("selector")).get("matchLabels")).items()}
         if not names and not any_namespace and not labels:
-            yield Violation("service monitor has no selector specified")
+            yield Violation("service monitor has no selector specified", path=("spec", "selector"))
             return
 
         def label_match(service) -> bool:
@@ -179,7 +193,8 @@ def dangling_servicemonitor():
                 return
         selector = ",".join(f"{k}={labels[k]}" for k in sorted(labels))
         yield Violation(
-            f"no services found matching the service monitor's label selector ({selector}) and namespace selector ([{' '.join(names)}])"
+            f"no services found matching the service monitor's label selector ({selector}) and namespace selector ([{' '.join(names)}])",
+            path=("spec", "selector"),
         )
 
     return detect

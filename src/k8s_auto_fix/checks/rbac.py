@@ -20,13 +20,13 @@ def wildcard_in_rules():
     def detect(obj, app):
         if obj.api_version != RBAC or obj.kind not in ("Role", "ClusterRole"):
             return
-        for rule in _rules(obj):
-            for resource in as_list(rule.get("resources")):
+        for number, rule in enumerate(_rules(obj)):
+            for index, resource in enumerate(as_list(rule.get("resources"))):
                 if resource == "*":
-                    yield Violation('wildcard "*" in resource specification')
-            for verb in as_list(rule.get("verbs")):
+                    yield Violation('wildcard "*" in resource specification', path=("rules", number, "resources", index), value=resource)
+            for index, verb in enumerate(as_list(rule.get("verbs"))):
                 if verb == "*":
-                    yield Violation('wildcard "*" in verb specification')
+                    yield Violation('wildcard "*" in verb specification', path=("rules", number, "verbs", index), value=verb)
 
     return detect
 
@@ -40,7 +40,7 @@ def cluster_admin_role_binding():
         if ref.get("name") == "cluster-admin" and ref.get("kind") == "ClusterRole":
             subjects = obj.data.get("subjects")
             rendered = "null" if subjects is None else json.dumps([_subject(s) for s in as_list(subjects)], separators=(",", ":"))
-            yield Violation(f"cluster-admin role is bound to {rendered}")
+            yield Violation(f"cluster-admin role is bound to {rendered}", path=("roleRef", "name"))
 
     return detect
 
@@ -55,6 +55,9 @@ def _subject(subject) -> dict:
     if subject.get("namespace"):
         out["namespace"] = subject["namespace"]
     return out
+
+
+ROLE_REF = ("roleRef", "name")
 
 
 @template("access-to-resources", cross_object=True)
@@ -79,26 +82,26 @@ def access_to_resources(resources=(), verbs=(), flagRolesNotFound=False):
             namespace = obj.namespace or "default"
             roles = [r for r in app.find(RBAC, "Role") if r.name == ref_name and (r.namespace or "default") == namespace]
             if not roles and flagRolesNotFound:
-                yield Violation(f'role "{ref_name}" in namespace "{namespace}" not found')
+                yield Violation(f'role "{ref_name}" in namespace "{namespace}" not found', path=ROLE_REF)
             for role in roles:
                 granted = access(_rules(role))
                 if granted:
-                    yield Violation(f'binding to "{ref_name}" role that has {", ".join(granted)}')
+                    yield Violation(f'binding to "{ref_name}" role that has {", ".join(granted)}', path=ROLE_REF)
             return
         roles = [r for r in app.find(RBAC, "ClusterRole") if r.name == ref_name and r.name.lower() != "cluster_admin"]
         if not roles and flagRolesNotFound:
-            yield Violation(f'clusterrole "{ref_name}" not found')
+            yield Violation(f'clusterrole "{ref_name}" not found', path=ROLE_REF)
         for role in roles:
             granted = access(_rules(role))
             if granted:
-                yield Violation(f'binding to "{ref_name}" clusterrole that has {", ".join(granted)}')
+                yield Violation(f'binding to "{ref_name}" clusterrole that has {", ".join(granted)}', path=ROLE_REF)
             for selector in as_list(as_dict(role.data.get("aggregationRule")).get("clusterRoleSelectors")):
                 wanted = as_dict(as_dict(selector).get("matchLabels"))
                 for other in app.find(RBAC, "ClusterRole"):
                     if all(other.labels.get(k) == v for k, v in wanted.items()):
                         granted = access(_rules(other))
                         if granted:
-                            yield Violation(f'binding via aggregationRule to "{other.name}" clusterrole that has {", ".join(granted)}')
+                            yield Violation(f'binding via aggregationRule to "{other.name}" clusterrole that has {", ".join(granted)}', path=ROLE_REF)
 
     return detect
 

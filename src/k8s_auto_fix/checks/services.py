@@ -29,19 +29,19 @@ def dangling_service(ignoredLabels=()):
             return
         selector = spec.get("selector")
         if not isinstance(selector, dict) or not selector:
-            yield Violation("service has no selector specified")
+            yield Violation("service has no selector specified", path=("spec", "selector"))
             return
         selector = {k: v for k, v in selector.items() if k not in ignored}
         try:
             wanted = from_match_labels(selector)
         except SelectorError as err:
-            yield Violation(f"service has invalid label selector: {err}")
+            yield Violation(f"service has invalid label selector: {err}", path=("spec", "selector"))
             return
         # Only pods carrying one of the selector's labels can match it.
         key, value = next(iter(selector.items())) if selector else (None, None)
         candidates = app.pod_owners_with_label(obj.namespace, str(key), str(value)) if selector else app.pod_owners(obj.namespace)
         if not any(wanted.matches(owner.pod_labels) for owner in candidates):
-            yield Violation(f"no pods found matching service labels ({go_map(selector)})")
+            yield Violation(f"no pods found matching service labels ({go_map(selector)})", path=("spec", "selector"))
 
     return detect
 
@@ -67,13 +67,14 @@ def target_port():
     def detect(obj, app):
         if obj.is_deployment_like:
             for container in obj.containers:
-                for port in as_list(container.spec.get("ports")):
+                for index, port in enumerate(as_list(container.spec.get("ports"))):
                     name = as_dict(port).get("name")
                     if name:
+                        at = (*container.segments, "ports", index, "name")
                         for error in port_name_errors(str(name)):
-                            yield Violation(f"port name {go_quote(name)} in container {go_quote(container.name)} {error}", container.name)
+                            yield Violation(f"port name {go_quote(name)} in container {go_quote(container.name)} {error}", container.name, at, name)
         elif _is_service(obj):
-            for port in as_list(as_dict(obj.data.get("spec")).get("ports")):
+            for index, port in enumerate(as_list(as_dict(obj.data.get("spec")).get("ports"))):
                 target = as_dict(port).get("targetPort")
                 if target is None or target == 0:
                     continue
@@ -82,7 +83,7 @@ def target_port():
                 else:
                     errors = port_name_errors(str(target))
                 for error in errors:
-                    yield Violation(f"port targetPort {go_quote(target)} in service {go_quote(obj.name)} {error}")
+                    yield Violation(f"port targetPort {go_quote(target)} in service {go_quote(obj.name)} {error}", path=("spec", "ports", index, "targetPort"), value=target)
 
     return detect
 
@@ -95,7 +96,7 @@ def forbidden_service_types(forbiddenServiceTypes=()):
         kind = str(as_dict(obj.data.get("spec")).get("type") or "")
         for forbidden in forbiddenServiceTypes:
             if kind and kind.lower() == str(forbidden).lower():
-                yield Violation(f"{go_quote(forbidden)} service type is forbidden.")
+                yield Violation(f"{go_quote(forbidden)} service type is forbidden.", path=("spec", "type"))
 
     return detect
 
@@ -114,7 +115,8 @@ def non_existent_service_account():
         if name in ("", "default"):
             return
         if not any(sa.name == name for sa in app.find("v1", "ServiceAccount", obj.namespace)):
-            yield Violation(f"serviceAccount {go_quote(name)} not found")
+            field = "serviceAccountName" if obj.pod_spec.get("serviceAccountName") else "serviceAccount"
+            yield Violation(f"serviceAccount {go_quote(name)} not found", path=(*obj.pod_spec_segments, field))
 
     return detect
 
@@ -128,11 +130,12 @@ def deprecated_service_account_field():
         if not old or old == new:
             return  # the same value in both fields is harmless
         if not new:
-            yield Violation(f"serviceAccount is specified ({old}), but this field is deprecated; use serviceAccountName instead")
+            yield Violation(f"serviceAccount is specified ({old}), but this field is deprecated; use serviceAccountName instead", path=(*obj.pod_spec_segments, "serviceAccount"))
         else:
             yield Violation(
                 f"serviceAccount ({old}) and serviceAccountName ({new}) are both specified with non-matching values. "
-                "serviceAccount is deprecated; unspecify serviceAccount or make values match."
+                "serviceAccount is deprecated; unspecify serviceAccount or make values match.",
+                path=(*obj.pod_spec_segments, "serviceAccount"),
             )
 
     return detect
@@ -147,7 +150,8 @@ def service_account(serviceAccount=""):
             return
         name = service_account_name(obj)
         if matches(name):
-            yield Violation(f"found matching serviceAccount ({go_quote(name)})")
+            field = "serviceAccountName" if obj.pod_spec.get("serviceAccountName") else "serviceAccount"
+            yield Violation(f"found matching serviceAccount ({go_quote(name)})", path=(*obj.pod_spec_segments, field))
 
     return detect
 

@@ -65,18 +65,19 @@ def mismatching_selector():
         if not found:
             return
         selector = as_dict(selector) if selector is not None else None
+        at = (*obj.pod_spec_segments[:-2], "selector")  # next to the pod template
         if not selector or (not selector.get("matchLabels") and not selector.get("matchExpressions")):
             if obj.kind not in ("Job", "CronJob"):
-                yield Violation("object has no selector specified")
+                yield Violation("object has no selector specified", path=at)
             return
         try:
             parsed = from_label_selector(selector)
         except SelectorError as err:
-            yield Violation(f"object has invalid label selector: {err}")
+            yield Violation(f"object has invalid label selector: {err}", path=at)
             return
         if not parsed.matches(obj.pod_labels):
             yield Violation(
-                f"labels in pod spec ({go_map(obj.pod_labels)}) do not match labels in selector ({_gogo_selector(selector)})"
+                f"labels in pod spec ({go_map(obj.pod_labels)}) do not match labels in selector ({_gogo_selector(selector)})", path=at
             )
 
     return detect
@@ -110,19 +111,20 @@ def anti_affinity(minReplicas=2, topologyKey=""):
         if not obj.is_deployment_like or count is None or count < minReplicas:
             return
         anti = as_dict(obj.pod_spec.get("affinity")).get("podAntiAffinity")
+        at = (*obj.pod_spec_segments, "affinity", "podAntiAffinity")
         if not isinstance(anti, dict):
-            yield Violation(f"object has {count} {_plural(count)} but does not specify inter pod anti-affinity")
+            yield Violation(f"object has {count} {_plural(count)} but does not specify inter pod anti-affinity", path=at)
             return
         preferred = [as_dict(as_dict(t).get("podAffinityTerm")) for t in as_list(anti.get("preferredDuringSchedulingIgnoredDuringExecution"))]
         required = [as_dict(t) for t in as_list(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))]
         if not preferred and not required:
             yield Violation(
-                f"object has {count} {_plural(count)} but does not specify preferred or required inter pod anti-affinity during scheduling"
+                f"object has {count} {_plural(count)} but does not specify preferred or required inter pod anti-affinity during scheduling", path=at
             )
             return
         problems = [term_problem(term, obj) for term in preferred + required]
         if all(problems):
-            yield from (Violation(p) for p in problems)
+            yield from (Violation(p, path=at) for p in problems)
 
     return detect
 
@@ -132,7 +134,8 @@ def minimum_replicas(minReplicas=3):
     def detect(obj, app):
         count = replicas(obj)
         if obj.is_deployment_like and count is not None and count < minReplicas:
-            yield Violation(f"object has {count} {'replicas' if count > 1 else 'replica'} but minimum required replicas is {minReplicas}")
+            message = f"object has {count} {'replicas' if count > 1 else 'replica'} but minimum required replicas is {minReplicas}"
+            yield Violation(message, path=(*obj.pod_spec_segments[:-2], "replicas"))
 
     return detect
 
@@ -146,7 +149,8 @@ def restart_policy():
             policy = str(obj.pod_spec.get("restartPolicy") or "")
             if policy not in accepted:
                 yield Violation(
-                    f"object has a restart policy defined with '{policy}' but the only accepted restart policies are '[{' '.join(accepted)}]'"
+                    f"object has a restart policy defined with '{policy}' but the only accepted restart policies are '[{' '.join(accepted)}]'",
+                    path=(*obj.pod_spec_segments, "restartPolicy"),
                 )
 
     return detect
@@ -165,7 +169,7 @@ def update_configuration(strategyTypeRegex="", **_bounds):
             return
         kind = str(as_dict(spec.get(field)).get("type") or "")
         if not type_matches(kind):
-            yield Violation(f"object has {kind or 'no'} strategy type but must match regex {strategyTypeRegex}")
+            yield Violation(f"object has {kind or 'no'} strategy type but must match regex {strategyTypeRegex}", path=("spec", field, "type"))
 
     return detect
 
@@ -180,7 +184,8 @@ def priority_class_name(acceptedPriorityClassNames=()):
         name = str(obj.pod_spec.get("priorityClassName") or "")
         if name.strip() and name not in accepted:
             yield Violation(
-                f"object has a priority class name defined with '{name}' but the only accepted priority class names are '[{' '.join(accepted)}]'"
+                f"object has a priority class name defined with '{name}' but the only accepted priority class names are '[{' '.join(accepted)}]'",
+                path=(*obj.pod_spec_segments, "priorityClassName"),
             )
 
     return detect
@@ -190,7 +195,7 @@ def priority_class_name(acceptedPriorityClassNames=()):
 def no_node_affinity():
     def detect(obj, app):
         if obj.is_deployment_like and not as_dict(obj.pod_spec.get("affinity")).get("nodeAffinity"):
-            yield Violation("object does not define any node affinity rules.")
+            yield Violation("object does not define any node affinity rules.", path=(*obj.pod_spec_segments, "affinity", "nodeAffinity"))
 
     return detect
 
@@ -202,13 +207,14 @@ def job_ttl_seconds_after_finished():
             return
         spec = as_dict(obj.data.get("spec"))
         if obj.kind == "Job" and spec.get("ttlSecondsAfterFinished") is None:
-            yield Violation("Standalone Job does not specify ttlSecondsAfterFinished")
+            yield Violation("Standalone Job does not specify ttlSecondsAfterFinished", path=("spec", "ttlSecondsAfterFinished"))
         elif obj.kind == "CronJob" and as_dict(as_dict(spec.get("jobTemplate")).get("spec")).get("ttlSecondsAfterFinished") is not None:
             yield Violation(
                 "Managed Job specifies ttlSecondsAfterFinished which might conflict with successfulJobsHistoryLimit and "
                 "failedJobsHistoryLimit from CronJob that have default values. Final behaviour is determined by the strictest "
                 "parameter, and therefore, setting ttlSecondsAfterFinished at the job level can result with unexpected "
-                "behaviour with regard to finished jobs removal"
+                "behaviour with regard to finished jobs removal",
+                path=("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"),
             )
 
     return detect
@@ -368,15 +374,16 @@ def dnsconfig_options(Key="", Value=""):
         if not obj.is_deployment_like:
             return
         config = obj.pod_spec.get("dnsConfig")
+        at = (*obj.pod_spec_segments, "dnsConfig", "options")
         if not isinstance(config, dict):
-            yield Violation("Object does not define any DNSConfig rules.")
+            yield Violation("Object does not define any DNSConfig rules.", path=at)
             return
         options = as_list(config.get("options"))
         if not options:
-            yield Violation("Object does not define any DNSConfig Options.")
+            yield Violation("Object does not define any DNSConfig Options.", path=at)
             return
         if not any(as_dict(o).get("name") == Key and str(as_dict(o).get("value", "")) == Value for o in options):
-            yield Violation(f'DNSConfig Options "{Key}:{Value}" not found.')
+            yield Violation(f'DNSConfig Options "{Key}:{Value}" not found.', path=at)
 
     return detect
 
@@ -386,7 +393,7 @@ def scc_deny_privileged_container(AllowPrivilegedContainer=True):
     def detect(obj, app):
         if obj.api_version == "security.openshift.io/v1" and obj.kind == "SecurityContextConstraints":
             if obj.data.get("allowPrivilegedContainer") is AllowPrivilegedContainer:
-                yield Violation(f"SCC has allowPrivilegedContainer set to {str(AllowPrivilegedContainer).lower()}")
+                yield Violation(f"SCC has allowPrivilegedContainer set to {str(AllowPrivilegedContainer).lower()}", path=("allowPrivilegedContainer",))
 
     return detect
 

@@ -24,3 +24,18 @@ app.add_typer(risk_app, name="risk")
 risk_app.add_typer(feeds_app, name="feeds")
 app.add_typer(queue_app, name="queue")
 app.add_typer(cluster_app, name="cluster")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ..defaults import tool_version
+
+        print(f"k8s-auto-fix {tool_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    pass

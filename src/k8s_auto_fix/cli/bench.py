@@ -182,12 +182,15 @@ def bench_scheduler_command(
     load: Annotated[float, typer.Option("--load", help="The share of the reviewers' time all the fixes' reviews take over the horizon.")] = 0.9,
     start_share: Annotated[float, typer.Option("--start-share", help="Share of the manifest files whose fixes wait at the start.")] = 0.5,
     round_hours: Annotated[float, typer.Option("--round-hours", help="Hours between two schedules (learning, rejected fixes coming back).")] = 8.0,
-    alphas: Annotated[Optional[list[float]], typer.Option("--alpha", help="Ageing values for the fairness table (repeatable).")] = None,
+    alphas: Annotated[Optional[list[float]], typer.Option("--alpha", help="alpha values for the fairness table, at the configured ageing_threshold (repeatable).")] = None,
+    thresholds: Annotated[
+        Optional[list[float]], typer.Option("--ageing-threshold", help="ageing_threshold values for the fairness table, at the configured alpha (repeatable).")
+    ] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
     """Simulate a review queue on a corpus's fixes: risk-hours and waits of FIFO, risk-only,
     shortest-first, the scheduler (static and learning) and an oracle; the ageing trade-off."""
-    from ..bench.scheduler import ALPHAS, EXPLORES, bench_scheduler, chart, fixes_of, seed_summary
+    from ..bench.scheduler import ALPHAS, EXPLORES, THRESHOLDS, ageing_settings, bench_scheduler, chart, fixes_of, seed_summary
     from ..detect import DetectOptions
     from ..run import RunOptions, run_pipeline
 
@@ -199,9 +202,10 @@ def bench_scheduler_command(
     if not fixes:
         raise fail("no accepted fix to schedule in these paths")
     seeds = seeds or [1337]
-    report = bench_scheduler(fixes, settings.schedule, seeds[0], reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, EXPLORES)
+    ageing = ageing_settings(settings.schedule, alphas or ALPHAS, thresholds or THRESHOLDS)
+    report = bench_scheduler(fixes, settings.schedule, seeds[0], reviewers or (1, 3), load, start_share, round_hours, ageing, EXPLORES)
     if len(seeds) > 1:
-        others = [bench_scheduler(fixes, settings.schedule, seed, reviewers or (1, 3), load, start_share, round_hours, alphas or ALPHAS, ()) for seed in seeds[1:]]
+        others = [bench_scheduler(fixes, settings.schedule, seed, reviewers or (1, 3), load, start_share, round_hours, ageing, ()) for seed in seeds[1:]]
         report["seeds"] = [row for one in [report, *others] for row in seed_summary(one)]
     write_json_atomic(out / "scheduler-bench.json", report)
     chart(report, out / "scheduler-bench.png")
@@ -220,10 +224,11 @@ def _print_scheduler_bench(report: dict) -> None:
     stdout.print(
         f"{report['fixes']:,} fixes, seed {report['seed']}, load {report['load']}, {report['start_share']:.0%} of the files waiting at the start, "
         f"a schedule every {report['round_hours']:g} h; reviewers accept {min(truth['accept_rate'].values()):.2f}-{max(truth['accept_rate'].values()):.2f} "
-        f"per check (static prior {truth['mean_prior_p']:.3f}); CVE on {truth['cve_image']} ({truth['cve_fixes']} fixes)"
+        f"per check (static prior {truth['mean_prior_p']:.3f}); CVE on {truth['cve_image']} ({truth['cve_fixes']} fixes); "
+        f"ageing alpha {report['alpha']:g} past T, ageing_threshold {report['ageing_threshold']:g}"
     )
     for k, data in report["reviewers"].items():
-        table = Table(title=f"{k} reviewer(s), horizon {_hours(data['horizon_h'])} h, alpha {report['alpha']:g}: risk-hours and waits (hours)")
+        table = Table(title=f"{k} reviewer(s), horizon {_hours(data['horizon_h'])} h: risk-hours and waits (hours)")
         for column in ("policy", "risk-hours", "xFIFO", "mergeable xFIFO", "50% gone", "90% gone", "P50", "P95", "top P50", "top P95", "longest"):
             table.add_column(column, justify="left" if column == "policy" else "right")
         for policy, row in data["policies"].items():
@@ -241,23 +246,26 @@ def _print_scheduler_bench(report: dict) -> None:
             learning.add_row(_hours(row["t_h"]), str(row["rounds"]), _hours(row["static"]), _hours(row["scheduler"]), _hours(row["oracle"]), closed,
                              f"{row['estimate_error']:.3f}")
         stdout.print(learning)
-        ageing = Table(title=f"{k} reviewer(s): ageing (alpha) against risk-hours and the longest wait (FIFO's: {_hours(data['policies']['fifo']['longest_wait_h'])} h)")
-        for column in ("alpha", "risk-hours", "x FIFO", "P95 wait", "longest wait", "bound"):
+        ageing = Table(title=f"{k} reviewer(s): ageing against risk-hours and the longest wait (FIFO's: {_hours(data['policies']['fifo']['longest_wait_h'])} h)")
+        for column in ("alpha", "ageing threshold", "risk-hours", "x FIFO", "P95 wait", "longest wait", "x FIFO's", "L max", "bound"):
             ageing.add_column(column, justify="right")
-        for row in data["alpha"]:
-            ageing.add_row(f"{row['alpha']:g}", _hours(row["risk_hours"]), f"{row['ratio_to_fifo']:.3f}", _hours(row["wait_p95_h"]),
-                           _hours(row["longest_wait_h"]), _hours(row["wait_bound_h"]))
+        for row in data["ageing"]:
+            ageing.add_row(f"{row['alpha']:g}", f"{row['ageing_threshold']:g}", _hours(row["risk_hours"]), f"{row['ratio_to_fifo']:.3f}",
+                           _hours(row["wait_p95_h"]), _hours(row["longest_wait_h"]), f"{row['longest_wait_x_fifo']:.2f}", _hours(row["L_max_h"]),
+                           _hours(row["wait_bound_h"]))
         stdout.print(ageing)
         explore = ", ".join(f"{row['explore']:g}: {row['ratio_to_fifo']:.3f}" for row in data["explore"])
         stdout.print(f"explore weight -> risk-hours x FIFO: {explore}")
         for name, target in data["targets"].items():
             stdout.print(f"  {'met' if target['met'] else 'NOT MET':8} {name}: {target['value']} (target {target['target']})")
-    stdout.print(f"alpha keeping every longest wait within {report['fair_slack']:.0%} of FIFO's: {report['fair_alpha']}")
+    stdout.print(f"largest ageing_threshold (alpha {report['alpha']:g}) keeping every longest wait within {report['fair_slack']:.0%} of FIFO's: "
+                 f"{report['fair_threshold']}")
     if "seeds" in report:
-        table = Table(title="every seed: risk-hours x FIFO (scheduler at the configured alpha and at 0), gap closed, longest wait x FIFO's, fair alpha")
-        columns = ("seed", "reviewers", "risk", "shortest", "static", "scheduler", "oracle", "scheduler_alpha_0", "gap_closed", "longest_wait_x_fifo", "fair_alpha")
+        table = Table(title="every seed: risk-hours x FIFO (scheduler as configured and without ageing), gap closed, longest wait x FIFO's, fair threshold")
+        columns = ("seed", "reviewers", "risk", "shortest", "static", "scheduler", "oracle", "scheduler_alpha_0", "gap_closed", "longest_wait_x_fifo",
+                   "fair_threshold")
         for column in columns:
             table.add_column(column.replace("_", " "), justify="right")
         for row in report["seeds"]:
-            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fair_alpha") or row[c] is None else f"{row[c]:.3f}" for c in columns))
+            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fair_threshold") or row[c] is None else f"{row[c]:.3f}" for c in columns))
         stdout.print(table)

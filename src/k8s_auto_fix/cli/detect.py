@@ -100,6 +100,8 @@ def detect(
     except KubeLinterError as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
+    if result.errors and not result.files:
+        raise typer.Exit(EXIT_ERROR)  # nothing could be read: the errors say it all (an empty list would read as clean)
     if known is not None:
         result, left_out = without_baseline(result, known)
         stderr.print(f"{left_out} finding(s) already in the baseline {baseline} left out")

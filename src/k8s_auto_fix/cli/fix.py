@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -299,8 +300,8 @@ def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | Non
 @app.command()
 def fix(
     paths: PathsArg,
-    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff (the default); exit 1 if anything would change.")] = False,
-    write: Annotated[bool, typer.Option("--write", help="Rewrite the files in place.")] = False,
+    diff: Annotated[bool, typer.Option("--diff", help="Print a unified diff (the default without another output; with --write: what was written).")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Rewrite the files in place (combines with --diff and --out-dir).")] = False,
     out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Write fixed copies of the changed files here.")] = None,
     emit_kustomize: Annotated[Optional[Path], typer.Option("--emit-kustomize", help="Write a Kustomize overlay with the fixes here.")] = None,
     unsafe_fixes: Annotated[bool, typer.Option("--unsafe-fixes", help="Also apply `review` fixes.")] = False,
@@ -334,19 +335,22 @@ def fix(
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
-    Exit 0: nothing left to fix; 1: findings remain (or, without --write, files would change); 2: input error."""
-    from ..fix.apply import run_fix, unified_diff, write_in_place, write_to_folder
+    Exit 0: no finding left after fixing; 1: findings left (a diff-only run fixes nothing); 2: input error."""
+    from ..fix.apply import original_texts, run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
     from ..manifests.source import STDIN_PATH, read_source
 
+    if write and diff and STDIN_PATH in paths:
+        raise fail("--write - prints the fixed manifest on stdout, so --diff cannot print there too: use one of them")
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
     use_chart_values(values, set_values, kube_version, release)
     facts = load_image_facts(image_facts, trivy_report)
     fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
-    with executor_errors():
-        run = run_fix(paths, checks, runner_options(executor, ray_address, context=context, jobs=jobs), fix_settings)
+    with executor_errors(), progress_bar() as progress:
+        run = run_fix(paths, checks, runner_options(executor, ray_address, context=context, jobs=jobs), fix_settings, progress)
     print_problems(run.detected.problems)
+    originals = original_texts(run) if write and diff else None  # --write --diff prints what it writes
     if write:
         # Standard input is no file to rewrite: like a filter, the (fixed) text goes to stdout.
         fixed_stdin = write_in_place(run, list(paths))
@@ -363,22 +367,46 @@ def fix(
         emit(run, emit_kustomize, list(paths))
     if run.chart_fixes:
         _chart_outputs(run, emit_values, emit_post_renderer, quiet=bool(emit_values or emit_post_renderer))
-    if diff or not (write or out_dir or emit_kustomize or emit_values or emit_post_renderer):
-        sys.stdout.write(unified_diff(run))
+    writes = bool(write or out_dir or emit_kustomize or emit_values or emit_post_renderer)
+    if diff or not writes:
+        sys.stdout.write(unified_diff(run, originals))
         if run.chart_fixes:
             from ..fix.chart import rendered_diff
 
             sys.stdout.write(rendered_diff(run.chart_fixes))
     accepted = sum(v.accepted for v in run.verdicts)
     stderr.print(
-        f"{run.fixed_findings} finding(s) fixed in {len(run.new_texts)} file(s); "
+        f"{run.fixed_findings} finding(s) {'fixed' if writes else 'fixable'} in {len(run.new_texts)} file(s); "
         f"{accepted}/{len(run.verdicts)} proposed patches verified; "
         f"{len(run.detected.detections)} finding(s) in total"
         + ("" if unsafe_fixes else " (review fixes need --unsafe-fixes)")
     )
     if run.detected.errors:
         raise typer.Exit(EXIT_ERROR)
-    remaining = len(run.detected.detections) - run.fixed_findings
     if exit_zero:
         raise typer.Exit(EXIT_CLEAN)
-    raise typer.Exit(EXIT_FINDINGS if remaining or (run.new_texts and not write) else EXIT_CLEAN)
+    # What is left in the output: a diff-only run writes nothing, so every finding is.
+    remaining = len(run.detected.detections) - (run.fixed_findings if writes else 0)
+    raise typer.Exit(EXIT_FINDINGS if remaining else EXIT_CLEAN)
+
+
+@contextmanager
+def progress_bar():
+    """A progress bar on stderr while fix works, when stderr is a terminal (silent
+    otherwise): files done out of all, and the findings with a verified fix so far."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("fix"), BarColumn(), MofNCompleteColumn(), TextColumn("files, {task.fields[fixed]} finding(s) fixable"), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("fix", total=None, fixed=0)
+        fixed = 0
+
+        def update(files: int, total: int, results: list) -> None:
+            nonlocal fixed
+            fixed += sum(len(edit.fixed) for result in results for edit in result.edits)
+            bar.update(task, completed=files, total=total, fixed=fixed)
+
+        yield update

@@ -92,7 +92,7 @@ def schedule(
     ] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
-    """Rank accepted fixes: S = R * p / E[t] + explore + alpha * wait + KEV."""
+    """Rank accepted fixes: S = R * p / E[t] + explore + alpha * max(0, wait - T) + KEV (T: the fix's slack, from the backlog)."""
     from ..contracts import Detection, RiskRecord, ScheduleItem, Verdict, write_models
     from ..schedule.score import build_schedule
 

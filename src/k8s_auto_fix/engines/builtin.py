@@ -10,8 +10,10 @@ import yaml
 from ..checks.registry import Check, Violation
 from ..contracts import Detection, DetectResult, Engine, detection_id
 from ..manifests.context import Application
+from ..manifests.locate import Documents, Location, Locator
 from ..manifests.objects import K8sObject
 from ..manifests.profiles import profile_of
+from ..patch import pointer
 from ..runner import RunnerOptions, for_each_application, stream_applications
 
 IGNORE_ALL = "kube-linter.io/ignore-all"
@@ -51,10 +53,12 @@ def run_checks(app: Application, checks: Iterable[Check]) -> Iterator[Finding]:
         yield from check_object(obj, app, checks)
 
 
-def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -> Detection:
-    """A finding in the detections contract (fields trusted: no validation)."""
+def to_detection(finding: Finding, app: Application, embed_yaml: bool = False, locator: Locator | None = None) -> Detection:
+    """A finding in the detections contract (fields trusted: no validation).
+    Without a locator, it is placed at its object's line (no column)."""
     obj, check, violation = finding.obj, finding.check, finding.violation
     profile = profile_of(obj, app)
+    where = locator.locate(violation.path) if locator else Location(obj.line, None, pointer(*violation.path), False)
     return Detection.model_construct(
         id=detection_id(obj.path, obj.ref, check.id, violation.container, violation.message),
         manifest_path=obj.path,
@@ -64,7 +68,10 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -
         object=obj.ref,
         document_index=obj.document_index,
         list_index=obj.list_index,
-        line=obj.line,
+        line=where.line,
+        column=where.column,
+        json_pointer=where.pointer,
+        object_line=obj.line,
         severity=check.severity,
         container=violation.container,
         engine=Engine.BUILTIN,
@@ -73,17 +80,27 @@ def to_detection(finding: Finding, app: Application, embed_yaml: bool = False) -
     )
 
 
-def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False) -> list[tuple[Detection, Violation]]:
-    """Every finding in the application, as a detection with the violation behind it."""
-    return [(to_detection(f, app, embed_yaml), f.violation) for f in run_checks(app, checks)]
+def detect_application(app: Application, checks: Iterable[Check], embed_yaml: bool = False, locate: bool = True) -> list[tuple[Detection, Violation]]:
+    """Every finding in the application, as a detection with the violation behind it.
+    Field positions (``locate``) are looked up per object, and only for objects with findings."""
+    checks = list(checks)
+    found = []
+    documents = Documents()
+    for obj in app.objects:
+        findings = list(check_object(obj, app, checks))
+        if findings:
+            locator = Locator(obj, documents) if locate else None
+            found += [(to_detection(f, app, embed_yaml, locator), f.violation) for f in findings]
+    return found
 
 
 class DetectWork:
     """The built-in engine as per-application work (see runner.py): per-object
     checks on every slice, cross-object checks once on the whole application."""
 
-    def __init__(self, checks: Sequence[Check], embed_yaml: bool = False):
+    def __init__(self, checks: Sequence[Check], embed_yaml: bool = False, locate: bool = True):
         self.checks = list(checks)
+        self.locate = locate  # positions of the fields (fix prints none: it skips them)
         self.local = [c for c in self.checks if not c.cross_object]
         self.cross = [c for c in self.checks if c.cross_object]
         self.embed_yaml = embed_yaml
@@ -91,7 +108,7 @@ class DetectWork:
     def found(self, app: Application, scope: str = "whole") -> list[tuple[Detection, Violation]]:
         """The findings of ``scope``: every check, the per-object ones (a slice), or the cross-object ones (the join)."""
         checks = {"whole": self.checks, "part": self.local, "joined": self.cross}[scope]
-        return detect_application(app, checks, self.embed_yaml)
+        return detect_application(app, checks, self.embed_yaml, self.locate)
 
     def whole(self, app: Application) -> list[Detection]:
         return [d for d, _ in self.found(app)]

@@ -18,7 +18,7 @@ from ..checks.registry import Check
 from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
 from ..engines.builtin import detection_order
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
-from ..runner import RunnerOptions, for_each_application
+from ..runner import Progress, RunnerOptions, for_each_application
 from .engine import ChartFix, FixSettings, FixWork
 
 
@@ -38,9 +38,9 @@ class FixRun:
         return sum(len(e.fixed) for path, edits in self.edits.items() if path in self.new_texts for e in edits)
 
 
-def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings) -> FixRun:
+def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings, progress: Progress | None = None) -> FixRun:
     """detect -> propose -> verify -> combine -> render, per application in worker processes."""
-    outcome = for_each_application(paths, options, FixWork(checks, settings))
+    outcome = for_each_application(paths, options, FixWork(checks, settings), progress)
     detections = sorted((d for o in outcome.results for d in o.detections), key=detection_order)
     run = FixRun(DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects))
     for result in outcome.results:
@@ -54,13 +54,26 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
     return run
 
 
-def unified_diff(run: FixRun) -> str:
+def original_texts(run: FixRun) -> dict[str, str | None]:
+    """The text of every file the run changes, as it is now (None: a file the fix adds)."""
+    originals: dict[str, str | None] = {}
+    for path in run.new_texts:
+        try:
+            originals[path] = read_source(path)[0]
+        except FileNotFoundError:
+            originals[path] = None
+    return originals
+
+
+def unified_diff(run: FixRun, originals: dict[str, str | None] | None = None) -> str:
+    """The run's changes as a unified diff, against ``originals`` (read before
+    the files were rewritten) or else the files as they are."""
+    originals = originals if originals is not None else original_texts(run)
     chunks = []
     for path, updated in sorted(run.new_texts.items()):
         name = path if path == STDIN_PATH else os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path.lstrip("/")
-        try:
-            original, before = read_source(path)[0], f"a/{name}"
-        except FileNotFoundError:  # a file the fix adds (a kustomization's new patch)
+        original, before = originals.get(path), f"a/{name}"
+        if original is None:  # a file the fix adds (a kustomization's new patch)
             original, before = "", "/dev/null"
         old, new = original.splitlines(True), updated.splitlines(True)
         hunks = list(_hunks(old, new))

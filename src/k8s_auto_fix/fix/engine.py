@@ -81,7 +81,7 @@ class FixWork:
     """The fix pipeline as per-application work (see runner.py)."""
 
     def __init__(self, checks: Sequence[Check], settings: FixSettings):
-        self.detect = DetectWork(checks)
+        self.detect = DetectWork(checks, locate=False)  # nothing fix prints needs field positions
         self.settings = settings
 
     def whole(self, app: Application) -> FixOutcome:

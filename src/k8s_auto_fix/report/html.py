@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import html
 from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
-from ..contracts import write_text_atomic
+from ..contracts import Detection, write_text_atomic
+from ..defaults import tool_version
 from ..verify.gates import GATE_NAMES
 from .metrics import first_failed_gate
 
@@ -19,6 +22,7 @@ table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{border-bottom:1p
 .kpis{display:flex;gap:1rem;flex-wrap:wrap}.kpi{background:#f4f6fa;border-radius:6px;padding:.6rem 1rem}.kpi b{display:block;font-size:1.4rem}
 pre{background:#f8f8f8;padding:.5rem;overflow-x:auto;font-size:.8rem}.ok{color:#177245}.bad{color:#b42318}
 details summary{cursor:pointer}.add{color:#177245}.del{color:#b42318}
+.meta{color:#555}.legend{display:grid;grid-template-columns:auto 1fr;gap:.2rem 1rem;font-size:.85rem}.legend dt{font-weight:bold}.legend dd{margin:0}
 """
 
 
@@ -53,9 +57,20 @@ def _diff_html(diff: str) -> str:
     return "<pre>" + "\n".join(lines) + "</pre>"
 
 
-def write_report(path, detections, patches, verdicts, schedule, risks, metrics, diffs) -> None:
+LEGEND = (
+    ("score", "the queue's order: R &times; p / E[t], plus exploration, ageing and a bonus for a known-exploited image"),
+    ("R", "the finding's risk, 0 to 1: severity, exposure, EPSS and KEV of its image"),
+    ("p", "the probability that a reviewer accepts the fix (from the verifier's record of the check, and past reviews)"),
+    ("E[t]", "the expected minutes to review the fix (by applicability and patch size, and past reviews)"),
+)
+
+
+def write_report(path, detections, patches, verdicts, schedule, risks, metrics, diffs, inputs: Sequence[str] = (), now: datetime | None = None) -> None:
     by_check = Counter(d.policy_id for d in detections)
     by_gate = Counter(first_failed_gate(v) for v in verdicts if not v.accepted)
+    # A gate no verdict ran (the rescan, unless asked for) is no gate that rejected nothing.
+    gates_run = [g for g in GATE_NAMES if any(v.gates.get(g) is not None for v in verdicts)]
+    when = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     verdict_of = {v.id: v for v in verdicts}
     detection_of = {d.id: d for d in detections}
     risk_of = {r.id: r for r in risks}
@@ -71,12 +86,13 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>k8s-auto-fix report</title>",
         f"<style>{CSS}</style></head><body>",
         "<h1>k8s-auto-fix report</h1>",
+        f'<p class="meta">input: {_e(", ".join(inputs) or "-")} &middot; {_e(when)} &middot; k8s-auto-fix {_e(tool_version())}</p>',
         '<section id="summary"><h2>Summary</h2><div class="kpis">'
         + "".join(f'<div class="kpi">{_e(k)}<b>{_e(v)}</b></div>' for k, v in kpis)
         + "</div></section>",
         '<section id="charts"><h2>Charts</h2>'
         + bar_chart("Findings by check", dict(by_check))
-        + bar_chart("Rejections by gate", {g: by_gate.get(g, 0) for g in GATE_NAMES}, "#b42318")
+        + bar_chart("Rejections by gate", {g: by_gate.get(g, 0) for g in gates_run}, "#b42318")
         + "</section>",
         '<section id="queue"><h2>Ranked queue</h2><table><tr><th>#</th><th>score</th><th>check</th><th>object</th><th>R</th><th>p</th><th>E[t] min</th><th>KEV</th></tr>',
     ]
@@ -87,7 +103,9 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
             f"<tr><td>{rank}</td><td>{item.score:.4f}</td><td>{_e(item.policy_id)}</td><td>{_e(target)}</td>"
             f"<td>{item.R}</td><td>{item.p}</td><td>{item.Et}</td><td>{'yes' if item.kev else ''}</td></tr>"
         )
-    parts.append("</table></section>")
+    parts.append("</table>")
+    parts.append("<dl class=legend>" + "".join(f"<dt>{_e(term)}</dt><dd>{text}</dd>" for term, text in LEGEND) + "</dl>")
+    parts.append("</section>")
     parts.append('<section id="findings"><h2>Findings and fixes</h2><table><tr><th>location</th><th>check</th><th>severity</th><th>risk</th><th>message</th><th>fix</th></tr>')
     patch_of = {p.id: p for p in patches}
     for d in detections:
@@ -101,8 +119,13 @@ def write_report(path, detections, patches, verdicts, schedule, risks, metrics, 
         else:
             fix = "no automatic fix"
         parts.append(
-            f"<tr><td>{_e(d.manifest_path)}:{d.line or ''}<br>{_e(d.object.kind)}/{_e(d.object.name)}</td><td>{_e(d.policy_id)}</td>"
+            f"<tr><td>{_e(d.where)}<br>{_e(d.object.kind)}/{_e(d.object.name)}{_pointer_html(d)}</td><td>{_e(d.policy_id)}</td>"
             f"<td>{_e(d.severity.value)}</td><td>{risk.risk if risk else ''}</td><td>{_e(d.violation_text)}</td><td>{fix}</td></tr>"
         )
     parts.append("</table></section></body></html>")
     write_text_atomic(Path(path), "\n".join(parts))
+
+
+def _pointer_html(d: Detection) -> str:
+    """The offending field, as a JSON Pointer."""
+    return f"<br><code>{_e(d.json_pointer)}</code>" if d.json_pointer else ""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..checks.registry import Check
 from ..contracts import dumps
@@ -34,18 +36,28 @@ def summary_line(result) -> str:
     )
 
 
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "dim"}
+
+
 def print_table(result, console: Console) -> None:
+    """Findings grouped by file, as compilers print them: a line with the
+    place, severity, check and object, then the message below it, indented.
+    Two or three lines a finding at 80 columns, with nothing cut."""
     if result.detections:
-        table = Table(header_style="bold", expand=True)
-        table.add_column("location", overflow="fold", ratio=2)
-        table.add_column("check", no_wrap=True)
-        table.add_column("severity", no_wrap=True)
-        table.add_column("message", overflow="fold", ratio=3)
-        for d in result.detections:
-            location = f"{d.manifest_path}:{d.line}" if d.line else d.manifest_path
+        current = None
+        for d in sorted(result.detections, key=lambda d: (d.manifest_path, d.line or 0, d.column or 0, d.policy_id)):
+            if d.manifest_path != current:
+                current = d.manifest_path
+                console.print(Text(d.manifest_path, style="bold underline"), soft_wrap=True)
+            place = f"{d.line}:{d.column or 1}" if d.line else "-"
             target = f"{d.object.kind}/{d.object.name}" + (f" [{d.container}]" if d.container else "")
-            table.add_row(escape(f"{location}\n{target}"), d.policy_id, d.severity.value, escape(d.violation_text))
-        console.print(table)
+            head = Text.assemble(
+                f"  {place:<8} ", (f"{d.severity.value:<8} ", SEVERITY_STYLE.get(d.severity.value, "")), (d.policy_id, "bold"), f"  {target}"
+            )
+            head.truncate(console.width, overflow="ellipsis")
+            console.print(head, no_wrap=True)
+            message = textwrap.fill(d.violation_text, console.width, initial_indent="    ", subsequent_indent="    ", break_on_hyphens=False)
+            console.print(Text(message), soft_wrap=True)
         by_check = Counter(d.policy_id for d in result.detections)
         console.print(", ".join(f"{check}: {n}" for check, n in by_check.most_common()))
     console.print(summary_line(result))
@@ -101,9 +113,12 @@ def print_run_summary(result: dict, out, head: int, console: Console) -> None:
     )
     console.print(table)
     queue = Table(title="head of the queue")
-    for column in ("#", "score", "check", "id", "kev"):
-        queue.add_column(column)
+    for column in ("#", "score", "check", "object", "file", "kev"):
+        queue.add_column(column, overflow="fold", no_wrap=column in ("#", "score", "kev"))
+    detection_of = {d.id: d for d in result.get("detections") or ()}
     for rank, item in enumerate(result["schedule"][:head], 1):
-        queue.add_row(str(rank), f"{item.score:.4f}", item.policy_id, item.id, "yes" if item.kev else "")
+        d = detection_of.get(item.id)
+        target = f"{d.object.kind}/{d.object.name}" + (f" [{d.container}]" if d.container else "") if d else item.id
+        queue.add_row(str(rank), f"{item.score:.4f}", item.policy_id, escape(target), escape(d.where) if d else "", "yes" if item.kev else "")
     console.print(queue)
     console.print(f"report: {out / 'report.html'}")

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..checks.registry import Check
 from ..contracts import Detection, Problem
+from ..defaults import tool_version
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-
-
-def _tool_version() -> str:
-    try:
-        return version("k8s-auto-fix")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def _artifact_uri(path: str) -> str:
@@ -39,7 +32,11 @@ def _rule(check: Check) -> dict:
 
 
 def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
-    region = {"startLine": detection.line} if detection.line else None
+    region = None
+    if detection.line:
+        region = {"startLine": detection.line}
+        if detection.column:
+            region["startColumn"] = detection.column
     location = {"artifactLocation": {"uri": _artifact_uri(detection.manifest_path)}}
     if region:
         location["region"] = region
@@ -62,6 +59,8 @@ def _result(detection: Detection, rule_index: dict[str, int]) -> dict:
         ],
         "partialFingerprints": {"k8sAutoFixId/v1": detection.id},
     }
+    if detection.json_pointer is not None:
+        result["properties"] = {"jsonPointer": detection.json_pointer}
     if detection.policy_id in rule_index:
         result["ruleIndex"] = rule_index[detection.policy_id]
     return result
@@ -89,7 +88,7 @@ def to_sarif(detections: Sequence[Detection], problems: Sequence[Problem], check
                 "tool": {
                     "driver": {
                         "name": "k8s-auto-fix",
-                        "version": _tool_version(),
+                        "version": tool_version(),
                         "rules": [_rule(c) for c in rules],
                     }
                 },

@@ -37,6 +37,9 @@ PARALLEL_MIN_FILES = 200
 # Batches of work for Ray: enough to spread over a cluster's CPUs, few enough that each task outweighs its overhead.
 RAY_BATCHES = 64
 R = TypeVar("R")
+# Told as work completes: files done, files in all, and the results just made
+# (one application's, or a batch's). For a progress bar; called in the parent.
+Progress = Callable[[int, int, list], None]
 
 
 @dataclass(frozen=True)
@@ -115,9 +118,9 @@ def relaxed_collector():
         gc.set_threshold(*before)
 
 
-def for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
+def for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R], progress: Progress | None = None) -> Outcome[R]:
     with relaxed_collector():  # worker processes inherit it (fork)
-        return _for_each_application(paths, options, work)
+        return _for_each_application(paths, options, work, progress)
 
 
 def _applications(paths: Sequence[str], options: RunnerOptions) -> tuple[dict[str, list[str]], list[Problem]]:
@@ -133,20 +136,23 @@ def _applications(paths: Sequence[str], options: RunnerOptions) -> tuple[dict[st
     return apps, problems
 
 
-def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> Outcome[R]:
+def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R], progress: Progress | None = None) -> Outcome[R]:
     outcome: Outcome[R] = Outcome()
     apps, outcome.problems = _applications(paths, options)
     jobs = options.jobs or os.cpu_count() or 1
     file_count = sum(len(files) for files in apps.values())
+    tell = (lambda files, results: progress(files, file_count, results)) if progress else None
     if options.executor == "ray" and STDIN_PATH not in paths:
         # The same plan as the local pool's (large applications sliced); each batch is a Ray task.
         done = _Done()
         for part in map_ordered(_run_batch_shared, (options, work), _plan(apps, RAY_BATCHES), options):
             done.merge(part)
+            if tell:
+                tell(done.files, list(part.results.values()))
     elif jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
-        done = _in_pool(_plan(apps, jobs * 16), options, work, jobs)
+        done = _in_pool(_plan(apps, jobs * 16), options, work, jobs, tell)
     else:
-        done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work)
+        done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work, tell)
 
     sliced: dict[int, list[tuple[_Unit, R | None, list[K8sObject]]]] = {}
     for unit, result, objects in done.parts:
@@ -242,7 +248,7 @@ def streamed(unit: _Unit, done: _Done[R]) -> Streamed[R]:
     return Streamed(unit.order, unit.key, done.results.get(unit.order), done.problems, done.files, done.objects)
 
 
-def _run_batch_with(batch: list[_Unit], options: RunnerOptions, work: ApplicationWork[R]) -> _Done[R]:
+def _run_batch_with(batch: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], tell=None) -> _Done[R]:
     done: _Done[R] = _Done()
     for unit in batch:
         objects: list[K8sObject] = []
@@ -259,6 +265,8 @@ def _run_batch_with(batch: list[_Unit], options: RunnerOptions, work: Applicatio
             result = _guarded(done.problems, unit.key, work.whole, app)
             if result is not None:
                 done.results[unit.order] = result
+        if tell:
+            tell(done.files, [done.results[unit.order]] if unit.order in done.results else [])
     return done
 
 
@@ -309,14 +317,17 @@ def _plan(apps: dict[str, list[str]], batch_count: int) -> list[list[_Unit]]:
 _worker_state: tuple | None = None
 
 
-def _in_pool(batches: list[list[_Unit]], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> _Done[R]:
+def _in_pool(batches: list[list[_Unit]], options: RunnerOptions, work: ApplicationWork[R], jobs: int, tell=None) -> _Done[R]:
     global _worker_state
     _worker_state = (options, work)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
             done: _Done[R] = _Done()
-            for part in pool.map(_run_batch, batches, chunksize=1):
+            # Batches in any order: results are keyed by application, sorted after.
+            for part in pool.imap_unordered(_run_batch, batches, chunksize=1):
                 done.merge(part)
+                if tell:
+                    tell(done.files, list(part.results.values()))
             return done
     finally:
         _worker_state = None

@@ -59,9 +59,12 @@ class Usage:
 class RateBudget:
     """A requests-per-minute pace and a tokens-per-minute window, shared by all threads.
 
-    Requests are spaced evenly (60/rpm seconds apart) rather than sent in a
-    burst that then waits out the minute; tokens are counted over a sliding
-    minute."""
+    The contract is on *starts*: ``acquire`` lets requests start at least
+    60/rpm seconds apart on the budget's clock, rather than in a burst that
+    then waits out the minute; tokens are counted over a sliding minute. When
+    they *arrive* at the server is up to the network and the scheduler (two
+    requests started 0.1 s apart may arrive 0.08 s apart on a busy machine):
+    a provider counting per minute still sees at most rpm of them."""
 
     def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None, clock=time.monotonic, sleep=time.sleep):
         self.rpm, self.tpm = requests_per_minute, tokens_per_minute
@@ -70,12 +73,18 @@ class RateBudget:
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
 
-    def acquire(self, expected_tokens: int) -> None:
-        while (wait := self.try_acquire(expected_tokens)) > 0:
+    def acquire(self, expected_tokens: int) -> float:
+        """Wait until a request may start; returns that start time on the budget's clock."""
+        while True:
+            wait, start = self.try_acquire(expected_tokens)
+            if wait <= 0:
+                return start
             self._sleep(min(wait, 1.0))
 
-    def try_acquire(self, expected_tokens: int) -> float:
-        """Take a request's place now (0), or say how long to wait before asking again."""
+    def try_acquire(self, expected_tokens: int) -> tuple[float, float]:
+        """(0, the start time) when a request may start now, its place taken; else
+        (how long to wait before asking again, now). Never sleeps: a Ray actor
+        holding the budget for many workers answers this (propose/llm/distributed.py)."""
         with self._lock:
             now = self._clock()
             while self._tokens and now - self._tokens[0][0] >= 60:
@@ -87,8 +96,8 @@ class RateBudget:
                 if self.rpm:
                     self._next_start = max(now, self._next_start) + 60 / self.rpm
                 self._tokens.append((now, expected_tokens))
-                return 0.0
-            return wait
+                return 0.0, now
+            return wait, now
 
 
 @dataclass

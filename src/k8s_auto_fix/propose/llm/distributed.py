@@ -28,10 +28,14 @@ class SharedBudget:
     def __init__(self, actor):
         self.actor = actor
 
-    def acquire(self, expected_tokens: int) -> None:
+    def acquire(self, expected_tokens: int) -> float:
+        """Wait until a request may start; returns that start time on the actor's clock."""
         import ray
 
-        while (wait := ray.get(self.actor.try_acquire.remote(expected_tokens))) > 0:
+        while True:
+            wait, start = ray.get(self.actor.try_acquire.remote(expected_tokens))
+            if wait <= 0:
+                return start
             time.sleep(min(wait, 1.0))
 
 
