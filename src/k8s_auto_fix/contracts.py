@@ -69,6 +69,8 @@ class Engine(str, Enum):
 
     BUILTIN = "builtin"
     KUBE_LINTER = "kube-linter"
+    KYVERNO = "kyverno"
+    VAP = "vap"  # ValidatingAdmissionPolicy, evaluated by a real API server
 
 
 class SchemaMode(str, Enum):

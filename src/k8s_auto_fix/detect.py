@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .checks import Check
 from .contracts import DetectResult, Engine
-from .engines import ENGINES
+from .engines import ENGINES, PolicyOptions
 from .manifests.context import ContextMode
 from .manifests.loader import DEFAULT_MAX_FILE_BYTES
 from .runner import RunnerOptions
@@ -24,6 +24,8 @@ class DetectOptions:
     embed_yaml: bool = False
     jobs: int = 0  # 0: one per core
     engine: Engine = Engine.BUILTIN
+    policies: tuple[str, ...] = ()  # the policy folders of a policy engine (--policies)
+    kubeconfig: str | None = None  # the API server of the vap engine
     executor: str = "local"  # or "ray"
     ray_address: str | None = None
 
@@ -33,4 +35,4 @@ class DetectOptions:
 
 
 def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:
-    return ENGINES[options.engine](paths, checks, options.runner, options.embed_yaml)
+    return ENGINES[options.engine](paths, checks, options.runner, options.embed_yaml, PolicyOptions(options.policies, options.kubeconfig))

@@ -20,7 +20,9 @@ from ..contracts import Applicability
 from ..manifests.context import Application
 from ..manifests.images import ImageFacts, shipped_facts
 from ..manifests.objects import K8sObject
+from ..patch import PATCH_ERRORS, apply_patch
 from .patching import CannotPatch
+from .policies import is_policy_finding, mapped_checks, policy_fix, unmapped_explanation
 from .registry import REGISTRY, Check, Fix, FixContext, Proposal, Violation, covers
 
 FindingKey = tuple[str, str | None, str]  # check, container, message
@@ -36,6 +38,8 @@ class FixOptions:
 
 
 def fix_of(check_id: str):
+    if is_policy_finding(check_id):
+        return policy_fix(check_id)
     check = REGISTRY.get(check_id)
     return check.fix if check is not None else None
 
@@ -52,6 +56,8 @@ def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixO
     (nothing to fix); a manual proposal when the check has no mechanical fix
     or the object's shape does not allow the edit. ``violation`` is the live
     violation when the caller has just detected it on this very object."""
+    if is_policy_finding(key[0]):
+        return propose_policy_fix(key, obj, app, options)
     check = REGISTRY.get(key[0])
     if check is None or check.fix is None:
         return Proposal.manual("this check has no automatic fix")
@@ -77,6 +83,37 @@ def propose_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixO
         applicability=proposal.applicability or check.fix.applicability,
         explanation=proposal.explanation or check.fix.reason,
     )
+
+
+def propose_policy_fix(key: FindingKey, obj: K8sObject, app: Application, options: FixOptions) -> Proposal:
+    """A policy rule's fix (checks/policies.py): every violation its mapped
+    checks find on ``obj``, each fixed on the object as the previous fix
+    left it. Manual when they find nothing they can change: the explanation
+    says why, or what the policy asks."""
+    policy_id, _, message = key
+    if obj.template:
+        return Proposal.manual("an unrendered Helm template: make the change in the chart (a value or the template), then render it again")
+    current, ops, levels, reasons, manual = obj, [], [], [], []
+    for check_id in mapped_checks(policy_id):
+        check = REGISTRY[check_id]
+        for found in list(check.detect(obj, app)):
+            live = live_violation(check, current, app, (check_id, found.container, found.message))
+            proposal = propose_fix((check_id, found.container, found.message), current, app, options, live) if live else None
+            if proposal is None:
+                continue  # an earlier fix of this rule took care of it
+            if proposal.is_manual or proposal.creates is not None:
+                manual.append(f"{check_id}: {proposal.explanation}")
+                continue
+            try:
+                current = current.with_data(apply_patch(current.data, proposal.ops))
+            except PATCH_ERRORS:
+                continue
+            ops += proposal.ops
+            levels.append(proposal.applicability)
+            reasons.append(proposal.explanation)
+    if not ops:
+        return Proposal.manual("; ".join(dict.fromkeys(manual)) or unmapped_explanation(policy_id, message))
+    return Proposal(ops=ops, applicability=strictest(*levels), explanation=" ".join(dict.fromkeys(reasons)))
 
 
 def strictest(*levels: Applicability) -> Applicability:

@@ -200,14 +200,16 @@ def check(
     fix: Fix | None = None,
     guidance: str = "",
     aliases: tuple[str, ...] = (),
+    default: bool | None = None,
 ) -> Check:
     """Declare a check from a template and its parameters. kube-linter's
-    optional checks are off by default; its default ones and ours are on."""
+    optional checks are off by default; its default ones and ours are on
+    (unless ``default`` says otherwise)."""
     built = build_check(id, template, params or {}, description, remediation, severity, kinds)
     registered = Check(
         **{
             **built.__dict__,
-            "enabled_by_default": kube_linter is not KubeLinter.OPTIONAL,
+            "enabled_by_default": kube_linter is not KubeLinter.OPTIONAL if default is None else default,
             "kube_linter": kube_linter,
             "fix": fix,
             "guidance": guidance.strip(),

@@ -254,6 +254,46 @@ allowPrivilegeEscalation to be false.
 # --- privilege-escalation-not-disabled --------------------------------------------------
 
 
+@template("non-root-not-enforced")
+def non_root_not_enforced():
+    # The container runs as a positive UID (so run-as-non-root is content),
+    # but nothing makes the kubelet refuse root if that UID is ever dropped:
+    # Pod Security Standards (restricted) ask for runAsNonRoot: true itself.
+    # An explicit runAsNonRoot: false is the author's choice, not a finding.
+    def rule(c, obj):
+        user = c.effective_security("runAsUser")
+        if not (isinstance(user, int) and not isinstance(user, bool) and user > 0):
+            return
+        if c.effective_security("runAsNonRoot") is None:
+            yield Hit(f"container {go_quote(c.name)} runs as uid {user} but does not set runAsNonRoot to true", ("securityContext", "runAsNonRoot"))
+
+    return per_container(rule)
+
+
+def _fix_non_root_not_enforced(ctx: FixContext) -> Proposal | None:
+    return Proposal(Ops(ctx.obj.data).set((*_sc(ctx), "runAsNonRoot"), True).ops)
+
+
+check(
+    "non-root-not-enforced", "non-root-not-enforced",
+    severity=Severity.LOW,
+    kinds=WORKLOADS,
+    kube_linter=KubeLinter.NONE,
+    default=False,  # run-as-non-root (like kube-linter) accepts a positive UID; Kyverno's PSS policies map here
+    description="Indicates containers that run as a non-zero runAsUser without runAsNonRoot: true (Pod Security Standards, restricted, require both).",
+    remediation="Set runAsNonRoot: true in the container securityContext.",
+    fix=Fix(
+        SAFE,
+        "The container already runs as a non-zero numeric uid, so the kubelet's runAsNonRoot check passes and nothing changes at run time.",
+        _fix_non_root_not_enforced,
+        remedy=("container.securityContext.runAsNonRoot",),
+    ),
+    guidance="""
+Set `securityContext.runAsNonRoot: true` on the named container; keep its runAsUser as it is.
+""",
+)
+
+
 @template("privilege-escalation-not-disabled")
 def privilege_escalation_not_disabled():
     def rule(c, obj):

@@ -99,6 +99,34 @@ def bench_fix_command(
         write_json_atomic(out, report)
 
 
+@bench_app.command("policy")
+def bench_policy_command(
+    paths: PathsArg,
+    policies: Annotated[list[Path], typer.Option("--policies", help="A folder of Kyverno policies: one set of the report (repeatable).")],
+    context: ContextOpt = ContextMode.DIR,
+    sample: Annotated[int, typer.Option("--sample", help="Objects timed with one CLI run each (what batching saves).")] = 10,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the report as JSON.")] = None,
+    config: ConfigOpt = DEFAULT_CONFIG_PATH,
+) -> None:
+    """Kyverno's policies as the detector on a copy of PATH: findings per rule, fixes proposed, accepted
+    and manual, failures before and after `fix --write --unsafe-fixes` (and new ones), time per object."""
+    from ..bench.policy import bench_policy
+    from ..engines.kyverno import KyvernoError
+    from ..fix.engine import FixSettings
+    from ..runner import RunnerOptions
+    from ..verify.external import ExternalToolError
+
+    settings = load_settings(config)
+    folders = tuple(str(p) for p in policies)
+    fix_settings = FixSettings.build(settings, {}, True, DEFAULT_KUBE_VERSION, None, None, folders)
+    try:
+        report = bench_policy(paths, folders, choose_checks(settings), RunnerOptions(context=context), fix_settings, stdout, sample)
+    except (KyvernoError, ExternalToolError) as err:
+        raise fail(str(err)) from None
+    if out:
+        write_json_atomic(out, report)
+
+
 @bench_app.command("scaling")
 def bench_scaling_command(
     items: Annotated[int, typer.Option("--items", help="Items of the smallest List.")] = 2500,

@@ -71,6 +71,9 @@ ImageFactsOpt = Annotated[
 ]
 TrivyReportOpt = Annotated[Optional[list[Path]], typer.Option("--trivy-report", help="`trivy image --format json` report (repeatable).")]
 KubeVersionOpt = Annotated[str, typer.Option("--kube-version", help="Kubernetes version of the schemas.")]
+PoliciesOpt = Annotated[
+    Optional[list[Path]], typer.Option("--policies", help="Folder or file of Kyverno policies (--engine kyverno) or ValidatingAdmissionPolicies (--engine vap); repeatable.")
+]
 CrdsOpt = Annotated[Optional[list[Path]], typer.Option("--crds", help="Folder or file of CRDs for custom resources (repeatable).")]
 ValuesOpt = Annotated[
     Optional[list[Path]], typer.Option("--values", help="Helm chart input: a values file over the chart's own (repeatable, as `helm template --values`).")
@@ -80,7 +83,7 @@ ReleaseOpt = Annotated[
 ]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Helm chart input: KEY=VALUE over the chart's values (repeatable, as `helm template --set`).")]
 KubeconfigOpt = Annotated[
-    Optional[Path], typer.Option("--kubeconfig", help="The API server for --schema server and --psa (default: $KUBECONFIG, then ~/.kube/config; bench fix --psa starts a throwaway one).")
+    Optional[Path], typer.Option("--kubeconfig", help="The API server for --schema server, --psa and --engine vap (default: $KUBECONFIG, then ~/.kube/config; bench fix --psa starts a throwaway one).")
 ]
 
 

@@ -27,7 +27,9 @@ from .common import (
     ExecutorOpt,
     IncludeOpt,
     JobsOpt,
+    KubeconfigOpt,
     PathsArg,
+    PoliciesOpt,
     RayAddressOpt,
     ReleaseOpt,
     SetOpt,
@@ -59,7 +61,9 @@ def detect(
         Optional[OutputFormat],
         typer.Option("--format", "-f", help="table (default on a terminal), json, sarif, or jsonl (JSON Lines, streamed per application as it is done)."),
     ] = None,
-    engine: Annotated[Engine, typer.Option("--engine", help="builtin, or the real kube-linter binary.")] = Engine.BUILTIN,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin, the real kube-linter binary, kyverno or vap (with --policies).")] = Engine.BUILTIN,
+    policies: PoliciesOpt = None,
+    kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = ContextMode.DIR,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
@@ -81,6 +85,8 @@ def detect(
     from ..detect import DetectOptions
     from ..detect import detect as run_detect
     from ..engines.kube_linter import KubeLinterError
+    from ..engines.kyverno import KyvernoError
+    from ..engines.vap import VapError
     from ..report import render
     from ..report.baseline import BaselineError, baseline_ids, without_baseline
 
@@ -91,13 +97,23 @@ def detect(
     except BaselineError as err:
         raise fail(str(err)) from None
     runner = runner_options(executor, ray_address)
-    options = DetectOptions(context, max_file_size, embed_yaml, jobs, engine, runner.executor, runner.ray_address)
+    options = DetectOptions(
+        context=context,
+        max_file_bytes=max_file_size,
+        embed_yaml=embed_yaml,
+        jobs=jobs,
+        engine=engine,
+        policies=tuple(str(p) for p in policies or ()),
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+        executor=runner.executor,
+        ray_address=runner.ray_address,
+    )
     if output_format is OutputFormat.JSONL and engine is Engine.BUILTIN:
         _detect_streaming(paths, checks, options, out, known)
     try:
         with executor_errors():
             result = run_detect(paths, checks, options)
-    except KubeLinterError as err:
+    except (KubeLinterError, KyvernoError, VapError) as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
     if result.errors and not result.files:

@@ -33,6 +33,7 @@ from .common import (
     KubeconfigOpt,
     KubeVersionOpt,
     PathsArg,
+    PoliciesOpt,
     RayAddressOpt,
     RecordFormat,
     ReleaseOpt,
@@ -55,7 +56,8 @@ from .common import (
     write_records,
 )
 
-RESCAN_ENGINES = (Engine.KUBE_LINTER,)
+RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO, Engine.VAP)
+FIX_ENGINES = (Engine.BUILTIN, Engine.KYVERNO, Engine.VAP)
 
 
 @app.command()
@@ -200,7 +202,8 @@ def verify(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     kubeconfig: KubeconfigOpt = None,
-    rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter.")] = None,
+    rescan: Annotated[Optional[list[Engine]], typer.Option("--rescan", help="Rescan patched objects with this engine too: kube-linter, kyverno.")] = None,
+    policies: PoliciesOpt = None,
     patched_yaml: Annotated[bool, typer.Option("--patched-yaml", help="Record each patched object as YAML in patched_yaml.")] = False,
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
@@ -225,7 +228,15 @@ def verify(
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
     use_chart_values(values, set_values, kube_version, release)
+    with contract_errors():  # one streamed pass: JSON Lines stay out of memory
+        found_engines = {d.engine for d in stream_contract(detections, Detection)}
+    policy_engines = {e for e in found_engines if e in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
+    if not policies and policy_engines:
+        raise fail("Kyverno or VAP findings, and --rescan kyverno|vap, need --policies DIR (the policies that found them)")
+    if len(policy_engines) > 1:
+        raise fail("one policy engine per run: --policies holds either Kyverno policies or ValidatingAdmissionPolicies")
     options = VerifyOptions(
+        policies=tuple(str(p) for p in policies or ()),
         schema=schema,
         kube_version=kube_version,
         crd_paths=tuple(str(p) for p in crds or ()),
@@ -332,23 +343,39 @@ def fix(
     exit_zero: Annotated[
         bool, typer.Option("--exit-zero", help="Exit 0 even when findings remain (input errors still exit 2): pre-commit's fix hook, where a changed file fails the commit.")
     ] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="builtin (the checks), or kyverno or vap: fix what the --policies find.")] = Engine.BUILTIN,
+    policies: PoliciesOpt = None,
+    kubeconfig: KubeconfigOpt = None,
 ) -> None:
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
     Exit 0: no finding left after fixing; 1: findings left (a diff-only run fixes nothing); 2: input error."""
+    from ..engines.kyverno import KyvernoError
+    from ..engines.vap import VapError
     from ..fix.apply import original_texts, run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
     from ..manifests.source import STDIN_PATH, read_source
+    from ..verify.external import ExternalToolError
 
+    if engine not in FIX_ENGINES:
+        raise fail(f"fix --engine takes {', '.join(e.value for e in FIX_ENGINES)}, not {engine.value}")
+    if (engine in (Engine.KYVERNO, Engine.VAP)) != bool(policies):
+        raise fail("--engine kyverno|vap and --policies DIR go together")
     if write and diff and STDIN_PATH in paths:
         raise fail("--write - prints the fixed manifest on stdout, so --diff cannot print there too: use one of them")
     settings = load_settings(config)
     checks = choose_checks(settings, include, [*(exclude or []), *(ignore or [])], all_checks, select)
     use_chart_values(values, set_values, kube_version, release)
     facts = load_image_facts(image_facts, trivy_report)
-    fix_settings = FixSettings.build(settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts)
-    with executor_errors(), progress_bar() as progress:
-        run = run_fix(paths, checks, runner_options(executor, ray_address, context=context, jobs=jobs), fix_settings, progress)
+    policy_folders = tuple(str(p) for p in policies or ())
+    fix_settings = FixSettings.build(
+        settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts, policy_folders, engine, str(kubeconfig) if kubeconfig else None
+    )
+    try:
+        with executor_errors(), progress_bar() as progress:
+            run = run_fix(paths, checks, runner_options(executor, ray_address, context=context, jobs=jobs), fix_settings, progress)
+    except (KyvernoError, VapError, ExternalToolError) as err:
+        raise fail(str(err)) from None
     print_problems(run.detected.problems)
     originals = original_texts(run) if write and diff else None  # --write --diff prints what it writes
     if write:

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..checks.registry import Check
-from ..contracts import DetectResult, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
+from ..contracts import DetectResult, Engine, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
 from ..engines.builtin import detection_order
+from ..engines.kyverno import detect_with_kyverno
+from ..engines.vap import detect_with_vap
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import Progress, RunnerOptions, for_each_application
-from .engine import ChartFix, FixSettings, FixWork
+from .engine import ChartFix, FixSettings, FixWork, prefetch_policy_results
 
 
 @dataclass
@@ -39,10 +41,26 @@ class FixRun:
 
 
 def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, settings: FixSettings, progress: Progress | None = None) -> FixRun:
-    """detect -> propose -> verify -> combine -> render, per application in worker processes."""
-    outcome = for_each_application(paths, options, FixWork(checks, settings), progress)
+    """detect -> propose -> verify -> combine -> render, per application in worker processes.
+    With policy folders, the policy engine (Kyverno, or the API server's
+    ValidatingAdmissionPolicies) detects first, on every object in batches
+    (its results are memoised before the workers fork, so the gates reuse
+    them), and its findings are what is fixed."""
+    found, notes = None, []
+    if settings.policies:
+        if settings.engine is Engine.VAP:
+            detected = detect_with_vap(paths, settings.policies, settings.verify.kubeconfig)
+        else:
+            detected = detect_with_kyverno(paths, settings.policies)
+        found = {}
+        for d in detected.detections:
+            found.setdefault(d.manifest_path, []).append(d)
+        notes = [p for p in detected.problems if p.level == "note"]
+        prefetch_policy_results(found, settings)
+    outcome = for_each_application(paths, options, FixWork(checks, settings, found), progress)
     detections = sorted((d for o in outcome.results for d in o.detections), key=detection_order)
-    run = FixRun(DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects))
+    problems = sorted(outcome.problems + notes, key=lambda p: (p.path, p.line or 0))
+    run = FixRun(DetectResult.model_construct(detections=detections, problems=problems, files=outcome.files, objects=outcome.objects))
     for result in outcome.results:
         run.patches += result.patches
         run.verdicts += result.verdicts

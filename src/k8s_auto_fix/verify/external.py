@@ -136,3 +136,75 @@ def still_reported_by_kube_linter(candidates) -> list[list[str]]:
         if c is not None:
             still.add((id(c), item.get("Check", ""), (item.get("Diagnostic") or {}).get("Message", "")))
     return [sorted({d.policy_id for d in c.detections if (id(c), d.policy_id, d.violation_text) in still}) for c in candidates]
+
+
+# --- policy engines -----------------------------------------------------------------------
+
+
+def _policy_set(options):
+    from ..engines.kyverno import KyvernoError, load_policies
+
+    try:
+        return load_policies(options.policies)
+    except KyvernoError as err:
+        raise ExternalToolError(str(err)) from None
+
+
+def _kyverno(policies, objects: list[dict]):
+    from ..engines.kyverno import KyvernoError, evaluate
+
+    try:
+        return evaluate(policies, objects)
+    except KyvernoError as err:
+        raise ExternalToolError(str(err)) from None
+
+
+def _vap(options, objects: list[dict]) -> list[list[tuple[str, str]]]:
+    from ..engines.vap import VapError, failures_of
+
+    try:
+        return [[(f.policy_id, f.message) for f in found] for found in failures_of(objects, options.policies, options.kubeconfig)]
+    except VapError as err:
+        raise ExternalToolError(str(err)) from None
+
+
+def policy_failures(engine, options, objects: list[dict]) -> list[list[tuple[str, str]]]:
+    """(rule, message) of every rule of the policy engine that fails on each object."""
+    from ..contracts import Engine
+
+    if engine is Engine.VAP:
+        return _vap(options, objects)
+    return [[(r.policy_id, r.message) for r in found if r.failed] for found in _kyverno(_policy_set(options), objects)]
+
+
+def still_failing_policies(changes, options) -> list[set[str]]:
+    """Per change: the policy rules that still fail on the patched object, by
+    the engine that found each (only changes meant to fix a policy finding are
+    sent to it, all in one batch)."""
+    from ..contracts import Engine
+
+    out: list[set[str]] = [set() for _ in changes]
+    for engine in (Engine.KYVERNO, Engine.VAP):
+        wanted = [i for i, c in enumerate(changes) if any(d.engine is engine for d in c.detections)]
+        if wanted:
+            for i, found in zip(wanted, policy_failures(engine, options, [changes[i].after.data for i in wanted])):
+                out[i] |= {policy_id for policy_id, _ in found}
+    return out
+
+
+def new_policy_failures(changes, options, engine) -> list[list[tuple[str, str]]]:
+    """Per change: (rule, message) of every rule of the policy engine that fails
+    on the patched object but not on the original, and every failure of an
+    object the patch creates."""
+    objects: list[dict] = []
+    for c in changes:
+        objects += [c.before.data, c.after.data, *(o.data for o in c.created)]
+    results = iter(policy_failures(engine, options, objects))
+    out = []
+    for c in changes:
+        before = {policy_id for policy_id, _ in next(results)}
+        found = [(policy_id, message) for policy_id, message in next(results) if policy_id not in before]
+        for _ in c.created:
+            found += next(results)
+        out.append(sorted(set(found)))
+    return out

@@ -35,6 +35,7 @@ class VerifyOptions:
     kube_version: str = DEFAULT_KUBE_VERSION
     crd_paths: tuple[str, ...] = ()
     rescan: tuple[Engine, ...] = ()  # engines that rescan every patched object
+    policies: tuple[str, ...] = ()  # the policy folders the policy engines (kyverno) read
     include_errors: bool = True
     include_yaml: bool = False  # patched_yaml: the patched object as YAML (large on big inputs)
     image_facts: ImageFacts = field(default_factory=shipped_facts)  # what the runnability gate knows of images

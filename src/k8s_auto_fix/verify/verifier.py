@@ -145,6 +145,8 @@ def verify_parallel(
     on_ray = runner is not None and runner.executor == "ray"
     jobs = jobs or (runner.jobs if runner else 0) or os.cpu_count() or 1
     external = options.schema is not SchemaMode.OFFLINE or options.rescan  # external tools run once, on the whole batch
+    if on_ray and options.policies:
+        external = True  # policy engines (Kyverno, the VAP server) run where the driver has them, not on every node
     if external or (not on_ray and (jobs < 2 or len(patches) < 200)) or not patches:
         return Verifier(checks, options).verify(patches, detections)
     by_id = {d.id: d for d in detections}

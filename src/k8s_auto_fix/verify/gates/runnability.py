@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ...checks.fixes import fix_of, role_path
+from ...checks.policies import is_policy_finding
 from ...checks.resources import parse_quantity
 from ...contracts import Reason
 from ...manifests.images import ImageFacts
@@ -53,6 +54,14 @@ RUNNABILITY = RunnabilityGate()
 
 
 # --- the invariants ------------------------------------------------------------------------
+
+
+def _finding_containers(detection, obj) -> list[str | None]:
+    """The containers a finding is about: its own, or every container for a
+    policy rule (a rule judges the whole object, and its fix may touch each)."""
+    if detection.container is None and is_policy_finding(detection.policy_id):
+        return [c.name for c in obj.containers] or [None]
+    return [detection.container]
 
 
 def host_paths_kept(change: Change, facts: ImageFacts) -> Iterator[str]:
@@ -208,7 +217,7 @@ def anchors_untouched(change: Change, facts: ImageFacts) -> Iterator[str]:
 
 
 def within_remedy(change: Change, facts: ImageFacts) -> Iterator[str]:
-    fixes = [(fix_of(d.policy_id), d.container) for d in change.detections]
+    fixes = [(fix_of(d.policy_id), container) for d in change.detections for container in _finding_containers(d, change.before)]
     outside = set()
     for path in change.changed_paths:
         roles = []
