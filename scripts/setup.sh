@@ -3,8 +3,8 @@
 #
 #   scripts/setup.sh package   the package, editable, into .venv (all `make demo` needs:
 #                              no Go build, no apt)
-#   scripts/setup.sh test      the package with its test and bench extras, and the test
-#                              oracles (all `make test` needs)
+#   scripts/setup.sh test      the package with its test, bench, ray and postgres extras,
+#                              and the test oracles and PostgreSQL (all `make test` needs)
 #
 # The package is installed again only when pyproject.toml changed since the
 # last install (a stamp in .venv records its hash). External tools are built
@@ -23,7 +23,7 @@ install_package() {
   local extras="$1" stamp=".venv/.installed${1:+-$1}" want
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || { [ -z "$extras" ] && [ "$(cat .venv/.installed-test,bench 2>/dev/null)" = "$want" ]; }; then
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] || { [ -z "$extras" ] && [ "$(cat .venv/.installed-test,bench,ray,postgres 2>/dev/null)" = "$want" ]; }; then
     return 0
   fi
   echo "setup: installing the package${extras:+ with [$extras]} into .venv"
@@ -49,6 +49,20 @@ fetch_sarif_schema() {
   mkdir -p .tools && { [ -L .tools/sarif ] || rm -rf .tools/sarif; } && ln -sfn "$dir" .tools/sarif
 }
 
+# PostgreSQL (Debian's package) for the shared-queue tests: a fixture runs initdb and
+# postgres in a temporary folder; the packaged cluster service is never started.
+install_postgresql() {
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing postgresql (apt) for the shared-queue tests"
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql) >/tmp/k8s-auto-fix-postgresql.log 2>&1 \
+        || echo "setup: WARNING: could not install postgresql (see /tmp/k8s-auto-fix-postgresql.log); the PostgreSQL queue tests are skipped" >&2
+    else
+      echo "setup: WARNING: PostgreSQL's initdb not found and apt is not available (as root); the PostgreSQL queue tests are skipped" >&2
+    fi
+  fi
+}
+
 # Headless Chromium renders report.html in one test (Debian's package; as root only).
 install_chromium() {
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -63,10 +77,11 @@ case "$TARGET" in
     install_package ""
     ;;
   test)
-    install_package "test,bench"
+    install_package "test,bench,ray,postgres"
     # A tool that cannot be built is reported; the tests that need it say so.
     bash scripts/tools.sh kube-linter kubectl-validate etcd kube-apiserver checkov helm kubectl-kyverno || true
     fetch_sarif_schema
+    install_postgresql
     install_chromium
     ;;
   *)

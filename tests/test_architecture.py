@@ -28,7 +28,7 @@ LAYERS = [
     {"propose"},
     {"fix", "risk", "schedule", "queue"},
     {"report"},
-    {"run"},
+    {"run", "inputs"},
     {"bench"},
     {"cli", "__init__"},
     {"__main__"},

@@ -15,6 +15,7 @@ import time
 import pytest
 from conftest import REPO, write
 
+from k8s_auto_fix.queue import open_queue
 from k8s_auto_fix.queue.store import Queue, QueueError
 
 SAMPLES = REPO / "examples"
@@ -91,14 +92,19 @@ def test_missing_or_malformed_verified_file(tmp_path, cli):
     assert code == 2 and "not a valid Verdict list" in stderr
 
 
-def test_enqueue_is_idempotent_and_corrupt_queues_are_reported_not_reset(tmp_path):
-    db = tmp_path / "q.db"
-    queue = Queue(db, create=True)
+def test_enqueue_is_idempotent(queue_url):
+    queue = open_queue(queue_url, create=True)
     items = [{"id": f"i{n}", "policy_id": "c", "score": n} for n in range(5)]
     assert queue.enqueue(items) == (5, 0)
     assert queue.enqueue(items) == (0, 0)
-    assert queue.next("w")["id"] == "i4"
+    assert queue.enqueue([{**items[0], "score": 9}]) == (0, 1)  # a ready item takes the new score
+    assert queue.next("w")["id"] == "i0"
+    assert queue.enqueue([{**items[0], "score": 1}]) == (0, 0)  # a leased one keeps its state
+    assert queue.stats() == {"ready": 4, "leased": 1, "done": 0, "failed": 0, "total": 5, "expired_leases": 0}
     queue.close()
+
+
+def test_corrupt_queues_are_reported_not_reset(tmp_path):
     corrupt = tmp_path / "bad.db"
     corrupt.write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
     with pytest.raises(QueueError, match="left as it is"):
@@ -112,8 +118,8 @@ def test_enqueue_is_idempotent_and_corrupt_queues_are_reported_not_reset(tmp_pat
         Queue(other)
 
 
-def _drain(db: str, worker: str, results: str) -> None:
-    queue = Queue(db, lease_seconds=30)
+def _drain(url: str, worker: str, results: str) -> None:
+    queue = open_queue(url, lease_seconds=30)
     taken = []
     while (item := queue.next(worker)) is not None:
         taken.append(item["id"])
@@ -122,32 +128,30 @@ def _drain(db: str, worker: str, results: str) -> None:
         json.dump(taken, handle)
 
 
-def test_four_worker_processes_get_each_item_exactly_once(tmp_path):
-    db = tmp_path / "q.db"
-    queue = Queue(db, create=True)
+def test_four_worker_processes_get_each_item_exactly_once(tmp_path, queue_url):
+    queue = open_queue(queue_url, create=True)
     queue.enqueue([{"id": f"item-{n:03d}", "score": n % 17} for n in range(500)])
     queue.close()
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=_drain, args=(str(db), f"w{i}", str(tmp_path / f"w{i}.json"))) for i in range(4)]
+    workers = [ctx.Process(target=_drain, args=(queue_url, f"w{i}", str(tmp_path / f"w{i}.json"))) for i in range(4)]
     for w in workers:
         w.start()
     for w in workers:
         w.join(120)
     taken = [i for n in range(4) for i in json.loads((tmp_path / f"w{n}.json").read_text())]
     assert len(taken) == 500 and len(set(taken)) == 500
-    assert Queue(db).stats()["done"] == 500
+    assert open_queue(queue_url).stats()["done"] == 500
 
 
-def test_a_worker_killed_while_holding_a_lease_loses_nothing(tmp_path):
-    db = tmp_path / "q.db"
-    queue = Queue(db, create=True)
+def test_a_worker_killed_while_holding_a_lease_loses_nothing(queue_url):
+    queue = open_queue(queue_url, create=True)
     queue.enqueue([{"id": "only", "score": 1}])
     queue.close()
     code = f"""
 import time, sys
 sys.path.insert(0, {str(REPO / 'src')!r})
-from k8s_auto_fix.queue.store import Queue
-q = Queue({str(db)!r}, lease_seconds=1)
+from k8s_auto_fix.queue import open_queue
+q = open_queue({queue_url!r}, lease_seconds=1)
 print(q.next("doomed")["id"], flush=True)
 time.sleep(60)
 """
@@ -155,7 +159,7 @@ time.sleep(60)
     assert proc.stdout.readline().strip() == "only"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    survivor = Queue(db, lease_seconds=30)
+    survivor = open_queue(queue_url, lease_seconds=30)
     assert survivor.next("survivor") is None  # still leased
     time.sleep(1.2)
     item = survivor.next("survivor")

@@ -64,18 +64,18 @@ def test_an_empty_file_becomes_a_queue(tmp_path, cli):
     assert cli("queue", "init", "--db", str(db))[0] == 0  # an existing queue is kept
 
 
-def test_default_worker_ids_differ_and_a_stale_ack_is_refused(tmp_path, cli):
-    db = str(tmp_path / "queue.db")
+def test_default_worker_ids_differ_and_a_stale_ack_is_refused(tmp_path, cli, queue_url):
+    db = queue_url  # both backends, named by --queue URL
     verified = write(tmp_path, "verified.json", json.dumps([{"id": "only", "policy_id": "p", "accepted": True, "gates": {}}]))
-    cli("queue", "enqueue", "--db", db, "--verified", str(verified))
-    code, out, _ = cli("queue", "next", "--db", db, "--lease-seconds", "0")  # a lease that has already run out
+    cli("queue", "enqueue", "--queue", db, "--verified", str(verified))
+    code, out, _ = cli("queue", "next", "--queue", db, "--lease-seconds", "0")  # a lease that has already run out
     stale = json.loads(out)
-    code, out, _ = cli("queue", "next", "--db", db)  # another worker takes the item over
+    code, out, _ = cli("queue", "next", "--queue", db)  # another worker takes the item over
     current = json.loads(out)
     assert stale["id"] == current["id"] == "only" and stale["owner"] != current["owner"]
     assert len(stale["owner"].split(":")) == 3
-    code, _, stderr = cli("queue", "ack", "only", "--db", db, "--worker", stale["owner"])
+    code, _, stderr = cli("queue", "ack", "only", "--queue", db, "--worker", stale["owner"])
     assert code == 2 and f"leased to {current['owner']}" in stderr
-    assert cli("queue", "fail", "only", "--db", db, "--worker", stale["owner"])[0] == 2
-    assert cli("queue", "ack", "only", "--db", db, "--worker", current["owner"])[0] == 0
-    assert json.loads(cli("queue", "stats", "--db", db)[1])["done"] == 1
+    assert cli("queue", "fail", "only", "--queue", db, "--worker", stale["owner"])[0] == 2
+    assert cli("queue", "ack", "only", "--queue", db, "--worker", current["owner"])[0] == 0
+    assert json.loads(cli("queue", "stats", "--queue", db)[1])["done"] == 1

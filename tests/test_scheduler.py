@@ -14,7 +14,8 @@ from conftest import REPO
 from k8s_auto_fix.bench import scheduler as sim
 from k8s_auto_fix.config import ScheduleSettings
 from k8s_auto_fix.contracts import Applicability, ReviewOutcome, Verdict
-from k8s_auto_fix.queue import store
+from k8s_auto_fix.queue import open_queue, postgres, store
+from k8s_auto_fix.queue.base import queue_location
 from k8s_auto_fix.queue.store import Queue
 from k8s_auto_fix.schedule.score import ReviewEvidence, acceptance, build_schedule, expected_minutes, exploration
 
@@ -118,11 +119,23 @@ class Clock:
         return self.now
 
 
-def test_ack_and_fail_record_outcome_and_duration_in_a_real_queue_db(tmp_path, monkeypatch):
+def _review_rows(url: str) -> list[tuple]:
+    """The reviews table as the database holds it (not through the queue's own reading)."""
+    sql = "SELECT item_id, attempt, owner, outcome FROM {}reviews ORDER BY leased_at"
+    if url.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(url) as db:
+            return db.execute(sql.format("k8s_auto_fix.")).fetchall()
+    return sqlite3.connect(queue_location(url).target).execute(sql.format("")).fetchall()
+
+
+def test_ack_and_fail_record_outcome_and_duration_in_a_real_queue_db(queue_url, monkeypatch):
     clock = Clock()
     monkeypatch.setattr(store, "time", clock)
-    db = tmp_path / "queue.db"
-    queue = Queue(db, create=True)
+    monkeypatch.setattr(postgres, "time", clock)
+    db = queue_url
+    queue = open_queue(db, create=True)
     queue.enqueue([
         {"id": "a", "policy_id": "latest-tag", "score": 3, "applicability": "safe"},
         {"id": "b", "policy_id": "host-port", "score": 2, "applicability": "review"},
@@ -141,11 +154,10 @@ def test_ack_and_fail_record_outcome_and_duration_in_a_real_queue_db(tmp_path, m
     assert queue.next("cat")["id"] == "c"  # leased, never decided: not a review
     queue.close()
 
-    reopened = Queue(db)
+    reopened = open_queue(db)
     outcomes = [(r.id, r.policy_id, r.applicability, r.accepted, round(r.minutes, 6)) for r in reopened.reviews()]
     assert outcomes == [("a", "latest-tag", SAFE, True, 4.0), ("b", "host-port", REVIEW, False, 12.0), ("b", "host-port", REVIEW, True, 6.0)]
-    rows = sqlite3.connect(db).execute("SELECT item_id, attempt, owner, outcome FROM reviews ORDER BY leased_at").fetchall()
-    assert rows == [("a", 1, "ann", "accepted"), ("b", 1, "bob", "rejected"), ("b", 2, "bob", "accepted"), ("c", 1, "cat", None)]
+    assert _review_rows(db) == [("a", 1, "ann", "accepted"), ("b", 1, "bob", "rejected"), ("b", 2, "bob", "accepted"), ("c", 1, "cat", None)]
 
 
 def test_a_queue_made_before_reviews_were_recorded_gets_the_table_on_its_first_lease(tmp_path):

@@ -16,6 +16,7 @@ import os
 import stat
 import tempfile
 import threading
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from functools import total_ordering
 from pathlib import Path
@@ -420,6 +421,10 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     atomic within one file system); one a killed run left behind is removed by
     the next write into that folder."""
     path = Path(os.path.realpath(path)) if os.path.islink(path) else path
+    if _special(path):
+        with open(path, "wb") as handle:  # /dev/null, /dev/stdout, a FIFO: written to, never replaced by a file
+            handle.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(path.parent)
     before = path.stat() if path.exists() else None
@@ -437,6 +442,14 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _special(path: Path) -> bool:
+    """A device or a FIFO: a rename over it would replace it (as root, /dev/null itself)."""
+    try:
+        return not stat.S_ISREG(path.stat().st_mode) and not stat.S_ISDIR(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 _UMASK_LOCK = threading.Lock()
@@ -495,7 +508,10 @@ def write_models(path: str | Path, items: list[BaseModel]) -> None:
 
 
 def read_models(path: str | Path, model: type[Model]) -> list[Model]:
-    """Load a contract file; any problem is one ``ContractError`` naming the file."""
+    """Load a contract file, a JSON array or JSON Lines (told apart by the
+    first character); any problem is one ``ContractError`` naming the file."""
+    if is_json_lines(path):
+        return list(iter_models(path, model))
     try:
         raw = Path(path).read_text(encoding="utf-8")
     except OSError as err:
@@ -515,3 +531,90 @@ def read_models(path: str | Path, model: type[Model]) -> list[Model]:
             f"{path}: not a valid {model.__name__} list: at [{where}]: {first['msg']}"
             f" ({err.error_count()} error(s))"
         ) from None
+
+
+# --- JSON Lines: one record a line, written and read as a stream -------------------------
+
+
+def is_json_lines(path: str | Path) -> bool:
+    """A contract file in JSON Lines starts with an object; a JSON array with ``[``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return False  # read_models reports it
+    return head.startswith(b"{")
+
+
+def iter_models(path: str | Path, model: type[Model]) -> Iterator[Model]:
+    """The records of a JSON Lines file, one at a time (memory stays flat);
+    a bad line is one ``ContractError`` naming the file and the line."""
+    adapter = TypeAdapter(model)
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as err:
+        raise ContractError(f"{path}: cannot read: {err.strerror or err}") from None
+    with handle:
+        number = 0
+        try:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield adapter.validate_json(line)
+                except ValidationError as err:
+                    first = err.errors()[0]
+                    where = ".".join(str(p) for p in first["loc"])
+                    what = "invalid JSON" if first["type"] == "json_invalid" else f"not a valid {model.__name__}"
+                    raise ContractError(f"{path}:{number}: {what}: at [{where}]: {first['msg']}") from None
+        except UnicodeDecodeError:
+            raise ContractError(f"{path}:{number + 1}: not UTF-8 text") from None
+
+
+class JsonLinesWriter:
+    """Records written one line each as they come, into a temporary file beside
+    ``path`` that replaces it when the writer closes without an error (readers
+    see the old file or the whole new one); ``path`` None writes to stdout."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(os.path.realpath(path)) if path is not None and os.path.islink(path) else (Path(path) if path is not None else None)
+        self.count = 0
+        self._tmp: str | None = None
+
+    def __enter__(self) -> JsonLinesWriter:
+        if self.path is None:
+            import sys
+
+            self.handle = sys.stdout
+            return self
+        if _special(self.path):
+            self.handle = open(self.path, "w", encoding="utf-8")  # a device or a FIFO is written to, never replaced
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.path.parent)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}{TEMP_MARK}{os.getpid()}-", suffix=".tmp", dir=self.path.parent)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+        return self
+
+    def write(self, records: Iterable[BaseModel]) -> None:
+        for record in records:
+            self.handle.write(json.dumps(record.model_dump(by_alias=True, mode="json"), ensure_ascii=False))
+            self.handle.write("\n")
+            self.count += 1
+        self.handle.flush()  # a reader of stdout (or a watcher of the size) sees each application as it is done
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._tmp is None:
+            if self.path is not None:
+                self.handle.close()
+            return False
+        self.handle.close()
+        if exc_type is None:
+            if self.path.exists():
+                os.chmod(self._tmp, stat.S_IMODE(self.path.stat().st_mode))
+            else:  # a new file: what open() would give it, as write_bytes_atomic does
+                os.chmod(self._tmp, 0o666 & ~current_umask())
+            os.replace(self._tmp, self.path)
+        else:
+            Path(self._tmp).unlink(missing_ok=True)
+        return False

@@ -26,10 +26,12 @@ class DetectOptions:
     engine: Engine = Engine.BUILTIN
     policies: tuple[str, ...] = ()  # the policy folders of a policy engine (--policies)
     kubeconfig: str | None = None  # the API server of the vap engine
+    executor: str = "local"  # or "ray"
+    ray_address: str | None = None
 
     @property
     def runner(self) -> RunnerOptions:
-        return RunnerOptions(self.context, self.max_file_bytes, self.jobs)
+        return RunnerOptions(self.context, self.max_file_bytes, self.jobs, self.executor, self.ray_address)
 
 
 def detect(paths: Sequence[str], checks: Sequence[Check], options: DetectOptions = DetectOptions()) -> DetectResult:

@@ -25,11 +25,12 @@ from .manifests.images import ImageFacts, shipped_facts
 from .manifests.source import SourceError, read_source
 from .manifests.store import ObjectStore
 from .patch import apply_patch
-from .propose.rules import propose_rules
-from .queue.store import Queue
+from .propose.rules import propose_distributed, propose_rules
+from .queue import open_queue
 from .report.html import write_report
 from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
+from .runner import executor_session
 from .schedule.score import build_schedule
 from .verify.judging import VerifyOptions
 from .verify.verifier import verify_parallel
@@ -47,10 +48,17 @@ class RunOptions:
     image_pins: dict | None = None
     checks: Sequence[Check] | None = None  # None: the configuration's selection
     image_facts: ImageFacts | None = None  # None: the shipped facts
+    queue: str | None = None  # a queue URL; None: OUT/queue.db
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
+    with executor_session(options.detect.runner):
+        return _run_pipeline(paths, out, options, step)
+
+
+def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    runner = options.detect.runner
     checks = list(options.checks) if options.checks is not None else select_checks(selection=options.config.checks, custom=options.config.custom_checks)
     step("detect")
     detected = detect(paths, checks, options.detect)
@@ -58,10 +66,14 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     step("propose")
     store = ObjectStore()
     facts = options.image_facts or shipped_facts()
-    proposed = propose_rules(detected.detections, FixOptions(options.config.fixes, options.image_pins or {}, facts), store)
+    fix_options = FixOptions(options.config.fixes, options.image_pins or {}, facts)
+    if runner.executor == "local":
+        proposed = propose_rules(detected.detections, fix_options, store)
+    else:
+        proposed = propose_distributed(detected.detections, fix_options, runner)
     write_models(out / "patches.json", proposed.patches)
     step("verify")
-    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections).verdicts
+    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections, runner=runner).verdicts
     write_models(out / "verified.json", verdicts)
     step("risk")
     risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)
@@ -70,7 +82,7 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     items = build_schedule(verdicts, risks, options.config.schedule)
     write_models(out / "schedule.json", items)
     step("queue")
-    queue = Queue(out / "queue.db", create=True)
+    queue = open_queue(options.queue or out / "queue.db", create=True)
     try:
         queue.enqueue([item.model_dump() for item in items])
         stats = queue.stats()
@@ -84,7 +96,10 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
     head = {item.id for item in items[:REPORT_DIFFS]}
     diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
     write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs, list(paths))
-    return {"metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks}
+    return {
+        "metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks,
+        "verdicts": verdicts,
+    }
 
 
 def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:

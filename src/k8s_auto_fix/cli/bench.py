@@ -149,6 +149,37 @@ def bench_scaling_command(
         write_json_atomic(out, report)
 
 
+@bench_app.command("scale")
+def bench_scale_command(
+    corpus: Annotated[Path, typer.Argument(help="The corpus to replicate (default: ../shared/corpus).")] = Path("../shared/corpus"),
+    factors: Annotated[str, typer.Option("--factors", help="Replica counts.")] = "1,2,4,8",
+    executors: Annotated[str, typer.Option("--executors", help="Executors to compare: local, ray.")] = "local,ray",
+    stages: Annotated[str, typer.Option("--stages", help="Stages to run, in order: detect, propose, verify.")] = "detect",
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes, or a local Ray's CPUs.")] = 2,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scale.json and scale.png.")] = Path("bench-out"),
+) -> None:
+    """Wall time, time per object and peak RSS on 1x..8x replicas of the corpus (renamed objects), local and Ray, with JSON Lines."""
+    from ..bench.scale import bench_scale, print_scale, scale_chart
+
+    try:
+        multiples = [int(f) for f in factors.split(",")]
+    except ValueError:
+        raise fail(f"--factors {factors!r}: comma-separated whole numbers, like 1,2,4,8") from None
+    chosen, order = stages.split(","), ["detect", "propose", "verify"]
+    if not chosen or any(s not in order for s in chosen) or chosen != order[: len(chosen)]:
+        raise fail(f"--stages {stages!r}: detect, then propose, then verify (a prefix of detect,propose,verify)")
+    names = executors.split(",")
+    if any(e not in ("local", "ray") for e in names):
+        raise fail(f"--executors {executors!r}: local and/or ray")
+    if not corpus.is_dir():
+        raise fail(f"{corpus}: not a folder")
+    report = bench_scale(corpus, multiples, names, chosen, workers, stderr)
+    print_scale(report, stdout)
+    write_json_atomic(out / "scale.json", report)
+    scale_chart(report, out / "scale.png")
+    stderr.print(f"{out / 'scale.json'}, {out / 'scale.png'}")
+
+
 @bench_app.command("llm")
 def bench_llm(
     detections: Annotated[Path, typer.Option("--detections", "-d", help="detections.json to propose fixes for.")],

@@ -3,6 +3,8 @@ the same thing everywhere (paths, --config, the check selection, --context)."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -41,6 +43,28 @@ IncludeOpt = Annotated[Optional[list[str]], typer.Option("--include", help="Also
 ExcludeOpt = Annotated[Optional[list[str]], typer.Option("--exclude", help="Do not run this check (repeatable).")]
 AllChecksOpt = Annotated[bool, typer.Option("--all-checks", help="Enable every check, not only the defaults.")]
 JobsOpt = Annotated[int, typer.Option("--jobs", "-j", help="Worker processes (0: one per core).")]
+
+
+class Executor(str, Enum):
+    LOCAL = "local"
+    RAY = "ray"
+
+
+ExecutorOpt = Annotated[
+    Executor, typer.Option("--executor", help="Where the per-application work runs: local worker processes, or Ray tasks (pip install 'k8s-auto-fix[ray]').")
+]
+RayAddressOpt = Annotated[
+    Optional[str], typer.Option("--ray-address", help="--executor ray: a running cluster (ray://host:10001 or host:6379); without it Ray starts locally.")
+]
+
+
+def runner_options(executor: Executor, ray_address: str | None, **others):
+    """RunnerOptions from the command line (an address without --executor ray is a mistake, not a hint)."""
+    from ..runner import RunnerOptions
+
+    if ray_address and executor is not Executor.RAY:
+        raise fail("--ray-address needs --executor ray")
+    return RunnerOptions(executor=executor.value, ray_address=ray_address, **others)
 ImagePinsOpt = Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")]
 ImageFactsOpt = Annotated[
     Optional[list[Path]], typer.Option("--image-facts", help="YAML facts about images (user, write paths), over the shipped ones (repeatable).")
@@ -72,6 +96,21 @@ def use_chart_values(values: list[Path] | None, set_values: list[str] | None, ku
             raise fail(f"{path}: no such values file")
     extra = ({"kube_version": kube_version} if kube_version else {}) | ({"release": release} if release else {})
     helm.configure(helm.HelmOptions(values=tuple(str(p) for p in values or ()), set_values=tuple(set_values or ()), **extra))
+
+
+@contextmanager
+def executor_errors():
+    """Ray that is not installed or not reachable: one line and exit 2."""
+    from ..runner.on_ray import RayUnavailable
+
+    try:
+        yield
+    except RayUnavailable as err:
+        raise fail(str(err)) from None
+    except BrokenPipeError:
+        raise
+    except ConnectionError as err:  # ray.init: no cluster at --ray-address
+        raise fail(f"--ray-address: cannot reach the Ray cluster ({err})") from None
 
 
 def load_settings(config: Path = DEFAULT_CONFIG_PATH) -> RunConfig:
@@ -129,6 +168,42 @@ def read_contract(path: Path, model):
     """A stage's input file, or one clear error naming it."""
     try:
         return read_models(path, model)
+    except ContractError as err:
+        raise fail(str(err)) from None
+
+
+class RecordFormat(str, Enum):
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+FormatOpt = Annotated[
+    RecordFormat, typer.Option("--format", "-f", help="json (one array) or jsonl (JSON Lines, written as each application is done: memory stays flat).")
+]
+
+
+def write_records(out: Path, records, output_format: RecordFormat) -> None:
+    from ..contracts import JsonLinesWriter, write_models
+
+    if output_format is RecordFormat.JSONL:
+        with JsonLinesWriter(out) as lines:
+            lines.write(records)
+    else:
+        write_models(out, records)
+
+
+def stream_contract(path: Path, model):
+    """A stage's input one record at a time: JSON Lines are streamed, a JSON array is read whole."""
+    from ..contracts import is_json_lines, iter_models
+
+    return iter_models(path, model) if is_json_lines(path) else iter(read_contract(path, model))
+
+
+@contextmanager
+def contract_errors():
+    """A bad line met while streaming: one line naming the file and line, exit 2."""
+    try:
+        yield
     except ContractError as err:
         raise fail(str(err)) from None
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..contracts import Engine, write_json_atomic
+from ..contracts import Engine, JsonLinesWriter, write_json_atomic
 from ..defaults import DEFAULT_CONFIG_PATH
 from ..manifests.context import ContextMode
 from ..manifests.helm import RELEASE
@@ -23,18 +23,23 @@ from .common import (
     ConfigOpt,
     ContextOpt,
     ExcludeOpt,
+    Executor,
+    ExecutorOpt,
     IncludeOpt,
     JobsOpt,
     KubeconfigOpt,
     PathsArg,
     PoliciesOpt,
+    RayAddressOpt,
     ReleaseOpt,
     SetOpt,
     ValuesOpt,
     choose_checks,
+    executor_errors,
     fail,
     load_settings,
     print_problems,
+    runner_options,
     stderr,
     stdout,
     use_chart_values,
@@ -45,6 +50,7 @@ class OutputFormat(str, Enum):
     TABLE = "table"
     JSON = "json"
     SARIF = "sarif"
+    JSONL = "jsonl"
 
 
 @app.command()
@@ -52,7 +58,8 @@ def detect(
     paths: PathsArg,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the output here instead of stdout.")] = None,
     output_format: Annotated[
-        Optional[OutputFormat], typer.Option("--format", "-f", help="table (default on a terminal), json or sarif.")
+        Optional[OutputFormat],
+        typer.Option("--format", "-f", help="table (default on a terminal), json, sarif, or jsonl (JSON Lines, streamed per application as it is done)."),
     ] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="builtin, the real kube-linter binary, kyverno or vap (with --policies).")] = Engine.BUILTIN,
     policies: PoliciesOpt = None,
@@ -65,6 +72,8 @@ def detect(
     embed_yaml: Annotated[bool, typer.Option("--embed-yaml", help="Put each object's YAML in manifest_yaml.")] = False,
     max_file_size: Annotated[int, typer.Option("--max-file-size", help="Skip files larger than this (bytes).")] = DEFAULT_MAX_FILE_BYTES,
     jobs: JobsOpt = 0,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
     release: ReleaseOpt = RELEASE,
@@ -87,6 +96,7 @@ def detect(
         known = baseline_ids(baseline) if baseline is not None else None
     except BaselineError as err:
         raise fail(str(err)) from None
+    runner = runner_options(executor, ray_address)
     options = DetectOptions(
         context=context,
         max_file_bytes=max_file_size,
@@ -95,9 +105,14 @@ def detect(
         engine=engine,
         policies=tuple(str(p) for p in policies or ()),
         kubeconfig=str(kubeconfig) if kubeconfig else None,
+        executor=runner.executor,
+        ray_address=runner.ray_address,
     )
+    if output_format is OutputFormat.JSONL and engine is Engine.BUILTIN:
+        _detect_streaming(paths, checks, options, out, known)
     try:
-        result = run_detect(paths, checks, options)
+        with executor_errors():
+            result = run_detect(paths, checks, options)
     except (KubeLinterError, KyvernoError, VapError) as err:
         raise fail(str(err)) from None
     print_problems(result.problems, skip_notes=False)
@@ -111,16 +126,52 @@ def detect(
     if out is not None:
         if fmt is OutputFormat.TABLE:
             fmt = OutputFormat.JSON
-        write_json_atomic(out, render.payload(fmt.value, result, checks))
+        if fmt is OutputFormat.JSONL:
+            with JsonLinesWriter(out) as lines:
+                lines.write(result.detections)
+        else:
+            write_json_atomic(out, render.payload(fmt.value, result, checks))
         stderr.print(render.summary_line(result))
     elif fmt is OutputFormat.TABLE:
         render.print_table(result, stdout)
+    elif fmt is OutputFormat.JSONL:
+        with JsonLinesWriter(None) as lines:
+            lines.write(result.detections)
     else:
         render.print_json(render.payload(fmt.value, result, checks))
 
     if result.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_FINDINGS if result.detections else EXIT_CLEAN)
+
+
+def _detect_streaming(paths, checks, options, out: Path | None, known: set[str] | None = None) -> None:
+    """detect --format jsonl: each application's detections are written as it is
+    done, in input order, and dropped; only counts and problems are kept."""
+    from ..contracts import DetectResult
+    from ..engines.builtin import stream_builtin
+    from ..report import render
+
+    problems, stream = stream_builtin(paths, checks, options.runner, options.embed_yaml)
+    files = objects = left_out = 0
+    with executor_errors(), JsonLinesWriter(out) as lines:
+        for item in stream:
+            found = item.result or []
+            if known is not None:  # --baseline: only what is new
+                left_out += sum(1 for d in found if d.id in known)
+                found = [d for d in found if d.id not in known]
+            lines.write(found)
+            problems += item.problems
+            files += item.files
+            objects += item.objects
+    summary = DetectResult.model_construct(detections=[], problems=problems, files=files, objects=objects)
+    print_problems(sorted(problems, key=lambda p: (p.path, p.line or 0)), skip_notes=False)
+    if known is not None:
+        stderr.print(f"{left_out} finding(s) already in the baseline left out")
+    stderr.print(render.summary_line(summary).replace("0 finding(s)", f"{lines.count} finding(s)", 1))
+    if summary.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if lines.count else EXIT_CLEAN)
 
 
 @app.command("checks")

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..contracts import Engine, SchemaMode
+from ..contracts import Engine, JsonLinesWriter, SchemaMode
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
 from ..manifests.helm import RELEASE
@@ -23,6 +23,9 @@ from .common import (
     ContextOpt,
     CrdsOpt,
     ExcludeOpt,
+    Executor,
+    ExecutorOpt,
+    FormatOpt,
     ImageFactsOpt,
     ImagePinsOpt,
     IncludeOpt,
@@ -31,19 +34,26 @@ from .common import (
     KubeVersionOpt,
     PathsArg,
     PoliciesOpt,
+    RayAddressOpt,
+    RecordFormat,
     ReleaseOpt,
     SetOpt,
     TrivyReportOpt,
     ValuesOpt,
     choose_checks,
+    contract_errors,
+    executor_errors,
     fail,
     load_image_facts,
     load_image_pins,
     load_settings,
     print_problems,
     read_contract,
+    runner_options,
     stderr,
+    stream_contract,
     use_chart_values,
+    write_records,
 )
 
 RESCAN_ENGINES = (Engine.KUBE_LINTER, Engine.KYVERNO, Engine.VAP)
@@ -62,36 +72,62 @@ def propose(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Concurrent model requests.")] = 4,
+    output_format: FormatOpt = RecordFormat.JSON,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
     release: ReleaseOpt = RELEASE,
 ) -> None:
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
-    from ..contracts import Detection, write_models
-    from ..propose.rules import propose_rules
+    from ..contracts import Detection
+    from ..propose.rules import ProposeResult, propose_distributed, propose_rules, propose_stream
 
     settings = load_settings(config)
     use_chart_values(values, set_values, release=release)
-    found = read_contract(detections, Detection)
     chosen = mode or settings.proposer.mode
+    runner = runner_options(executor, ray_address)
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
-    if chosen != "rules":
-        _propose_with_model(chosen, settings, found, out, options, jobs)
+    if output_format is RecordFormat.JSONL and chosen == "rules":
+        result, total = ProposeResult(), 0  # patches are written as they come, not kept
+        with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
+            for part in propose_stream(_counted(stream_contract(detections, Detection), counter := [0]), options, runner):
+                lines.write(part.patches)
+                result.warnings += part.warnings
+                result.without_fix.update(part.without_fix)
+                total += sum(1 for p in part.patches if not p.is_manual)
+        _propose_summary(result, lines.count, total, counter[0])
         return
-    result = propose_rules(found, options)
+    found = read_contract(detections, Detection)
+    if chosen != "rules" and runner.executor == "ray":
+        _propose_with_model_on_ray(chosen, settings, found, out, options, jobs, output_format, runner)
+        return
+    if chosen != "rules":
+        _propose_with_model(chosen, settings, found, out, options, jobs, output_format)
+        return
+    with executor_errors():
+        result = propose_rules(found, options) if runner.executor == "local" else propose_distributed(found, options, runner)
+    write_records(out, result.patches, output_format)
+    _propose_summary(result, len(result.patches), sum(1 for p in result.patches if not p.is_manual), len(found))
+
+
+def _counted(records, counter: list[int]):
+    for record in records:
+        counter[0] += 1
+        yield record
+
+
+def _propose_summary(result, patches: int, with_ops: int, findings: int) -> None:
     for warning in result.warnings:
         stderr.print(f"[yellow]warning:[/yellow] {warning}")
-    write_models(out, result.patches)
-    with_ops = sum(1 for p in result.patches if not p.is_manual)
     stderr.print(
-        f"{len(result.patches)} fix(es) for {len(found)} finding(s): {with_ops} with a patch, "
-        f"{len(result.patches) - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
+        f"{patches} fix(es) for {findings} finding(s): {with_ops} with a patch, "
+        f"{patches - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
     )
 
 
-def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs: int) -> None:
-    from ..contracts import write_models
+def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs: int, output_format: RecordFormat = RecordFormat.JSON) -> None:
     from ..propose.llm.client import ModelError
     from ..propose.llm.loop import propose_with_model
     from ..propose.llm.providers import client_for
@@ -107,7 +143,24 @@ def _propose_with_model(endpoint: str, settings, found, out: Path, options, jobs
         client.close()
         if partial.records:
             partial.flush()  # an interrupted run keeps every answer it already paid for
-    write_models(out, result.patches)
+    write_records(out, result.patches, output_format)
+    stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+def _propose_with_model_on_ray(endpoint: str, settings, found, out: Path, options, jobs: int, output_format, runner) -> None:
+    """Model mode on Ray: one slice of the findings per CPU, every worker within the endpoint's one rate budget (a Ray actor)."""
+    from ..propose.llm.client import ModelError
+    from ..propose.llm.distributed import propose_with_model_on_ray
+    from ..propose.llm.providers import client_for
+
+    try:
+        client = client_for(settings, endpoint)  # checks the endpoint and its key before anything starts
+    except ModelError as err:
+        raise fail(str(err)) from None
+    client.close()
+    with executor_errors():
+        result = propose_with_model_on_ray(settings, endpoint, client.api_key, found, options, jobs, runner)
+    write_records(out, result.patches, output_format)
     stderr.print(result.summary(len(found), client.endpoint.model))
 
 
@@ -155,25 +208,29 @@ def verify(
     image_facts: ImageFactsOpt = None,
     trivy_report: TrivyReportOpt = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
+    output_format: FormatOpt = RecordFormat.JSON,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
     release: ReleaseOpt = RELEASE,
 ) -> None:
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
-    from ..contracts import Detection, PatchRecord, write_models
+    from ..contracts import Detection, PatchRecord
     from ..manifests.schemas import SchemaSetupError
     from ..report.metrics import first_failed_gate
     from ..verify.external import ExternalToolError
     from ..verify.judging import VerifyOptions
-    from ..verify.verifier import verify_parallel
+    from ..verify.verifier import PatchOrderError, verify_parallel, verify_stream
 
+    runner = runner_options(executor, ray_address)
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
     if unsupported:
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
     use_chart_values(values, set_values, kube_version, release)
-    found = read_contract(detections, Detection)
-    proposed = read_contract(patches, PatchRecord)
-    policy_engines = {d.engine for d in found if d.engine in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
+    with contract_errors():  # one streamed pass: JSON Lines stay out of memory
+        found_engines = {d.engine for d in stream_contract(detections, Detection)}
+    policy_engines = {e for e in found_engines if e in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
     if not policies and policy_engines:
         raise fail("Kyverno or VAP findings, and --rescan kyverno|vap, need --policies DIR (the policies that found them)")
     if len(policy_engines) > 1:
@@ -189,17 +246,39 @@ def verify(
         image_facts=load_image_facts(image_facts, trivy_report),
         kubeconfig=str(kubeconfig) if kubeconfig else None,
     )
+    checks = choose_checks(load_settings(config))
+    if output_format is RecordFormat.JSONL:
+        # Verdicts are written as they come; only the rejected ones' names are kept, for the summary.
+        accepted = total = manual = 0
+        rejected: list[str] = []
+        try:
+            with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
+                for part in verify_stream(checks, options, stream_contract(patches, PatchRecord), stream_contract(detections, Detection), runner):
+                    lines.write(part.verdicts)
+                    manual += part.manual
+                    total += len(part.verdicts)
+                    accepted += sum(v.accepted for v in part.verdicts)
+                    rejected += [f"rejected ({first_failed_gate(v)}): {v.policy_id} {v.id}" for v in part.verdicts if not v.accepted]
+        except (ExternalToolError, SchemaSetupError, PatchOrderError) as err:
+            raise fail(f"{patches}: {err}" if isinstance(err, PatchOrderError) else str(err)) from None
+        _verify_summary(accepted, total, manual, rejected)
+    found = read_contract(detections, Detection)
+    proposed = read_contract(patches, PatchRecord)
     try:
-        result = verify_parallel(choose_checks(load_settings(config)), options, proposed, found)
+        with executor_errors():
+            result = verify_parallel(checks, options, proposed, found, runner=runner)
     except (ExternalToolError, SchemaSetupError) as err:
         raise fail(str(err)) from None
-    write_models(out, result.verdicts)
-    accepted = sum(v.accepted for v in result.verdicts)
-    stderr.print(f"{accepted}/{len(result.verdicts)} patch(es) accepted; {result.manual} manual fix(es) not verified")
-    for verdict in result.verdicts:
-        if not verdict.accepted:
-            stderr.print(f"rejected ({first_failed_gate(verdict)}): {verdict.policy_id} {verdict.id}")
-    raise typer.Exit(EXIT_CLEAN if accepted == len(result.verdicts) else EXIT_FINDINGS)
+    write_records(out, result.verdicts, output_format)
+    rejected = [f"rejected ({first_failed_gate(v)}): {v.policy_id} {v.id}" for v in result.verdicts if not v.accepted]
+    _verify_summary(sum(v.accepted for v in result.verdicts), len(result.verdicts), result.manual, rejected)
+
+
+def _verify_summary(accepted: int, total: int, manual: int, rejected: list[str]) -> None:
+    stderr.print(f"{accepted}/{total} patch(es) accepted; {manual} manual fix(es) not verified")
+    for line in rejected:
+        stderr.print(line)
+    raise typer.Exit(EXIT_CLEAN if accepted == total else EXIT_FINDINGS)
 
 
 def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | None, quiet: bool) -> None:
@@ -250,6 +329,8 @@ def fix(
     kube_version: KubeVersionOpt = DEFAULT_KUBE_VERSION,
     crds: CrdsOpt = None,
     jobs: JobsOpt = 0,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
     values: ValuesOpt = None,
     set_values: SetOpt = None,
     release: ReleaseOpt = RELEASE,
@@ -274,7 +355,6 @@ def fix(
     from ..fix.apply import original_texts, run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
     from ..manifests.source import STDIN_PATH, read_source
-    from ..runner import RunnerOptions
     from ..verify.external import ExternalToolError
 
     if engine not in FIX_ENGINES:
@@ -292,8 +372,8 @@ def fix(
         settings, load_image_pins(image_pins), unsafe_fixes, kube_version, crds, facts, policy_folders, engine, str(kubeconfig) if kubeconfig else None
     )
     try:
-        with progress_bar() as progress:
-            run = run_fix(paths, checks, RunnerOptions(context=context, jobs=jobs), fix_settings, progress)
+        with executor_errors(), progress_bar() as progress:
+            run = run_fix(paths, checks, runner_options(executor, ray_address, context=context, jobs=jobs), fix_settings, progress)
     except (KyvernoError, VapError, ExternalToolError) as err:
         raise fail(str(err)) from None
     print_problems(run.detected.problems)

@@ -19,19 +19,23 @@ from .common import (
     ConfigOpt,
     ContextOpt,
     ExcludeOpt,
+    Executor,
+    ExecutorOpt,
     ImageFactsOpt,
     IncludeOpt,
-    PathsArg,
+    RayAddressOpt,
     ReleaseOpt,
     SetOpt,
     ValuesOpt,
     choose_checks,
+    executor_errors,
     fail,
     load_image_facts,
     load_image_pins,
     load_settings,
     print_problems,
     read_contract,
+    runner_options,
     stderr,
     stdout,
     use_chart_values,
@@ -84,7 +88,7 @@ def schedule(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write schedule.json.")] = Path("schedule.json"),
     previous: Annotated[Optional[Path], typer.Option("--previous", help="An earlier schedule.json (keeps first-seen times for ageing).")] = None,
     history: Annotated[
-        Optional[Path], typer.Option("--history", help="A queue.db whose reviews (ack: accepted, fail: rejected, with their times) update p and E[t].")
+        Optional[str], typer.Option("--history", help="A queue (path or URL, as --queue) whose reviews (ack: accepted, fail: rejected, with their times) update p and E[t].")
     ] = None,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
 ) -> None:
@@ -104,7 +108,7 @@ def schedule(
     stderr.print(f"{len(items)} item(s) scheduled{learned}")
 
 
-def _reviews(db: Path):
+def _reviews(db: str):
     queue = _queue(db)
     try:
         return queue.reviews()
@@ -112,34 +116,38 @@ def _reviews(db: Path):
         queue.close()
 
 
-def _queue(db: Path, create: bool = False, lease: float = 300.0):
-    from ..queue.store import Queue, QueueError
+def _queue(db: str, create: bool = False, lease: float = 300.0):
+    from ..queue import open_queue
+    from ..queue.base import QueueError
 
     try:
-        return Queue(db, lease, create=create)
+        return open_queue(db, lease, create=create)
     except QueueError as err:
         raise fail(str(err)) from None
 
 
-DbOpt = Annotated[Path, typer.Option("--db", help="The queue database.")]
+QUEUE_HELP = "The queue: sqlite:///path (a file; a plain path works too) or postgresql://user@host:port/db (a shared server). --db is an alias."
+DbOpt = Annotated[str, typer.Option("--queue", "--db", help=QUEUE_HELP)]
 
 
 @queue_app.command("init")
-def queue_init(db: DbOpt = Path("queue.db")) -> None:
+def queue_init(db: DbOpt = "queue.db") -> None:
     """Create the queue (WAL mode); an existing queue is kept."""
+    from ..queue.base import queue_location
+
     _queue(db, create=True).close()
-    stderr.print(f"{db}: ready")
+    stderr.print(f"{queue_location(db).shown}: ready")
 
 
 @queue_app.command("enqueue")
 def queue_enqueue(
-    db: DbOpt = Path("queue.db"),
+    db: DbOpt = "queue.db",
     schedule_file: Annotated[Optional[Path], typer.Option("--schedule", help="schedule.json (scores).")] = None,
     verified: Annotated[Optional[Path], typer.Option("--verified", help="verified.json (accepted items, score 0).")] = None,
 ) -> None:
     """Add items; enqueueing the same items again changes nothing (idempotent)."""
     from ..contracts import ScheduleItem, Verdict
-    from ..queue.store import QueueError
+    from ..queue.base import QueueError
 
     if schedule_file:
         items = [i.model_dump() for i in read_contract(schedule_file, ScheduleItem)]
@@ -157,13 +165,13 @@ def queue_enqueue(
 
 @queue_app.command("next")
 def queue_next(
-    db: DbOpt = Path("queue.db"),
+    db: DbOpt = "queue.db",
     worker: Annotated[Optional[str], typer.Option("--worker", help="Who takes the lease (default: host:pid:random, unique).")] = None,
     lease: Annotated[float, typer.Option("--lease-seconds", help="Lease length.")] = 300.0,
 ) -> None:
     """Lease the highest-scored ready item (JSON on stdout, with the `owner` to give
     ack or fail). Exit 0: an item; 1: the queue is empty; 2: the queue cannot be used."""
-    from ..queue.store import QueueError, default_worker_id
+    from ..queue.base import QueueError, default_worker_id
     from ..report.render import print_json
 
     try:
@@ -177,7 +185,7 @@ def queue_next(
 
 
 def _queue_change(db: Path, action) -> None:
-    from ..queue.store import QueueError
+    from ..queue.base import QueueError
 
     try:
         action(_queue(db))
@@ -189,7 +197,7 @@ WorkerOpt = Annotated[str, typer.Option("--worker", help="The lease's owner, as 
 
 
 @queue_app.command("ack")
-def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], worker: WorkerOpt, db: DbOpt = Path("queue.db")) -> None:
+def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], worker: WorkerOpt, db: DbOpt = "queue.db") -> None:
     """The fix was accepted: mark the leased item done (the outcome and the review time are recorded); refused when the lease has moved to another worker."""
     _queue_change(db, lambda q: q.ack(item, worker))
 
@@ -198,7 +206,7 @@ def queue_ack(item: Annotated[str, typer.Argument(help="Item id.")], worker: Wor
 def queue_fail(
     item: Annotated[str, typer.Argument(help="Item id.")],
     worker: WorkerOpt,
-    db: DbOpt = Path("queue.db"),
+    db: DbOpt = "queue.db",
     max_attempts: Annotated[int, typer.Option("--max-attempts")] = 3,
 ) -> None:
     """The fix was rejected: give the leased item back for a revised fix (failed for good after --max-attempts); recorded like ack."""
@@ -206,15 +214,15 @@ def queue_fail(
 
 
 @queue_app.command("requeue")
-def queue_requeue(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = Path("queue.db")) -> None:
+def queue_requeue(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOpt = "queue.db") -> None:
     """Put an item back in the ready state."""
     _queue_change(db, lambda q: q.requeue(item))
 
 
 @queue_app.command("stats")
-def queue_stats(db: DbOpt = Path("queue.db")) -> None:
+def queue_stats(db: DbOpt = "queue.db") -> None:
     """Counts per state (JSON)."""
-    from ..queue.store import QueueError
+    from ..queue.base import QueueError
     from ..report.render import print_json
 
     try:
@@ -241,7 +249,7 @@ def metrics(
 
 @app.command("run")
 def run_command(
-    paths: PathsArg,
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files or folders (recursive; .yaml/.yml/.json), or - for stdin.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder for every artefact and report.html.")] = Path("out"),
     context: ContextOpt = ContextMode.DIR,
     config: ConfigOpt = DEFAULT_CONFIG_PATH,
@@ -251,6 +259,12 @@ def run_command(
     image_pins: Annotated[Optional[Path], typer.Option("--image-pins", help="YAML/JSON map image -> pinned tag or digest.")] = None,
     image_facts: ImageFactsOpt = None,
     head: Annotated[int, typer.Option("--head", help="Queue items to print at the end.")] = 5,
+    queue: Annotated[Optional[str], typer.Option("--queue", help="Enqueue into this queue (sqlite:///path or postgresql://...) instead of OUT/queue.db.")] = None,
+    executor: ExecutorOpt = Executor.LOCAL,
+    ray_address: RayAddressOpt = None,
+    inputs: Annotated[
+        Optional[Path], typer.Option("--inputs", help="A file naming folders or git repositories, one a line: all in one run, with a summary per input (inputs.json).")
+    ] = None,
     include: IncludeOpt = None,
     exclude: ExcludeOpt = None,
     all_checks: AllChecksOpt = False,
@@ -259,28 +273,53 @@ def run_command(
     release: ReleaseOpt = RELEASE,
 ) -> None:
     """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
+    import tempfile
+
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from ..contracts import ContractError
     from ..detect import DetectOptions
-    from ..queue.store import QueueError
+    from ..inputs import InputsError, resolve_inputs, summarise
+    from ..queue.base import QueueError
     from ..risk.feeds import FeedError
     from ..run import RunOptions, run_pipeline
 
+    if not paths and inputs is None:
+        raise fail("run needs PATH... or --inputs LIST")
     settings = load_settings(config)
     checks = choose_checks(settings, include, exclude, all_checks)
     use_chart_values(values, set_values, release=release)
     facts = load_image_facts(image_facts, trivy_report)
-    options = RunOptions(settings, DetectOptions(context=context), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts)
+    scratch = tempfile.TemporaryDirectory(prefix="k8s-auto-fix-inputs-")
+    listed = []
+    if inputs is not None:
+        try:
+            listed = resolve_inputs(inputs, Path(scratch.name))
+        except InputsError as err:
+            raise fail(str(err)) from None
+    paths = list(paths or []) + [s.path for s in listed if s.status == "ok"]
+    if not paths:
+        raise fail(f"{inputs}: no input could be used: " + "; ".join(s.message for s in listed))
+    runner = runner_options(executor, ray_address)
+    options = RunOptions(settings, DetectOptions(context=context, executor=runner.executor, ray_address=runner.ray_address), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("starting")
         try:
-            result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
+            with executor_errors():
+                result = run_pipeline(paths, out, options, lambda name: progress.update(task, description=name))
         except (ContractError, FeedError, QueueError) as err:
             raise fail(str(err)) from None
+        finally:
+            scratch.cleanup()
     print_problems(result["problems"])
-    from ..report.render import print_run_summary
+    from ..report.render import print_inputs_summary, print_run_summary
 
     print_run_summary(result, out, head, stdout)
+    if inputs is not None:
+        summaries = summarise(listed, result["detections"], result["verdicts"], result["problems"])
+        write_json_atomic(out / "inputs.json", [s.as_dict() for s in summaries])
+        print_inputs_summary(summaries, stdout)
+        if any(s.status == "error" for s in summaries):
+            raise typer.Exit(EXIT_ERROR)  # every input that could be used was; inputs.json says which could not
     if any(p.level == "error" for p in result["problems"]):
         raise typer.Exit(EXIT_ERROR)  # every artefact is written; an input was not (a CI gate must not pass)

@@ -14,7 +14,7 @@ from ..manifests.locate import Documents, Location, Locator
 from ..manifests.objects import K8sObject
 from ..manifests.profiles import profile_of
 from ..patch import pointer
-from ..runner import RunnerOptions, for_each_application
+from ..runner import RunnerOptions, for_each_application, stream_applications
 
 IGNORE_ALL = "kube-linter.io/ignore-all"
 IGNORE_CHECK_PREFIX = "ignore-check.kube-linter.io/"
@@ -117,7 +117,25 @@ class DetectWork:
         return [d for d, _ in self.found(app, "part")]
 
     def joined(self, app: Application, parts: list[list[Detection]]) -> list[Detection]:
-        return [d for part in parts for d in part] + [d for d, _ in self.found(app, "joined")]
+        return with_whole_profiles([d for part in parts for d in part], app) + [d for d, _ in self.found(app, "joined")]
+
+
+def with_whole_profiles(detections: list[Detection], app: Application) -> list[Detection]:
+    """Slices' detections with the profiles their whole application gives their
+    objects: a profile looks across objects (a RoleBinding naming the pod's
+    account, a Service selecting it), which a slice may not hold."""
+    objects = {(o.path, o.document_index, o.list_index): o for o in app.objects}
+    profiles: dict[int, list[str]] = {}
+    fixed = []
+    for d in detections:
+        obj = objects.get((d.manifest_path, d.document_index, d.list_index))
+        if d.profile is not None and obj is not None:
+            if id(obj) not in profiles:
+                profiles[id(obj)] = sorted(p.value for p in profile_of(obj, app))
+            if profiles[id(obj)] != d.profile:
+                d = d.model_copy(update={"profile": profiles[id(obj)]})
+        fixed.append(d)
+    return fixed
 
 
 def detection_order(d: Detection):
@@ -128,3 +146,17 @@ def detect_builtin(paths: Sequence[str], checks: Sequence[Check], options: Runne
     outcome = for_each_application(paths, options, DetectWork(checks, embed_yaml))
     detections = sorted((d for found in outcome.results for d in found), key=detection_order)
     return DetectResult.model_construct(detections=detections, problems=outcome.problems, files=outcome.files, objects=outcome.objects)
+
+
+def stream_builtin(paths: Sequence[str], checks: Sequence[Check], options: RunnerOptions, embed_yaml: bool = False):
+    """The built-in engine as a stream: (the paths that could not be listed, and
+    per application in input order its outcome, detections in their usual order)."""
+    problems, stream = stream_applications(paths, options, DetectWork(checks, embed_yaml))
+
+    def ordered():
+        for item in stream:
+            if item.result is not None:
+                item.result = sorted(item.result, key=detection_order)
+            yield item
+
+    return problems, ordered()

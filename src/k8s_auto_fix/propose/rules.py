@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from ..checks.fixes import FixOptions, fix_of, propose_fix
 from ..checks.registry import Proposal, Violation
@@ -13,6 +14,7 @@ from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
 from ..verify.gates.runnability import RUNNABILITY
 from ..verify.judging import Change, Judging, VerifyOptions
 
@@ -82,6 +84,38 @@ def propose_rules(
             proposal = Proposal.manual("; ".join(refusals))
         result.patches.append(patch_record(detection, obj, proposal, digests[id(obj)][1], refused_by=RUNNABILITY.name if refusals else None))
     return result
+
+
+def propose_distributed(detections: list[Detection], options: FixOptions, runner: RunnerOptions) -> ProposeResult:
+    """``propose_rules`` on the runner's executor (Ray tasks): the detections,
+    grouped by application, cut into one slice per CPU (each slice loads the
+    applications it needs once), each proposed on its own (a fix depends only on
+    its finding's object and application), put back in order: the same patches."""
+    order = sorted(range(len(detections)), key=lambda i: (detections[i].application or detections[i].manifest_path, i))
+    result = ProposeResult()
+    with executor_session(runner):
+        size = max(1, -(-len(order) // parallelism(runner)))
+        slices = [order[start : start + size] for start in range(0, len(order), size)]
+        parts = list(map_ordered(_propose_group, options, ([detections[i] for i in s] for s in slices), runner))
+    for part in parts:
+        result.warnings += part.warnings
+        result.without_fix.update(part.without_fix)
+        result.patches += part.patches
+    rank = {d.id: n for n, d in enumerate(detections)}
+    result.patches.sort(key=lambda p: rank[p.id])
+    return result
+
+
+def propose_stream(detections: Iterable[Detection], options: FixOptions, runner: RunnerOptions) -> Iterator[ProposeResult]:
+    """``propose_rules`` over a stream of detections, one application at a time
+    (consecutive detections of one application, as detect's JSON Lines hold
+    them): each result as it is done, in input order."""
+    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+    return map_ordered(_propose_group, options, groups, runner, parallel=runner.executor == "ray")
+
+
+def _propose_group(options: FixOptions, detections: list[Detection]) -> ProposeResult:
+    return propose_rules(detections, options)
 
 
 def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:

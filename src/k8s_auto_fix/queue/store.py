@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..contracts import Applicability, ReviewOutcome
+from .base import QUEUE_FORMAT, QueueError, default_worker_id
+
+__all__ = ["Queue", "QueueError", "default_worker_id"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -68,15 +68,6 @@ CREATE TABLE IF NOT EXISTS reviews (
 """
 
 
-class QueueError(Exception):
-    pass
-
-
-def default_worker_id() -> str:
-    """A worker id no other worker has: host, process and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
 def _reported(method):
     """SQLite's own errors as one QueueError line naming the file."""
 
@@ -100,6 +91,8 @@ def _describe(err: sqlite3.Error) -> str:
 
 
 class Queue:
+    """The SQLite queue (``sqlite:///path``); ``PostgresQueue`` has the same methods and semantics."""
+
     def __init__(self, path: str | Path, lease_seconds: float = 300.0, create: bool = False):
         self.path = Path(path)
         self.lease_seconds = lease_seconds
@@ -122,7 +115,7 @@ class Queue:
         if not self._has_table("meta"):
             return False
         row = self.db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-        return row is not None and row[0] == "k8s-auto-fix-queue/1"
+        return row is not None and row[0] == QUEUE_FORMAT
 
     def _refuse_foreign(self) -> None:
         """Only an empty database becomes a queue: one with anything in it belongs to someone else."""

@@ -92,6 +92,16 @@ def print_checks(checks: Sequence[Check], fmt: str, console: Console) -> None:
     console.print(table)
 
 
+def print_inputs_summary(summaries, console: Console) -> None:
+    table = Table(title="inputs")
+    for column in ("line", "input", "status", "findings", "accepted", "why"):
+        table.add_column(column, justify="right" if column in ("line", "findings", "accepted") else "left")
+    for s in summaries:
+        why = s.message or (f"{len(s.problems)} unreadable file(s) or object(s)" if s.problems else "")
+        table.add_row(str(s.line), s.input, s.status, str(s.findings), str(s.accepted), why)
+    console.print(table)
+
+
 def print_run_summary(result: dict, out, head: int, console: Console) -> None:
     m = result["metrics"]
     table = Table(title=f"k8s-auto-fix run -> {out}")

@@ -9,8 +9,9 @@ engine judges its combined changes with the same loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import yaml
 
@@ -18,6 +19,7 @@ from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
 from .judging import Change, Judging, VerifyOptions
@@ -131,28 +133,42 @@ _pool_state: tuple | None = None
 
 
 def verify_parallel(
-    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], jobs: int = 0
+    checks: Sequence[Check], options: VerifyOptions, patches: list[PatchRecord], detections: list[Detection], jobs: int = 0, runner: RunnerOptions | None = None
 ) -> VerifyResult:
     """Verify on every core: patches are cut into slices (a large application's
     patches over several slices), each worker loads the applications its slice
-    needs. Verdicts come back in the order of the patches."""
+    needs. Verdicts come back in the order of the patches. With a Ray runner
+    the slices are Ray tasks."""
     import multiprocessing
     import os
 
-    jobs = jobs or os.cpu_count() or 1
-    if jobs < 2 or len(patches) < 200 or options.schema is not SchemaMode.OFFLINE or options.rescan:
-        return Verifier(checks, options).verify(patches, detections)  # external tools run once, on the whole batch
+    on_ray = runner is not None and runner.executor == "ray"
+    jobs = jobs or (runner.jobs if runner else 0) or os.cpu_count() or 1
+    external = options.schema is not SchemaMode.OFFLINE or options.rescan  # external tools run once, on the whole batch
+    if on_ray and options.policies:
+        external = True  # policy engines (Kyverno, the VAP server) run where the driver has them, not on every node
+    if external or (not on_ray and (jobs < 2 or len(patches) < 200)) or not patches:
+        return Verifier(checks, options).verify(patches, detections)
     by_id = {d.id: d for d in detections}
     order = sorted(range(len(patches)), key=lambda i: ((by_id.get(patches[i].id) or detections[0]).application or "", i))
-    size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
-    slices = [order[start : start + size] for start in range(0, len(order), size)]
-    global _pool_state
-    _pool_state = (checks, options, patches, by_id)
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            parts = pool.map(_verify_slice, slices, chunksize=1)
-    finally:
-        _pool_state = None
+    if on_ray:
+        with executor_session(runner):
+            size = -(-len(order) // parallelism(runner))  # one slice per CPU: a big application is loaded at most once each
+            slices = [order[start : start + size] for start in range(0, len(order), size)]
+            items = [([patches[i] for i in indices], [by_id[patches[i].id] for i in indices if patches[i].id in by_id]) for indices in slices]
+            parts = []
+            for indices, part in zip(slices, map_ordered(_verify_group, (checks, options), items, runner)):
+                parts.append((list(zip([i for i in indices if not patches[i].is_manual], part.verdicts)), part.manual))
+    else:
+        size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
+        slices = [order[start : start + size] for start in range(0, len(order), size)]
+        global _pool_state
+        _pool_state = (checks, options, patches, by_id)
+        try:
+            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+                parts = pool.map(_verify_slice, slices, chunksize=1)
+        finally:
+            _pool_state = None
     result = VerifyResult()
     verdicts: list[tuple[int, Verdict]] = []
     for found, manual in parts:
@@ -169,3 +185,42 @@ def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, Verdict]], int]:
     # verify() keeps the order of its input: pair the verdicts back with their patches.
     with_verdict = [i for i in indices if not patches[i].is_manual]
     return list(zip(with_verdict, result.verdicts)), result.manual
+
+
+def _verify_group(shared: tuple, item: tuple) -> VerifyResult:
+    checks, options = shared
+    patches, detections = item
+    return Verifier(checks, options).verify(patches, detections)
+
+
+def verify_stream(
+    checks: Sequence[Check], options: VerifyOptions, patches: Iterable[PatchRecord], detections: Iterable[Detection], runner: RunnerOptions
+) -> Iterator[VerifyResult]:
+    """Verify streams of patches and detections, one application at a time, as
+    propose and detect write them in JSON Lines (patches in the order of their
+    detections): each application's verdicts as they are done, in order."""
+    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+    return map_ordered(_verify_group, (checks, options), _aligned(patches, groups), runner, parallel=runner.executor == "ray")
+
+
+class PatchOrderError(Exception):
+    pass
+
+
+def _aligned(patches: Iterable[PatchRecord], groups: Iterable[list[Detection]]) -> Iterator[tuple[list[PatchRecord], list[Detection]]]:
+    """Each application's patches with its detections (a merge of two ordered streams: nothing is held but one application)."""
+    remaining = iter(patches)
+    head = next(remaining, None)
+    for group in groups:
+        ids = {d.id for d in group}
+        mine = []
+        while head is not None and head.id in ids:
+            mine.append(head)
+            head = next(remaining, None)
+        if mine:
+            yield mine, group
+    if head is not None:
+        raise PatchOrderError(
+            f"the patch for {head.id} ({head.policy_id}) is not in the order of the detections, or its detection is missing; "
+            "streamed verification needs the patches in the order propose writes them (or give both files as JSON arrays)"
+        )

@@ -76,19 +76,28 @@ class RateBudget:
     def acquire(self, expected_tokens: int) -> float:
         """Wait until a request may start; returns that start time on the budget's clock."""
         while True:
-            with self._lock:
-                now = self._clock()
-                while self._tokens and now - self._tokens[0][0] >= 60:
-                    self._tokens.popleft()
-                wait = self._next_start - now if self.rpm else 0.0
-                if self.tpm and self._tokens and sum(t for _, t in self._tokens) + expected_tokens > self.tpm:
-                    wait = max(wait, 60 - (now - self._tokens[0][0]))
-                if wait <= 0:
-                    if self.rpm:
-                        self._next_start = max(now, self._next_start) + 60 / self.rpm
-                    self._tokens.append((now, expected_tokens))
-                    return now
+            wait, start = self.try_acquire(expected_tokens)
+            if wait <= 0:
+                return start
             self._sleep(min(wait, 1.0))
+
+    def try_acquire(self, expected_tokens: int) -> tuple[float, float]:
+        """(0, the start time) when a request may start now, its place taken; else
+        (how long to wait before asking again, now). Never sleeps: a Ray actor
+        holding the budget for many workers answers this (propose/llm/distributed.py)."""
+        with self._lock:
+            now = self._clock()
+            while self._tokens and now - self._tokens[0][0] >= 60:
+                self._tokens.popleft()
+            wait = self._next_start - now if self.rpm else 0.0
+            if self.tpm and self._tokens and sum(t for _, t in self._tokens) + expected_tokens > self.tpm:
+                wait = max(wait, 60 - (now - self._tokens[0][0]))
+            if wait <= 0:
+                if self.rpm:
+                    self._next_start = max(now, self._next_start) + 60 / self.rpm
+                self._tokens.append((now, expected_tokens))
+                return 0.0, now
+            return wait, now
 
 
 @dataclass

@@ -8,6 +8,12 @@ worker, and the parent joins the slices' results once they are all back
 (the cross-object work). Results come back typed, one per application, in
 the order of the inputs. One application's failure is reported as a problem
 of that application; the others go on.
+
+``stream_applications`` gives the same work one application at a time, in
+input order, as results arrive, for outputs that must not hold everything in
+memory (JSON Lines). Both run on local worker processes or, with
+``executor="ray"``, as Ray tasks (``runner/on_ray.py``): the unit of work is
+one application either way.
 """
 
 from __future__ import annotations
@@ -15,18 +21,21 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from .contracts import Problem
-from .manifests.context import Application, ContextMode, application_key
-from .manifests.loader import DEFAULT_MAX_FILE_BYTES, STDIN_PATH, iter_manifest_files, load_file
-from .manifests.objects import K8sObject
+from ..contracts import Problem
+from ..manifests.context import Application, ContextMode, application_key
+from ..manifests.loader import DEFAULT_MAX_FILE_BYTES, STDIN_PATH, iter_manifest_files, load_file
+from ..manifests.objects import K8sObject
 
 # Below this many files a process pool costs more than it saves.
 PARALLEL_MIN_FILES = 200
+# Batches of work for Ray: enough to spread over a cluster's CPUs, few enough that each task outweighs its overhead.
+RAY_BATCHES = 64
 R = TypeVar("R")
 # Told as work completes: files done, files in all, and the results just made
 # (one application's, or a batch's). For a progress bar; called in the parent.
@@ -37,7 +46,9 @@ Progress = Callable[[int, int, list], None]
 class RunnerOptions:
     context: ContextMode = ContextMode.DIR
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    jobs: int = 0  # worker processes; 0: one per core
+    jobs: int = 0  # worker processes (Ray: CPUs of a local Ray); 0: one per core
+    executor: str = "local"  # "local" (a process pool) or "ray"
+    ray_address: str | None = None  # a running Ray cluster; None: start Ray locally
 
 
 class ApplicationWork(Protocol[R]):
@@ -112,20 +123,33 @@ def for_each_application(paths: Sequence[str], options: RunnerOptions, work: App
         return _for_each_application(paths, options, work, progress)
 
 
-def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R], progress: Progress | None = None) -> Outcome[R]:
-    outcome: Outcome[R] = Outcome()
+def _applications(paths: Sequence[str], options: RunnerOptions) -> tuple[dict[str, list[str]], list[Problem]]:
+    """The input's files grouped by application, in input order, and the paths that could not be listed."""
     apps: dict[str, list[str]] = {}
+    problems: list[Problem] = []
     chart_roots: dict[str, str | None] = {}
     for path, problem in iter_manifest_files(paths):
         if problem:
-            outcome.problems.append(problem)
+            problems.append(problem)
         else:
             apps.setdefault(application_key(path, options.context, chart_roots), []).append(path)
+    return apps, problems
 
+
+def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R], progress: Progress | None = None) -> Outcome[R]:
+    outcome: Outcome[R] = Outcome()
+    apps, outcome.problems = _applications(paths, options)
     jobs = options.jobs or os.cpu_count() or 1
     file_count = sum(len(files) for files in apps.values())
     tell = (lambda files, results: progress(files, file_count, results)) if progress else None
-    if jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
+    if options.executor == "ray" and STDIN_PATH not in paths:
+        # The same plan as the local pool's (large applications sliced); each batch is a Ray task.
+        done = _Done()
+        for part in map_ordered(_run_batch_shared, (options, work), _plan(apps, RAY_BATCHES), options):
+            done.merge(part)
+            if tell:
+                tell(done.files, list(part.results.values()))
+    elif jobs > 1 and file_count >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
         done = _in_pool(_plan(apps, jobs * 16), options, work, jobs, tell)
     else:
         done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work, tell)
@@ -143,6 +167,85 @@ def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: Ap
     outcome.problems = sorted(outcome.problems + done.problems, key=lambda p: (p.path, p.line or 0))
     outcome.files, outcome.objects = done.files, done.objects
     return outcome
+
+
+def _run_batch_shared(shared: tuple, batch: list[_Unit]) -> _Done:
+    options, work = shared
+    with relaxed_collector():
+        return _run_batch_with(batch, options, work)
+
+
+@contextmanager
+def executor_session(options: RunnerOptions):
+    """One executor for several stages (``run``): Ray is started or joined once, not per stage."""
+    if options.executor != "ray":
+        yield
+        return
+    from .on_ray import ray_session
+
+    with ray_session(options):
+        yield
+
+
+def parallelism(options: RunnerOptions) -> int:
+    """How many units of work run at once: the local worker processes, or the Ray cluster's CPUs (inside ``executor_session``)."""
+    if options.executor == "ray":
+        import ray
+
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return options.jobs or os.cpu_count() or 1
+
+
+def _collected(outcome: Outcome[R], streamed: Iterator[Streamed[R]]) -> Outcome[R]:
+    """A stream gathered into one outcome (what ``for_each_application`` returns)."""
+    for item in streamed:
+        if item.result is not None:
+            outcome.results.append(item.result)
+        outcome.problems += item.problems
+        outcome.files += item.files
+        outcome.objects += item.objects
+    outcome.problems.sort(key=lambda p: (p.path, p.line or 0))
+    return outcome
+
+
+@dataclass
+class Streamed(Generic[R]):
+    """One application's outcome as it streams back."""
+
+    order: int
+    key: str
+    result: R | None  # None: no objects, or the application failed (see problems)
+    problems: list[Problem] = field(default_factory=list)
+    files: int = 0
+    objects: int = 0
+
+
+def stream_applications(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> tuple[list[Problem], Iterator[Streamed[R]]]:
+    """The paths that could not be listed, and each application's whole work
+    as it completes, in input order. Applications are never sliced here: what
+    is held at once is a few applications, not the input."""
+    apps, problems = _applications(paths, options)
+    return problems, _stream_units(apps, options, work, paths)
+
+
+def _stream_units(apps: dict[str, list[str]], options: RunnerOptions, work: ApplicationWork[R], paths: Sequence[str]) -> Iterator[Streamed[R]]:
+    units = [_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())]
+    if options.executor == "ray":
+        from .on_ray import stream_on_ray
+
+        yield from stream_on_ray(units, options, work)
+        return
+    jobs = options.jobs or os.cpu_count() or 1
+    with relaxed_collector():
+        if jobs > 1 and sum(len(u.files) for u in units) >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
+            yield from _stream_in_pool(units, options, work, jobs)
+        else:
+            for unit in units:
+                yield streamed(unit, _run_batch_with([unit], options, work))
+
+
+def streamed(unit: _Unit, done: _Done[R]) -> Streamed[R]:
+    return Streamed(unit.order, unit.key, done.results.get(unit.order), done.problems, done.files, done.objects)
 
 
 def _run_batch_with(batch: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], tell=None) -> _Done[R]:
@@ -234,3 +337,69 @@ def _run_batch(batch: list[_Unit]) -> _Done:
     assert _worker_state is not None
     options, work = _worker_state
     return _run_batch_with(batch, options, work)
+
+
+def _stream_in_pool(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> Iterator[Streamed[R]]:
+    """imap keeps the input order and hands each result over as soon as the ones before it are in."""
+    global _worker_state
+    _worker_state = (options, work)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            for unit, done in zip(units, pool.imap(_run_unit, units, chunksize=1)):
+                yield streamed(unit, done)
+    finally:
+        _worker_state = None
+
+
+def _run_unit(unit: _Unit) -> _Done:
+    return _run_batch([unit])
+
+
+# --- any per-application step, in input order: propose and verify ---------------------
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+
+def map_ordered(step: Callable[[S, T], R], shared: S, items: Iterable[T], options: RunnerOptions, parallel: bool = True) -> Iterator[R]:
+    """``step(shared, item)`` for every item (one application's records), results
+    in input order as they arrive: on Ray as tasks (``shared`` sent once), in a
+    local process pool when ``parallel`` and there is more than one core, else here."""
+    if options.executor == "ray":
+        from .on_ray import map_on_ray
+
+        yield from map_on_ray(step, shared, items, options)
+        return
+    jobs = options.jobs or os.cpu_count() or 1
+    if not parallel or jobs < 2:
+        for item in items:
+            yield step(shared, item)
+        return
+    global _map_state
+    _map_state = (step, shared)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            # A window of tasks, not imap: imap reads its whole input at once, and the input may be a stream.
+            pending: deque = deque()
+            remaining = iter(items)
+            for item in remaining:
+                pending.append(pool.apply_async(_map_one, (item,)))
+                if len(pending) >= jobs * 4:
+                    break
+            while pending:
+                result = pending.popleft().get()
+                for item in remaining:
+                    pending.append(pool.apply_async(_map_one, (item,)))
+                    break
+                yield result
+    finally:
+        _map_state = None
+
+
+_map_state: tuple | None = None
+
+
+def _map_one(item):
+    assert _map_state is not None
+    step, shared = _map_state
+    return step(shared, item)

@@ -1,0 +1,206 @@
+"""bench scale: the pipeline on 1x, 2x, 4x and 8x replicas of a corpus, on the
+local executor and on Ray, with JSON Lines.
+
+Each replica is a copy of the corpus in a folder of its own, every object
+renamed (``metadata.name`` + ``-rK``), so the inputs grow by whole
+applications, as a fleet does. Each size runs the chosen stages as the CLI
+runs them, in a fresh process (``--format jsonl``), and is measured from
+outside: wall time, and peak RSS summed over the process and everything it
+started (pool workers; Ray's raylet, object store and workers when Ray starts
+locally), sampled every 0.1 s. Cost is linear when the time per object stays
+within 15% across sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from ..manifests.loader import iter_manifest_files
+
+LINEAR_TOLERANCE = 0.15
+SAMPLE_SECONDS = 0.1
+
+
+def make_replicas(corpus: Path, count: int, scratch: Path) -> list[Path]:
+    """``count`` copies of the corpus, each object renamed; a file YAML cannot read is copied as it is."""
+    files = [Path(p) for p, problem in iter_manifest_files([str(corpus)]) if problem is None]
+    replicas = []
+    for k in range(1, count + 1):
+        root = scratch / f"replica-{k}"
+        for source in files:
+            target = root / source.relative_to(corpus)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():  # a kustomization: copied whole (its build names the objects)
+                shutil.copytree(source, target, dirs_exist_ok=True)
+                continue
+            target.write_text(_renamed(source.read_text(encoding="utf-8", errors="replace"), k), encoding="utf-8")
+        replicas.append(root)
+    return replicas
+
+
+def _renamed(text: str, k: int) -> str:
+    try:
+        docs = list(yaml.load_all(text, Loader=yaml.CSafeLoader))  # libyaml: 8 copies of a large corpus
+    except (yaml.YAMLError, ValueError):
+        return text
+    for doc in docs:
+        if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) and isinstance(doc["metadata"].get("name"), str):
+            doc["metadata"]["name"] = f"{doc['metadata']['name']}-r{k}"
+    try:
+        return yaml.dump_all(docs, Dumper=yaml.CSafeDumper, sort_keys=False)
+    except (yaml.YAMLError, ValueError):
+        return text
+
+
+def _tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        rss[int(entry)] = int(fields[21]) * page
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def measure(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS of the process tree in bytes, stderr) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            done.wait(SAMPLE_SECONDS)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = proc.communicate()[1]
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode not in (0, 1, 2):
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed ({proc.returncode}): {stderr.strip()[-500:]}")
+    return wall, peak[0], stderr
+
+
+def _stage_commands(stages: list[str], inputs: list[Path], folder: Path, executor: str, workers: int) -> list[list[str]]:
+    """The stages as the CLI runs them. Only detect takes --jobs (worker processes,
+    or a local Ray's CPUs); propose and verify use every core, 2 on this machine."""
+    tool = [sys.executable, "-m", "k8s_auto_fix"]
+    on = ["--executor", executor]
+    d, p, v = folder / "detections.jsonl", folder / "patches.jsonl", folder / "verified.jsonl"
+    commands = {
+        "detect": [*tool, "detect", *map(str, inputs), "--format", "jsonl", "--out", str(d), "--jobs", str(workers), *on],
+        "propose": [*tool, "propose", "-d", str(d), "--format", "jsonl", "-o", str(p), *on],
+        "verify": [*tool, "verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(v), *on],
+    }
+    return [commands[s] for s in stages]
+
+
+def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: list[str], workers: int, console: Console) -> dict:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-scale-") as scratch:
+        replicas = make_replicas(corpus, max(factors), Path(scratch))
+        for executor in executors:
+            for factor in factors:
+                folder = Path(scratch) / f"out-{executor}-{factor}"
+                folder.mkdir()
+                wall, peak, objects = 0.0, 0, 0
+                for command in _stage_commands(stages, replicas[:factor], folder, executor, workers):
+                    seconds, rss, stderr = measure(command)
+                    wall += seconds
+                    peak = max(peak, rss)
+                    found = re.search(r"in (\d+) object\(s\)", stderr)
+                    objects = int(found.group(1)) if found else objects
+                shutil.rmtree(folder)
+                rows.append({
+                    "executor": executor, "factor": factor, "objects": objects, "wall_s": round(wall, 2),
+                    "ms_per_object": round(1000 * wall / max(objects, 1), 3), "peak_rss_mb": round(peak / 2**20, 1),
+                })
+                console.print(f"{executor:>5} x{factor}: {objects} objects, {rows[-1]['wall_s']} s, {rows[-1]['ms_per_object']} ms/object, {rows[-1]['peak_rss_mb']} MB peak")
+    return {"corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "runs": rows, **compare(rows, executors)}
+
+
+def compare(rows: list[dict], executors: list[str]) -> dict:
+    """Ratios to 1x, and the marginal cost: the time each size adds per object it
+    adds (what a fixed start-up cost, amortised over more objects, does not hide)."""
+    for executor in executors:
+        mine = [r for r in rows if r["executor"] == executor]
+        for previous, r in zip([None, *mine], mine):
+            r["per_object_vs_1x"] = round(r["ms_per_object"] / (mine[0]["ms_per_object"] or 1e-9), 3)
+            r["rss_vs_1x"] = round(r["peak_rss_mb"] / (mine[0]["peak_rss_mb"] or 1e-9), 3)
+            added = r["objects"] - previous["objects"] if previous else 0
+            r["marginal_ms_per_object"] = round(1000 * (r["wall_s"] - previous["wall_s"]) / added, 3) if previous and added else None
+    linear = {e: all(abs(r["per_object_vs_1x"] - 1) <= LINEAR_TOLERANCE for r in rows if r["executor"] == e) for e in executors}
+    marginal = {}
+    for e in executors:
+        steps = [r["marginal_ms_per_object"] for r in rows if r["executor"] == e and r["marginal_ms_per_object"] is not None]
+        marginal[e] = bool(steps) and max(steps) <= min(steps) * (1 + LINEAR_TOLERANCE) / (1 - LINEAR_TOLERANCE)
+    return {"linear": linear, "marginal_linear": marginal}
+
+
+def print_scale(report: dict, console: Console) -> None:
+    table = Table(title=f"bench scale: {', '.join(report['stages'])} (--format jsonl), {report['workers']} workers")
+    for column in ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "marginal ms/object", "peak RSS MB", "RSS vs 1x"):
+        table.add_column(column, justify="left" if column == "executor" else "right")
+    for r in report["runs"]:
+        table.add_row(r["executor"], f"{r['factor']}x", str(r["objects"]), f"{r['wall_s']:.1f}", f"{r['ms_per_object']:.2f}",
+                      f"{r['per_object_vs_1x']:.2f}", "" if r["marginal_ms_per_object"] is None else f"{r['marginal_ms_per_object']:.2f}",
+                      f"{r['peak_rss_mb']:.0f}", f"{r['rss_vs_1x']:.2f}")
+    console.print(table)
+    for executor, ok in report["linear"].items():
+        steady = report["marginal_linear"][executor]
+        console.print(f"{executor}: time per object {'within' if ok else 'NOT within'} {LINEAR_TOLERANCE:.0%} of 1x at every size; "
+                      f"marginal time per object {'within' if steady else 'NOT within'} {LINEAR_TOLERANCE:.0%} of its mean")
+
+
+def scale_chart(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for executor in report["executors"]:
+        mine = [r for r in report["runs"] if r["executor"] == executor]
+        xs = [r["objects"] for r in mine]
+        left.plot(xs, [r["ms_per_object"] for r in mine], marker="o", label=executor)
+        right.plot(xs, [r["peak_rss_mb"] for r in mine], marker="o", label=executor)
+    left.set(title="time per object", xlabel="objects", ylabel="ms / object")
+    right.set(title="peak RSS (process tree)", xlabel="objects", ylabel="MB")
+    for axis in (left, right):
+        axis.set_xscale("log", base=2)
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

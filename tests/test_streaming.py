@@ -1,0 +1,103 @@
+"""Issue 15, item 3: detections, patches and verified as JSON Lines, streamed one
+application at a time, holding the same records as the JSON arrays."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from conftest import CORPUS, REPO, corpus_required, write
+
+from k8s_auto_fix.checks.selection import select_checks
+from k8s_auto_fix.engines.builtin import stream_builtin
+from k8s_auto_fix.runner import RunnerOptions
+
+CHARTS = ["argo", "bitnami", "cluster-autoscaler", "apache-airflow"]
+
+
+def _records(path) -> list[dict]:
+    text = path.read_text()
+    return json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+
+
+def _pipeline(cli, folder, inputs, fmt: str) -> dict[str, list[dict]]:
+    folder.mkdir()
+    d, p, v = folder / f"d.{fmt}", folder / f"p.{fmt}", folder / f"v.{fmt}"
+    assert cli("detect", *inputs, "--format", fmt, "--out", str(d))[0] in (0, 1)
+    assert cli("propose", "-d", str(d), "--format", fmt, "-o", str(p))[0] == 0
+    code, _, stderr = cli("verify", "-p", str(p), "-d", str(d), "--format", fmt, "-o", str(v))
+    assert code in (0, 1), stderr
+    return {"detections": _records(d), "patches": _records(p), "verified": _records(v)}
+
+
+@corpus_required()
+def test_json_lines_hold_the_same_records_as_the_json_arrays(tmp_path, cli):
+    inputs = [str(CORPUS / "artifacthub" / name) for name in CHARTS if (CORPUS / "artifacthub" / name).is_dir()] + [str(REPO / "examples")]
+    arrays = _pipeline(cli, tmp_path / "json", inputs, "json")
+    lines = _pipeline(cli, tmp_path / "jsonl", inputs, "jsonl")
+    for name in ("detections", "patches", "verified"):
+        assert lines[name], name
+        # The same records; JSON Lines come in application order (input order), arrays in path order.
+        assert sorted(lines[name], key=json.dumps) == sorted(arrays[name], key=json.dumps), name
+    # Each application's records are contiguous in the stream, applications in input order.
+    apps = [d["application"] for d in lines["detections"]]
+    firsts = list(dict.fromkeys(apps))
+    assert sum(1 for a, b in zip(apps, apps[1:]) if a != b) == len(firsts) - 1
+    assert any(d["application"] != arrays["detections"][n]["application"] for n, d in enumerate(lines["detections"]))  # the orders really differ
+
+
+def test_the_stream_reads_an_application_only_when_it_is_its_turn(tmp_path):
+    """Streaming means each application is loaded when the reader gets to it:
+    a file removed after the first application was handed over is reported
+    missing, which a run that had loaded everything first would not see."""
+    for name in ("a", "b", "c"):
+        shutil.copy(REPO / "examples" / "001.yaml", write(tmp_path / name, "pod.yaml", "").parent / "pod.yaml")
+    problems, stream = stream_builtin([str(tmp_path)], select_checks(), RunnerOptions(jobs=1))
+    first = next(stream)
+    assert first.key == str(tmp_path / "a") and first.result
+    (tmp_path / "c" / "pod.yaml").unlink()
+    rest = list(stream)
+    assert [r.key for r in rest] == [str(tmp_path / "b"), str(tmp_path / "c")]
+    assert rest[0].result and rest[1].result is None and any("pod.yaml" in p.path for p in rest[1].problems)
+
+
+def test_a_bad_line_is_named_with_its_file_and_line_and_nothing_is_written(tmp_path, cli):
+    d = tmp_path / "d.jsonl"
+    assert cli("detect", str(REPO / "examples"), "--format", "jsonl", "--out", str(d))[0] == 1
+    lines = d.read_text().splitlines()
+    lines[2] = lines[2][:40]  # a line cut short
+    d.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "p.jsonl"
+    code, _, stderr = cli("propose", "-d", str(d), "--format", "jsonl", "-o", str(out))
+    assert code == 2 and f"{d}:3: invalid JSON" in stderr
+    assert not out.exists() and not list(tmp_path.glob(".p.jsonl*"))  # the temporary file is gone too
+
+
+def test_verify_refuses_patches_out_of_the_order_of_their_detections(tmp_path, cli):
+    d, p = tmp_path / "d.jsonl", tmp_path / "p.jsonl"
+    for name in ("a", "b"):  # two applications: within one, the order does not matter
+        shutil.copytree(REPO / "examples", tmp_path / "in" / name)
+    cli("detect", str(tmp_path / "in"), "--format", "jsonl", "--out", str(d))
+    cli("propose", "-d", str(d), "--format", "jsonl", "-o", str(p))
+    shuffled = p.read_text().splitlines()
+    p.write_text("\n".join(shuffled[::-1]) + "\n")
+    code, _, stderr = cli("verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(tmp_path / "v.jsonl"))
+    assert code == 2 and "not in the order of the detections" in stderr
+
+
+def test_a_fifo_or_device_given_as_out_is_written_to_not_replaced(tmp_path, cli):
+    """A rename over /dev/null (as root) would replace the device with a file: special files are written in place."""
+    import os
+    import stat
+    import threading
+
+    for fmt in ("json", "jsonl"):
+        fifo = tmp_path / f"out-{fmt}"
+        os.mkfifo(fifo)
+        got = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+        reader.start()
+        code, _, stderr = cli("detect", str(REPO / "examples"), "--format", fmt, "--out", str(fifo))
+        reader.join(30)
+        assert code == 1, stderr
+        assert stat.S_ISFIFO(fifo.stat().st_mode) and "latest-tag" in got[0]
