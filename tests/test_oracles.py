@@ -90,3 +90,15 @@ def test_bench_fix_is_judged_by_kube_linter_checkov_and_pod_security_in_one_run(
     assert psa["before"]["workloads"] == psa["after"]["workloads"] == 2
     assert psa["before"]["admitted"] == 0 and psa["after"]["admitted"] == 2
     assert "kube-linter rescan of the fixed copy: 0 of" in stdout
+
+
+def test_pod_security_refusals_are_counted_by_rule_and_other_refusals_apart():
+    from k8s_auto_fix.bench.oracles import NOT_JUDGED, _reasons
+
+    refused = [
+        ("a", 'pods "p" is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "c" must set ...), seccompProfile (pod or container "c" must set ...)'),
+        ("b", 'pods "q" is forbidden: violates PodSecurity "restricted:latest": seccompProfile (pod must set ...)'),
+        ("c", 'Pod "psa-4" is invalid: spec.containers[0].volumeMounts[1].name: Not found: "data"'),
+        ("d", 'pods "psa-95" is forbidden: no PriorityClass with name longhorn-critical was found'),
+    ]
+    assert _reasons(refused) == {"seccompProfile": 2, NOT_JUDGED: 2, "allowPrivilegeEscalation != false": 1}

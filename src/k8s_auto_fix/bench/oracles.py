@@ -183,7 +183,11 @@ def pod_security(tree: FixedTree, level: str, kubeconfig: str | None, scratch: P
             pods = _pods(paths, tree)
             results = client.dry_run_all([pod for _, pod in pods], namespace)
             refused = [(where, r.error) for (where, _), r in zip(pods, results) if r.error]
-            report[side] = {"workloads": len(pods), "admitted": len(pods) - len(refused), "refused_by_reason": _reasons(refused)}
+            others = [f"{where}: {error[:160]}" for where, error in refused if not _VIOLATES.search(error)]
+            report[side] = {
+                "workloads": len(pods), "admitted": len(pods) - len(refused), "refused_by_reason": _reasons(refused),
+                "not_judged_examples": others[:EXAMPLES],
+            }  # fmt: skip
         return report
     finally:
         client.close()
@@ -205,12 +209,16 @@ def _pods(paths: Sequence[str], tree: FixedTree) -> list[tuple[str, dict]]:
 _VIOLATES = re.compile(r'violates PodSecurity "[^"]*": (.*)', re.S)
 
 
+NOT_JUDGED = "not judged: invalid before Pod Security, or names what the test server lacks"
+
+
 def _reasons(refused: list[tuple[str, str]]) -> dict[str, int]:
-    """Refusals counted by each PodSecurity rule named (``allowPrivilegeEscalation != false`` ...)."""
+    """Refusals counted by each PodSecurity rule named (``allowPrivilegeEscalation != false`` ...);
+    every other refusal (a missing volume, an unrendered name, an unknown PriorityClass) counts once as NOT_JUDGED."""
     counts: Counter = Counter()
     for _, error in refused:
         match = _VIOLATES.search(error)
-        for rule in _split_rules(match.group(1)) if match else [error[:120]]:
+        for rule in _split_rules(match.group(1)) if match else [NOT_JUDGED]:
             counts[rule] += 1
     return dict(counts.most_common())
 
