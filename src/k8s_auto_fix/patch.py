@@ -35,6 +35,21 @@ def parse_pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
 
 
+MISSING = object()  # what resolve() finds where nothing is written (a written null is None)
+
+
+def resolve(data, parts: list[str]):
+    """The value at the unescaped pointer tokens ``parts``, or MISSING."""
+    for part in parts:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return MISSING
+    return data
+
+
 def op_paths(op: Op) -> list[str]:
     """The pointers an operation reads or writes (``path``, and ``from`` for move/copy)."""
     return [p for p in (op.get("path"), op.get("from")) if isinstance(p, str)]

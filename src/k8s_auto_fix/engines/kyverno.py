@@ -35,6 +35,7 @@ import yaml
 from ..contracts import Detection, DetectResult, Engine, Problem, Severity, detection_id
 from ..manifests.loader import load_paths
 from ..manifests.objects import K8sObject
+from .policy_files import read_policy_documents
 
 BATCH_SIZE = 400  # objects per CLI run: large enough that start-up is a small share, small enough to bound its memory
 POLICY_KINDS = ("ClusterPolicy", "Policy", "ValidatingPolicy", "NamespacedValidatingPolicy", "ValidatingAdmissionPolicy")
@@ -100,30 +101,16 @@ def load_policies(folders: Sequence[str]) -> PolicySet:
     if not folders:
         raise KyvernoError("the kyverno engine needs --policies DIR (a folder of Kyverno policies)")
     found = PolicySet(tuple(folders))
-    digest = hashlib.sha256()
-    for folder in folders:
-        if not os.path.exists(folder):
-            raise KyvernoError(f"{folder}: no such policy file or folder")
-        files = [folder] if os.path.isfile(folder) else sorted(str(p) for p in Path(folder).rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-        for path in files:
-            digest.update(_read_policy_file(path, found))
+    files, found.digest = read_policy_documents(folders, KyvernoError)
+    for path, documents in files:
+        _add_policies(path, documents, found)
     if not found.files:
         raise KyvernoError(f"no Kyverno policies in {', '.join(folders)}")
-    found.digest = digest.hexdigest()
     return found
 
 
-def _read_policy_file(path: str, into: PolicySet) -> bytes:
-    """Adds the file's policies to ``into``; returns its bytes."""
-    try:
-        raw = Path(path).read_bytes()
-        documents = list(yaml.safe_load_all(raw.decode("utf-8")))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else path
-        raise KyvernoError(f"{where}: not a YAML policy file: {getattr(err, 'problem', err)}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise KyvernoError(f"{path}: cannot read: {err}") from None
+def _add_policies(path: str, documents: list, into: PolicySet) -> None:
+    """Adds the policies of one file's documents to ``into``."""
     for doc in documents:
         if not isinstance(doc, dict) or doc.get("kind") not in POLICY_KINDS:
             continue
@@ -141,7 +128,6 @@ def _read_policy_file(path: str, into: PolicySet) -> bytes:
             into.rules.append(Rule(name, str(rule.get("name", "")), kind, style, str(body.get("message", ""))))
         if doc.get("kind") != "ClusterPolicy" and doc.get("kind") != "Policy":  # CEL policies: one rule, the policy itself
             into.rules.append(Rule(name, name, "validate", "cel"))
-    return raw
 
 
 # --- running the CLI ----------------------------------------------------------------------

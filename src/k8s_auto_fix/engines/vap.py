@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import yaml
@@ -35,6 +33,7 @@ import yaml
 from ..cluster import ClusterError, KubeClient
 from ..contracts import Detection, DetectResult, Engine, Problem, Severity, detection_id
 from ..manifests.loader import load_paths
+from .policy_files import read_policy_documents
 
 PREFIX = "vap:"
 SEVERITY_ANNOTATION = "k8s-auto-fix.io/severity"
@@ -85,30 +84,18 @@ def load_vap_policies(folders: Sequence[str]) -> VapPolicies:
     if not folders:
         raise VapError("the vap engine needs --policies DIR (a folder of ValidatingAdmissionPolicy and binding objects)")
     found = VapPolicies()
-    digest = hashlib.sha256()
-    for folder in folders:
-        if not os.path.exists(folder):
-            raise VapError(f"{folder}: no such policy file or folder")
-        files = [folder] if os.path.isfile(folder) else sorted(str(p) for p in Path(folder).rglob("*") if p.suffix in (".yaml", ".yml", ".json"))
-        for path in files:
-            try:
-                text = Path(path).read_text(encoding="utf-8")
-                digest.update(text.encode())
-                documents = list(yaml.safe_load_all(text))
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                raise VapError(f"{path}:{mark.line + 1 if mark else '?'}: not a YAML policy file: {getattr(err, 'problem', err)}") from None
-            for doc in documents:
-                if not isinstance(doc, dict):
-                    continue
-                name = str((doc.get("metadata") or {}).get("name") or "")
-                if doc.get("kind") == "ValidatingAdmissionPolicy":
-                    found.policies[name], found.files[name] = doc, path
-                elif doc.get("kind") == "ValidatingAdmissionPolicyBinding":
-                    found.bindings[name] = doc
+    files, found.digest = read_policy_documents(folders, VapError)
+    for path, documents in files:
+        for doc in documents:
+            if not isinstance(doc, dict):
+                continue
+            name = str((doc.get("metadata") or {}).get("name") or "")
+            if doc.get("kind") == "ValidatingAdmissionPolicy":
+                found.policies[name], found.files[name] = doc, path
+            elif doc.get("kind") == "ValidatingAdmissionPolicyBinding":
+                found.bindings[name] = doc
     if not found.policies:
         raise VapError(f"no ValidatingAdmissionPolicy in {', '.join(folders)}")
-    found.digest = digest.hexdigest()
     return found
 
 

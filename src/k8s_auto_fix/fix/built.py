@@ -20,11 +20,9 @@ from ..contracts import ObjectEdit
 from ..manifests.kustomize import kustomization_file
 from ..manifests.loader import load_file
 from ..manifests.objects import K8sObject
-from ..patch import PATCH_ERRORS, apply_patch, parse_pointer
+from ..patch import MISSING, PATCH_ERRORS, apply_patch, parse_pointer, resolve
 from .roundtrip import _yaml
 from .textedit import apply_ops_fast
-
-_MISSING = object()
 
 
 def place_built_edits(edits: list[ObjectEdit], objects: dict[tuple, K8sObject]) -> tuple[list[ObjectEdit], dict[str, str], list[str]]:
@@ -69,14 +67,14 @@ def _same_meaning(resource: dict, built: dict, ops: list[dict]) -> bool:
         parts = parse_pointer(op.get("path", ""))
         if op.get("op") not in ("add", "replace", "remove") or not parts:
             return False
-        parent_r, parent_b = _get(resource, parts[:-1]), _get(built, parts[:-1])
-        if (parent_r is _MISSING) != (parent_b is _MISSING) or type(parent_r) is not type(parent_b):
+        parent_r, parent_b = resolve(resource, parts[:-1]), resolve(built, parts[:-1])
+        if (parent_r is MISSING) != (parent_b is MISSING) or type(parent_r) is not type(parent_b):
             return False
         if op["op"] == "add" and isinstance(parent_b, dict) and (parts[-1] in parent_b or parts[-1] in parent_r):
             return False
         if op["op"] == "add" and isinstance(parent_b, list) and parts[-1] != "-":
             return False
-        if op["op"] in ("replace", "remove") and _get(resource, parts) != _get(built, parts):
+        if op["op"] in ("replace", "remove") and resolve(resource, parts) != resolve(built, parts):
             return False
         try:
             resource, built = apply_patch(resource, [op]), apply_patch(built, [op])
@@ -85,15 +83,6 @@ def _same_meaning(resource: dict, built: dict, ops: list[dict]) -> bool:
     return True
 
 
-def _get(data, parts: list[str]):
-    for part in parts:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return _MISSING
-    return data
 
 
 def _as_patches(folder: str, entries) -> dict[str, str]:

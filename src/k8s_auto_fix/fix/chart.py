@@ -28,10 +28,9 @@ import yaml
 
 from ..contracts import write_text_atomic
 from ..manifests import helm
-from ..patch import parse_pointer, pointer
+from ..patch import MISSING, parse_pointer, pointer, resolve
 from .engine import ChartFix
 
-_MISSING = object()
 # Generic path segments no values key is named after.
 _GENERIC = frozenset({"spec", "template", "metadata", "jobTemplate"})
 
@@ -172,10 +171,10 @@ def changed_leaves(fix: ChartFix) -> Iterator[tuple[str, object]]:
         parts = parse_pointer(op["path"])
         if parts and (parts[-1] == "-" or parts[-1].isdigit()):
             parts = parts[:-1]
-        for leaf in _leaf_pointers(parts, _get(fix.after, parts)):
+        for leaf in _leaf_pointers(parts, resolve(fix.after, parts)):
             if leaf not in seen:
                 seen.add(leaf)
-                yield leaf, _get(fix.after, parse_pointer(leaf))
+                yield leaf, resolve(fix.after, parse_pointer(leaf))
 
 
 def _leaf_pointers(parts: list[str], value) -> Iterator[str]:
@@ -242,7 +241,7 @@ def _exposing_key(chart: str, values: dict, fix: ChartFix, leaf: str, value) -> 
     for key in candidates:
         trial: dict = {}
         _set(trial, key, value)
-        if _rendered_value(chart, fix, leaf, trial) == value and _get(fix.before, parse_pointer(leaf)) != value:
+        if _rendered_value(chart, fix, leaf, trial) == value and resolve(fix.before, parse_pointer(leaf)) != value:
             return key
     return None
 
@@ -250,9 +249,9 @@ def _exposing_key(chart: str, values: dict, fix: ChartFix, leaf: str, value) -> 
 def _rendered_value(chart: str, fix: ChartFix, leaf: str, values: dict):
     rendered = _render_with(chart, values)
     if rendered is None:
-        return _MISSING
+        return MISSING
     obj = _same_object(rendered, fix)
-    return _MISSING if obj is None else _get(obj, parse_pointer(leaf))
+    return MISSING if obj is None else resolve(obj, parse_pointer(leaf))
 
 
 def _render_with(chart: str, values: dict) -> list[dict] | None:
@@ -282,19 +281,10 @@ def _check_override(chart: str, fixes: list[ChartFix], override: dict, leaves, m
     for fix, leaf, value in leaves:
         obj = _same_object(rendered, fix)
         label = f"{fix.edit.ref.kind}/{fix.edit.ref.name} {leaf}"
-        if label not in missing and (obj is None or _get(obj, parse_pointer(leaf)) != value):
+        if label not in missing and (obj is None or resolve(obj, parse_pointer(leaf)) != value):
             missing.append(label + " (not confirmed)")
 
 
-def _get(data, parts):
-    for part in parts:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return _MISSING
-    return data
 
 
 def _set(tree: dict, key: tuple[str, ...], value, only_if_free: bool = False) -> bool:
