@@ -195,7 +195,7 @@ def test_bench_scheduler_reports_the_objective_for_every_policy_and_reviewer_cou
         assert panel["policies"]["fifo"]["ratio_to_fifo"] == 1.0
         assert all(row["risk_hours"] > 0 and row["longest_wait_h"] <= panel["horizon_h"] for row in panel["policies"].values())
         assert len(panel["learning"]) == 10
-        assert [(row["alpha"], row["ageing_threshold"]) for row in panel["ageing"]] == [(0.0, 1.1), (0.01, 1.0), (0.001, 1.1)]
+        assert [(row["alpha"], row["ageing_threshold"]) for row in panel["ageing"]] == [(0.0, 1.2), (0.01, 1.0), (0.001, 1.2)]
         assert all(row["longest_wait_h"] <= row["wait_bound_h"] for row in panel["ageing"] if row["alpha"] > 0)
         assert set(panel["targets"]) == {"ratio_to_fifo", "against_risk_only", "gap_closed", "longest_wait"}
     for heading in ("risk-hours and waits", "learning p and E[t]", "ageing against", "ratio_to_fifo"):

@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, REPO, cli_process, corpus_required, free_port, write
+from conftest import CORPUS, REPO, cli_process, corpus_required, write
+
+from k8s_auto_fix.runner.ray_cluster import local_ray_cluster
 
 try:
     import ray
@@ -26,81 +20,15 @@ except ImportError:  # in CI `make test` installs it: there a missing Ray fails,
     if os.environ.get("CI"):
         raise
     pytest.skip("Ray is not installed (pip install 'k8s-auto-fix[ray]'; scripts/setup.sh test does)", allow_module_level=True)
-RAY = Path(sys.executable).parent / "ray"
-# The test cluster's own token (Ray 2.x authenticates every client by token): the
-# nodes, the probes and the tool's driver share it through the environment.
-AUTH = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
-ENV = {**os.environ, **AUTH}
-
-
-def _free_range(size: int) -> int:
-    """The first port of ``size`` consecutive free ports (Ray's worker ports)."""
-    for _ in range(200):
-        start = random.randrange(20000, 30000 - size)
-        try:
-            for port in range(start, start + size):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-            return start
-        except OSError:
-            continue
-    raise RuntimeError("no free port range")
-
-
-def _node(temp: Path, *args: str) -> subprocess.Popen:
-    """A Ray node kept in the foreground (--block) in a process group of its own,
-    so that teardown stops exactly the processes this test started."""
-    workers = _free_range(24)
-    command = [
-        str(RAY), "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=80000000",
-        f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={free_port()}",
-        f"--min-worker-port={workers}", f"--max-worker-port={workers + 23}", "--disable-usage-stats", *args,
-    ]
-    log = open(temp / f"node-{len(list(temp.glob('node-*.log')))}.log", "w")
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=ENV, start_new_session=True)
-
-
-def _stop(node: subprocess.Popen) -> None:
-    try:
-        os.killpg(node.pid, signal.SIGTERM)  # --block stops its node's processes on SIGTERM
-        node.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(node.pid, signal.SIGKILL)
-        node.wait()
-    except ProcessLookupError:
-        pass
-
-
-def _alive_nodes(address: str) -> int:
-    probe = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR'); print(sum(n['Alive'] for n in ray.nodes()))"
-    result = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=ENV, timeout=120)
-    return int(result.stdout.strip() or 0) if result.returncode == 0 else 0
 
 
 @pytest.fixture(scope="module")
 def two_node_cluster():
     """`ray start --head` and a second `ray start --address`, both on loopback with
     free ports and one CPU each; both stopped in teardown."""
-    temp = Path(tempfile.mkdtemp(prefix="k8sfix-ray-"))  # short: Ray's socket paths must stay under 107 bytes
-    gcs = free_port()
-    address = f"127.0.0.1:{gcs}"
-    nodes = [_node(temp, "--head", f"--port={gcs}", "--include-dashboard=false", f"--ray-client-server-port={free_port()}", f"--temp-dir={temp}")]
-    try:
-        deadline = time.monotonic() + 180
-        while _alive_nodes(address) < 1:
-            assert nodes[0].poll() is None and time.monotonic() < deadline, (temp / "node-0.log").read_text()[-3000:]
-            time.sleep(2)
-        nodes.append(_node(temp, f"--address={address}"))
-        while _alive_nodes(address) < 2:
-            assert nodes[1].poll() is None and time.monotonic() < deadline, (temp / "node-1.log").read_text()[-3000:]
-            time.sleep(2)
+    with local_ray_cluster(nodes=2) as cluster:
         # Ray turns a loopback address into this machine's own address (which the kernel routes over loopback too).
-        yield address
-    finally:
-        for node in reversed(nodes):
-            _stop(node)
-        shutil.rmtree(temp, ignore_errors=True)
+        yield cluster
 
 
 def _without_timings(out: Path) -> dict:
@@ -112,17 +40,17 @@ def _without_timings(out: Path) -> dict:
 
 @corpus_required()
 def test_the_pipeline_on_a_two_node_ray_cluster_gives_the_local_artefacts_on_the_shared_corpus(tmp_path, two_node_cluster, monkeypatch):
-    for key, value in AUTH.items():
-        monkeypatch.setenv(key, value)
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.setenv(key, two_node_cluster.env[key])
     local = cli_process("run", str(CORPUS), "--out", str(tmp_path / "local"), "--head", "0")
     assert local.returncode in (0, 2), local.stderr[-2000:]  # 2: the corpus holds two unreadable objects
-    on_ray = cli_process("run", str(CORPUS), "--out", str(tmp_path / "ray"), "--head", "0", "--executor", "ray", "--ray-address", two_node_cluster)
+    on_ray = cli_process("run", str(CORPUS), "--out", str(tmp_path / "ray"), "--head", "0", "--executor", "ray", "--ray-address", two_node_cluster.address)
     assert on_ray.returncode == local.returncode, on_ray.stderr[-2000:]
     expected, got = _without_timings(tmp_path / "local"), _without_timings(tmp_path / "ray")
     assert len(expected["detections.json"]) > 10000
     for name in expected:
         assert got[name] == expected[name], name
-    assert _alive_nodes(two_node_cluster) == 2  # the run used the cluster and left it running
+    assert two_node_cluster.alive_nodes() == 2  # the run used the cluster and left it running
 
 
 def test_without_an_address_ray_starts_locally_and_every_stage_matches_local(tmp_path, cli):

@@ -83,7 +83,7 @@ class ScheduleSettings(_Strict):
     # Score per hour of waiting past T, each fix's slack (README, Scheduler: chosen with `bench scheduler`).
     alpha: float = Field(0.01, ge=0)
     # L, the wait ageing aims to keep every fix within, as a multiple of the largest drain time of the backlog seen.
-    ageing_threshold: float = Field(1.1, ge=0)
+    ageing_threshold: float = Field(1.2, ge=0)
     # Reviewer-hours of review per wall-clock hour: one reviewer around the clock, or three 8 h a day, is 1.
     review_capacity: float = Field(1.0, gt=0)
     kev_bonus: float = Field(1.0, ge=0)

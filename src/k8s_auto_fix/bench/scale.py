@@ -6,9 +6,11 @@ renamed (``metadata.name`` + ``-rK``), so the inputs grow by whole
 applications, as a fleet does. Each size runs the chosen stages as the CLI
 runs them, in a fresh process (``--format jsonl``), and is measured from
 outside: wall time, and peak RSS summed over the process and everything it
-started (pool workers; Ray's raylet, object store and workers when Ray starts
-locally), sampled every 0.1 s. Cost is linear when the time per object stays
-within 15% across sizes.
+started (pool workers), sampled every 0.1 s. Ray runs as a fleet runs it: a
+cluster (one node of ``workers`` CPUs on this machine) is started once and
+every command joins it with ``--ray-address``; its start is timed apart, and
+its processes (GCS, raylet, agents, workers) count in the peak RSS. Cost is
+linear when the time per object stays within 15% across sizes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -31,6 +35,7 @@ from ..manifests.loader import iter_manifest_files
 
 LINEAR_TOLERANCE = 0.15
 SAMPLE_SECONDS = 0.1
+RAY_OBJECT_STORE_BYTES = 200 * 1024 * 1024  # paths go in, records come out: small
 
 
 def make_replicas(corpus: Path, count: int, scratch: Path) -> list[Path]:
@@ -87,8 +92,8 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def measure(command: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS of the process tree in bytes, stderr) of one command."""
+def measure(command: list[str], env: dict | None = None, also: Sequence[int] = ()) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in bytes of the process tree and of the trees of ``also``, stderr) of one command."""
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
@@ -96,7 +101,7 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int, st
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            peak[0] = max(peak[0], sum(_tree_rss(pid) for pid in (proc.pid, *also)))
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -110,42 +115,64 @@ def measure(command: list[str], env: dict | None = None) -> tuple[float, int, st
     return wall, peak[0], stderr
 
 
-def _stage_commands(stages: list[str], inputs: list[Path], folder: Path, executor: str, workers: int) -> list[list[str]]:
-    """The stages as the CLI runs them. Only detect takes --jobs (worker processes,
-    or a local Ray's CPUs); propose and verify use every core, 2 on this machine."""
+def _stage_commands(stages: list[str], inputs: list[Path], folder: Path, executor: list[str], workers: int) -> list[list[str]]:
+    """The stages as the CLI runs them. Only detect takes --jobs (local worker
+    processes); propose and verify use every core, 2 on this machine."""
     tool = [sys.executable, "-m", "k8s_auto_fix"]
-    on = ["--executor", executor]
     d, p, v = folder / "detections.jsonl", folder / "patches.jsonl", folder / "verified.jsonl"
     commands = {
-        "detect": [*tool, "detect", *map(str, inputs), "--format", "jsonl", "--out", str(d), "--jobs", str(workers), *on],
-        "propose": [*tool, "propose", "-d", str(d), "--format", "jsonl", "-o", str(p), *on],
-        "verify": [*tool, "verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(v), *on],
+        "detect": [*tool, "detect", *map(str, inputs), "--format", "jsonl", "--out", str(d), "--jobs", str(workers), *executor],
+        "propose": [*tool, "propose", "-d", str(d), "--format", "jsonl", "-o", str(p), *executor],
+        "verify": [*tool, "verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(v), *executor],
     }
     return [commands[s] for s in stages]
 
 
+@contextmanager
+def _executor(name: str, workers: int) -> Iterator[tuple[list[str], dict | None, list[int], float]]:
+    """(the CLI options, the environment, the processes to count, the seconds it took to start) of an executor."""
+    if name == "local":
+        yield ["--executor", "local"], None, [], 0.0
+        return
+    from ..runner.ray_cluster import local_ray_cluster
+
+    start = time.perf_counter()
+    with local_ray_cluster(nodes=1, cpus_per_node=workers, object_store_bytes=RAY_OBJECT_STORE_BYTES) as cluster:
+        yield ["--executor", "ray", "--ray-address", cluster.address], cluster.env, cluster.pids, time.perf_counter() - start
+
+
 def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: list[str], workers: int, console: Console) -> dict:
-    rows = []
+    rows, started = [], {}
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-scale-") as scratch:
         replicas = make_replicas(corpus, max(factors), Path(scratch))
         for executor in executors:
-            for factor in factors:
-                folder = Path(scratch) / f"out-{executor}-{factor}"
-                folder.mkdir()
-                wall, peak, objects = 0.0, 0, 0
-                for command in _stage_commands(stages, replicas[:factor], folder, executor, workers):
-                    seconds, rss, stderr = measure(command)
-                    wall += seconds
-                    peak = max(peak, rss)
-                    found = re.search(r"in (\d+) object\(s\)", stderr)
-                    objects = int(found.group(1)) if found else objects
-                shutil.rmtree(folder)
-                rows.append({
-                    "executor": executor, "factor": factor, "objects": objects, "wall_s": round(wall, 2),
-                    "ms_per_object": round(1000 * wall / max(objects, 1), 3), "peak_rss_mb": round(peak / 2**20, 1),
-                })
-                console.print(f"{executor:>5} x{factor}: {objects} objects, {rows[-1]['wall_s']} s, {rows[-1]['ms_per_object']} ms/object, {rows[-1]['peak_rss_mb']} MB peak")
-    return {"corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "runs": rows, **compare(rows, executors)}
+            with _executor(executor, workers) as (options, env, cluster, start_s):
+                started[executor] = round(start_s, 2)
+                for factor in factors:
+                    rows.append(_one_size(executor, factor, stages, replicas[:factor], Path(scratch), options, env, cluster, workers))
+                    r = rows[-1]
+                    console.print(f"{executor:>5} x{factor}: {r['objects']} objects, {r['wall_s']} s, {r['ms_per_object']} ms/object, {r['peak_rss_mb']} MB peak")
+    return {
+        "corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "executor_start_s": started,
+        "runs": rows, **compare(rows, executors),
+    }
+
+
+def _one_size(executor: str, factor: int, stages: list[str], inputs: list[Path], scratch: Path, options, env, cluster, workers: int) -> dict:
+    folder = scratch / f"out-{executor}-{factor}"
+    folder.mkdir()
+    wall, peak, objects = 0.0, 0, 0
+    for command in _stage_commands(stages, inputs, folder, options, workers):
+        seconds, rss, stderr = measure(command, env, cluster)
+        wall += seconds
+        peak = max(peak, rss)
+        found = re.search(r"in (\d+) object\(s\)", stderr)
+        objects = int(found.group(1)) if found else objects
+    shutil.rmtree(folder)
+    return {
+        "executor": executor, "factor": factor, "objects": objects, "wall_s": round(wall, 2),
+        "ms_per_object": round(1000 * wall / max(objects, 1), 3), "peak_rss_mb": round(peak / 2**20, 1),
+    }
 
 
 def compare(rows: list[dict], executors: list[str]) -> dict:
@@ -158,6 +185,9 @@ def compare(rows: list[dict], executors: list[str]) -> dict:
             r["rss_vs_1x"] = round(r["peak_rss_mb"] / (mine[0]["peak_rss_mb"] or 1e-9), 3)
             added = r["objects"] - previous["objects"] if previous else 0
             r["marginal_ms_per_object"] = round(1000 * (r["wall_s"] - previous["wall_s"]) / added, 3) if previous and added else None
+    local = {r["factor"]: r for r in rows if r["executor"] == "local"}
+    for r in rows:  # an executor's overhead: its wall time over the local executor's, size by size
+        r["wall_vs_local"] = round(r["wall_s"] / local[r["factor"]]["wall_s"], 3) if r["factor"] in local else None
     linear = {e: all(abs(r["per_object_vs_1x"] - 1) <= LINEAR_TOLERANCE for r in rows if r["executor"] == e) for e in executors}
     marginal = {}
     for e in executors:
@@ -168,13 +198,16 @@ def compare(rows: list[dict], executors: list[str]) -> dict:
 
 def print_scale(report: dict, console: Console) -> None:
     table = Table(title=f"bench scale: {', '.join(report['stages'])} (--format jsonl), {report['workers']} workers")
-    for column in ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "marginal ms/object", "peak RSS MB", "RSS vs 1x"):
+    for column in ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "marginal ms/object", "peak RSS MB", "RSS vs 1x", "wall vs local"):
         table.add_column(column, justify="left" if column == "executor" else "right")
     for r in report["runs"]:
         table.add_row(r["executor"], f"{r['factor']}x", str(r["objects"]), f"{r['wall_s']:.1f}", f"{r['ms_per_object']:.2f}",
                       f"{r['per_object_vs_1x']:.2f}", "" if r["marginal_ms_per_object"] is None else f"{r['marginal_ms_per_object']:.2f}",
-                      f"{r['peak_rss_mb']:.0f}", f"{r['rss_vs_1x']:.2f}")
+                      f"{r['peak_rss_mb']:.0f}", f"{r['rss_vs_1x']:.2f}", "" if r.get("wall_vs_local") is None else f"{r['wall_vs_local']:.2f}")
     console.print(table)
+    for executor, seconds in report.get("executor_start_s", {}).items():
+        if seconds:
+            console.print(f"{executor}: the cluster took {seconds:.1f} s to start (once, not in the rows)")
     for executor, ok in report["linear"].items():
         steady = report["marginal_linear"][executor]
         console.print(f"{executor}: time per object {'within' if ok else 'NOT within'} {LINEAR_TOLERANCE:.0%} of 1x at every size; "

@@ -553,7 +553,7 @@ TARGET_GAP = 0.5  # the share of the static-to-oracle gap learning must close
 THRESHOLDS = (1.0, 1.05, 1.1, 1.15, 1.2, 1.5)  # ageing_threshold values of the fairness table, at the configured alpha
 ALPHAS = (0.001, 0.1)  # alpha values of the table, at the configured ageing_threshold (and 0: no ageing)
 EXPLORES = (0.0, 0.05, 0.2)
-FAIR_SLACK = 0.15  # a fair setting keeps the longest wait within this share above FIFO's, about the least any order can promise
+FAIR_SLACK = 0.25  # a fair setting keeps the longest wait within this share above FIFO's (FIFO's is about the least any order gets)
 
 
 def ageing_settings(settings: ScheduleSettings, alphas: Sequence[float] = ALPHAS, thresholds: Sequence[float] = THRESHOLDS) -> list[tuple[float, float]]:

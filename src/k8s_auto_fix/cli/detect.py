@@ -84,9 +84,9 @@ def detect(
     """Find misconfigurations. Exit 0: none; 1: findings; 2: usage or input error."""
     from ..detect import DetectOptions
     from ..detect import detect as run_detect
+    from ..engines import VapError
     from ..engines.kube_linter import KubeLinterError
     from ..engines.kyverno import KyvernoError
-    from ..engines.vap import VapError
     from ..report import render
     from ..report.baseline import BaselineError, baseline_ids, without_baseline
 

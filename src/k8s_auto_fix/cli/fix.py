@@ -350,8 +350,8 @@ def fix(
     """Detect, propose and verify, then apply the verified fixes (safe ones unless --unsafe-fixes).
 
     Exit 0: no finding left after fixing; 1: findings left (a diff-only run fixes nothing); 2: input error."""
+    from ..engines import VapError
     from ..engines.kyverno import KyvernoError
-    from ..engines.vap import VapError
     from ..fix.apply import original_texts, run_fix, unified_diff, write_in_place, write_to_folder
     from ..fix.engine import FixSettings
     from ..manifests.source import STDIN_PATH, read_source

@@ -17,7 +17,10 @@ from ..runner import RunnerOptions
 from .builtin import detect_builtin
 from .kube_linter import detect_with_kube_linter
 from .kyverno import detect_with_kyverno
-from .vap import detect_with_vap
+
+
+class VapError(Exception):
+    """The vap engine could not judge: no API server, or its dry run failed."""
 
 
 class PolicyOptions(NamedTuple):
@@ -33,6 +36,12 @@ ENGINES: dict[Engine, EngineFn] = {
     Engine.BUILTIN: lambda paths, checks, options, embed_yaml, policy: detect_builtin(paths, checks, options, embed_yaml),
     Engine.KUBE_LINTER: lambda paths, checks, options, embed_yaml, policy: detect_with_kube_linter(paths, checks, options),
     Engine.KYVERNO: lambda paths, checks, options, embed_yaml, policy: detect_with_kyverno(paths, policy.folders),
-    Engine.VAP: lambda paths, checks, options, embed_yaml, policy: detect_with_vap(paths, policy.folders, policy.kubeconfig),
+    Engine.VAP: lambda paths, checks, options, embed_yaml, policy: _detect_with_vap(paths, policy.folders, policy.kubeconfig),
 }
 POLICY_ENGINES = (Engine.KYVERNO, Engine.VAP)  # engines that read --policies, not the check registry
+
+
+def _detect_with_vap(paths: Sequence[str], folders: Sequence[str], kubeconfig: str | None) -> DetectResult:
+    from .vap import detect_with_vap  # an API server's client (httpx): imported by the runs that use it, not by every command
+
+    return detect_with_vap(paths, folders, kubeconfig)

@@ -33,6 +33,7 @@ import yaml
 from ..cluster import ClusterError, KubeClient
 from ..contracts import Detection, DetectResult, Engine, Problem, Severity, detection_id
 from ..manifests.loader import load_paths
+from . import VapError
 from .policy_files import read_policy_documents
 
 PREFIX = "vap:"
@@ -45,10 +46,6 @@ _SEVERITIES = {"critical": Severity.CRITICAL, "high": Severity.HIGH, "medium": S
 _ACTION_SEVERITY = {"Deny": Severity.HIGH, "Warn": Severity.MEDIUM, "Audit": Severity.LOW}
 # "Validation failed for ValidatingAdmissionPolicy 'NAME' with binding 'BINDING': MESSAGE"
 _WARNING = re.compile(r"Validation failed for ValidatingAdmissionPolicy '([^']+)' with binding '([^']+)': (.*)", re.S)
-
-
-class VapError(Exception):
-    pass
 
 
 @dataclass

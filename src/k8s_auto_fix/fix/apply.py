@@ -18,7 +18,6 @@ from ..checks.registry import Check
 from ..contracts import DetectResult, Engine, ObjectEdit, PatchRecord, Verdict, write_bytes_atomic
 from ..engines.builtin import detection_order
 from ..engines.kyverno import detect_with_kyverno
-from ..engines.vap import detect_with_vap
 from ..manifests.source import STDIN_PATH, Encoding, SourceError, read_source
 from ..runner import Progress, RunnerOptions, for_each_application
 from .engine import ChartFix, FixSettings, FixWork, prefetch_policy_results
@@ -49,6 +48,8 @@ def run_fix(paths: Sequence[str], checks: Sequence[Check], options: RunnerOption
     found, notes = None, []
     if settings.policies:
         if settings.engine is Engine.VAP:
+            from ..engines.vap import detect_with_vap  # an API server's client: only when asked for
+
             detected = detect_with_vap(paths, settings.policies, settings.verify.kubeconfig)
         else:
             detected = detect_with_kyverno(paths, settings.policies)

@@ -14,7 +14,7 @@ from ..manifests.context import Application
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
 from ..patch import PATCH_ERRORS, apply_patch
-from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from ..verify.gates.runnability import RUNNABILITY
 from ..verify.judging import Change, Judging, VerifyOptions
 
@@ -109,9 +109,12 @@ def propose_distributed(detections: list[Detection], options: FixOptions, runner
 def propose_stream(detections: Iterable[Detection], options: FixOptions, runner: RunnerOptions) -> Iterator[ProposeResult]:
     """``propose_rules`` over a stream of detections, one application at a time
     (consecutive detections of one application, as detect's JSON Lines hold
-    them): each result as it is done, in input order."""
-    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
-    return map_ordered(_propose_group, options, groups, runner, parallel=runner.executor == "ray")
+    them; a large one in pieces), on every worker: each result as it is done,
+    in input order."""
+    with executor_session(runner):
+        workers = parallelism(runner)
+        groups = (piece for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path) for piece in pieces(list(group), workers))
+        yield from map_ordered(_propose_group, options, groups, runner)
 
 
 def _propose_group(options: FixOptions, detections: list[Detection]) -> ProposeResult:

@@ -36,6 +36,10 @@ from ..manifests.objects import K8sObject
 PARALLEL_MIN_FILES = 200
 # Batches of work for Ray: enough to spread over a cluster's CPUs, few enough that each task outweighs its overhead.
 RAY_BATCHES = 64
+# A streamed application with more records than this is cut into one piece per
+# worker (each piece loads the application once): one large application must
+# not leave the other workers idle.
+SPLIT_RECORDS = 1000
 R = TypeVar("R")
 # Told as work completes: files done, files in all, and the results just made
 # (one application's, or a batch's). For a progress bar; called in the parent.
@@ -394,6 +398,15 @@ def map_ordered(step: Callable[[S, T], R], shared: S, items: Iterable[T], option
                 yield result
     finally:
         _map_state = None
+
+
+def pieces(records: list[T], workers: int) -> list[list[T]]:
+    """One application's records (findings, patches) for ``map_ordered``: whole,
+    or, when there are many, cut into one contiguous piece per worker."""
+    if workers < 2 or len(records) < SPLIT_RECORDS:
+        return [records]
+    size = -(-len(records) // workers)
+    return [records[start : start + size] for start in range(0, len(records), size)]
 
 
 _map_state: tuple | None = None

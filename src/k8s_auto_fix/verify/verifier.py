@@ -19,7 +19,7 @@ from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
 from ..manifests.store import ObjectStore
-from ..runner import RunnerOptions, executor_session, map_ordered, parallelism
+from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
 from .judging import Change, Judging, VerifyOptions
@@ -196,11 +196,22 @@ def _verify_group(shared: tuple, item: tuple) -> VerifyResult:
 def verify_stream(
     checks: Sequence[Check], options: VerifyOptions, patches: Iterable[PatchRecord], detections: Iterable[Detection], runner: RunnerOptions
 ) -> Iterator[VerifyResult]:
-    """Verify streams of patches and detections, one application at a time, as
-    propose and detect write them in JSON Lines (patches in the order of their
-    detections): each application's verdicts as they are done, in order."""
-    groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
-    return map_ordered(_verify_group, (checks, options), _aligned(patches, groups), runner, parallel=runner.executor == "ray")
+    """Verify streams of patches and detections, one application at a time (a
+    large one in pieces), as propose and detect write them in JSON Lines
+    (patches in the order of their detections), on every worker: each piece's
+    verdicts as they are done, in order."""
+    with executor_session(runner):
+        workers = parallelism(runner)
+        groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+        items = (piece for mine, group in _aligned(patches, groups) for piece in _pieces_with_detections(mine, group, workers))
+        yield from map_ordered(_verify_group, (checks, options), items, runner)
+
+
+def _pieces_with_detections(patches: list[PatchRecord], detections: list[Detection], workers: int) -> Iterator[tuple[list[PatchRecord], list[Detection]]]:
+    """An application's patches in pieces, each with the detections it patches (a patch is judged with its own detection)."""
+    by_id = {d.id: d for d in detections}
+    for piece in pieces(patches, workers):
+        yield piece, [by_id[p.id] for p in piece if p.id in by_id]
 
 
 class PatchOrderError(Exception):
