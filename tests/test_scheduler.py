@@ -407,3 +407,18 @@ def test_the_world_is_drawn_from_the_seed_and_a_files_fixes_arrive_together():
     assert all(sim.ACCEPT_RATE[0] <= p <= sim.ACCEPT_RATE[1] for p in first.accept_rate.values())
     assert first.cve_image == "nginx" and 0 <= first.cve_fraction <= 0.5
     assert sim.draw_truth(fixes, 1, 1.0).start_fraction == [0.0] * 40
+
+
+def test_the_default_threshold_is_the_fairest_that_meets_the_risk_target_for_every_team_size():
+    """bench scheduler picks the smallest ageing_threshold (the shortest longest wait)
+    whose risk-hours are within the target for 1 and 3 reviewers alike."""
+
+    def panel(ratios):
+        return {"ageing": [{"alpha": 0.0, "ageing_threshold": 1.2, "ratio_to_fifo": 0.6}]
+                + [{"alpha": 0.01, "ageing_threshold": m, "ratio_to_fifo": r} for m, r in ratios.items()]}
+
+    one = panel({1.0: 0.75, 1.1: 0.71, 1.2: 0.69, 1.5: 0.66})
+    three = panel({1.0: 0.74, 1.1: 0.70, 1.2: 0.69, 1.5: 0.67})
+    assert sim.fairest_on_target([one, three], 0.01) == 1.2  # 1.1 meets it for three reviewers only
+    assert sim.fairest_on_target([three], 0.01) == 1.1
+    assert sim.fairest_on_target([panel({1.0: 0.8})], 0.01) is None  # the no-ageing row does not count

@@ -101,3 +101,28 @@ def test_a_fifo_or_device_given_as_out_is_written_to_not_replaced(tmp_path, cli)
         reader.join(30)
         assert code == 1, stderr
         assert stat.S_ISFIFO(fifo.stat().st_mode) and "latest-tag" in got[0]
+
+
+def test_an_application_with_many_records_is_proposed_and_verified_in_pieces_with_the_same_records(tmp_path, cli, monkeypatch):
+    """Streamed propose and verify cut an application with many records into one
+    piece per worker, so that one large application keeps every worker busy:
+    the pieces give the same patches and verdicts, in the same order."""
+    import k8s_auto_fix.propose.rules as rules
+    import k8s_auto_fix.runner as runner
+    import k8s_auto_fix.verify.verifier as verifier
+
+    whole = _pipeline(cli, tmp_path / "whole", [str(REPO / "examples")], "jsonl")
+    monkeypatch.setattr(runner, "SPLIT_RECORDS", 5)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    cut: list[int] = []
+
+    def counted(records, workers):
+        made = runner.pieces(records, workers)
+        cut.append(len(made))
+        return made
+
+    monkeypatch.setattr(rules, "pieces", counted)
+    monkeypatch.setattr(verifier, "pieces", counted)
+    in_pieces = _pipeline(cli, tmp_path / "pieces", [str(REPO / "examples")], "jsonl")
+    assert max(cut) == 2  # the examples folder is one application: cut in two, for propose and for verify
+    assert in_pieces == whole

@@ -286,14 +286,14 @@ def _print_scheduler_bench(report: dict) -> None:
         stdout.print(f"explore weight -> risk-hours x FIFO: {explore}")
         for name, target in data["targets"].items():
             stdout.print(f"  {'met' if target['met'] else 'NOT MET':8} {name}: {target['value']} (target {target['target']})")
-    stdout.print(f"largest ageing_threshold (alpha {report['alpha']:g}) keeping every longest wait within {report['fair_slack']:.0%} of FIFO's: "
-                 f"{report['fair_threshold']}")
+    stdout.print(f"smallest ageing_threshold (alpha {report['alpha']:g}) meeting risk-hours <= {report['target_ratio']} x FIFO's for every number of reviewers: "
+                 f"{report['fairest_on_target']}")
     if "seeds" in report:
-        table = Table(title="every seed: risk-hours x FIFO (scheduler as configured and without ageing), gap closed, longest wait x FIFO's, fair threshold")
+        table = Table(title="every seed: risk-hours x FIFO (scheduler as configured and without ageing), gap closed, longest wait x FIFO's, smallest threshold on target")
         columns = ("seed", "reviewers", "risk", "shortest", "static", "scheduler", "oracle", "scheduler_alpha_0", "gap_closed", "longest_wait_x_fifo",
-                   "fair_threshold")
+                   "fairest_on_target")
         for column in columns:
             table.add_column(column.replace("_", " "), justify="right")
         for row in report["seeds"]:
-            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fair_threshold") or row[c] is None else f"{row[c]:.3f}" for c in columns))
+            table.add_row(*(str(row[c]) if c in ("seed", "reviewers", "fairest_on_target") or row[c] is None else f"{row[c]:.3f}" for c in columns))
         stdout.print(table)

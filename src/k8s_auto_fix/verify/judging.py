@@ -9,6 +9,7 @@ before (memoised per object) and after (per change), and the compiled schemas.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,7 +27,10 @@ from ..patch import op_paths
 from .schema import SchemaValidator
 
 FindingKey = tuple[str, str | None, str]  # check, container, message
-_VALIDATORS: dict[tuple, SchemaValidator] = {}  # one per process and CRD set: compiled schemas are reused
+# Per process, the validators of the CRD sets seen last (their compiled schemas are
+# reused): a few, not one per application with CRDs, so memory stays flat over a fleet.
+_VALIDATORS: OrderedDict[tuple, SchemaValidator] = OrderedDict()
+VALIDATORS_KEPT = 4
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,9 @@ class Judging:
             key = (self.options.kube_version, tuple(sorted(object_digest(c) for c in crds)))
             if key not in _VALIDATORS:
                 _VALIDATORS[key] = SchemaValidator(self.options.kube_version, crds)
+                if len(_VALIDATORS) > VALIDATORS_KEPT:
+                    _VALIDATORS.popitem(last=False)
+            _VALIDATORS.move_to_end(key)
             self._schema = _VALIDATORS[key]
         return self._schema
 

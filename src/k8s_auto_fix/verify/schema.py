@@ -15,6 +15,7 @@ import importlib.resources
 import importlib.util
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def _cache_dir() -> Path:
     return Path(base) / "schemas"
 
 
-_COMPILED: dict[str, Validate] = {}  # per process: digest -> validator
+# Per process: digest -> validator, the ones used last (a fleet's CRDs are many; the built-in kinds stay, in use).
+_COMPILED: OrderedDict[str, Validate] = OrderedDict()
+COMPILED_KEPT = 512
 
 
 def compile_cached(schema: dict, fast_fail: bool = True) -> Validate:
@@ -44,6 +47,7 @@ def compile_cached(schema: dict, fast_fail: bool = True) -> Validate:
     text = json.dumps(schema, sort_keys=True)
     digest = hashlib.sha256(f"{fastjsonschema.VERSION}\0{fast_fail}\0{text}".encode()).hexdigest()[:24]
     if digest in _COMPILED:
+        _COMPILED.move_to_end(digest)
         return _COMPILED[digest]
     path = _cache_dir() / f"v_{digest}.py"
     if not path.is_file():
@@ -58,6 +62,8 @@ def compile_cached(schema: dict, fast_fail: bool = True) -> Validate:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     _COMPILED[digest] = module.validate
+    if len(_COMPILED) > COMPILED_KEPT:
+        _COMPILED.popitem(last=False)
     return module.validate
 
 
