@@ -27,3 +27,10 @@ def test_the_comparison_tells_amortised_start_up_from_cost_that_grows_faster_tha
     assert [r["marginal_ms_per_object"] for r in amortised] == [None, 2.0, 2.0, 2.0]
     quadratic = rows([1.0, 4.0, 16.0, 64.0])
     assert compare(quadratic, ["local"])["marginal_linear"] == {"local": False}
+
+
+def test_an_executors_overhead_is_its_wall_time_over_the_local_executors_at_the_same_size():
+    rows = [{"executor": e, "factor": f, "objects": 1000 * f, "wall_s": w, "ms_per_object": w / f, "peak_rss_mb": 100.0}
+            for e, walls in (("local", (2.0, 4.0)), ("ray", (3.0, 5.0))) for f, w in zip((1, 2), walls)]
+    compare(rows, ["local", "ray"])
+    assert [r["wall_vs_local"] for r in rows] == [1.0, 1.0, 1.5, 1.25]

@@ -126,3 +126,27 @@ def test_an_application_with_many_records_is_proposed_and_verified_in_pieces_wit
     in_pieces = _pipeline(cli, tmp_path / "pieces", [str(REPO / "examples")], "jsonl")
     assert max(cut) == 2  # the examples folder is one application: cut in two, for propose and for verify
     assert in_pieces == whole
+
+
+def test_an_application_larger_than_a_workers_share_is_streamed_in_slices_with_the_same_findings(tmp_path, monkeypatch):
+    """One large application with a small one: streamed on two workers, the large
+    one is cut into slices (joined in the parent), and the findings are those of
+    one process reading it whole."""
+    import k8s_auto_fix.runner as runner
+
+    sources = sorted((REPO / "examples").glob("*.yaml"))
+    for n in range(220):  # above PARALLEL_MIN_FILES, in one folder: one application
+        shutil.copy(sources[n % len(sources)], write(tmp_path / "big", f"f{n:03}.yaml", "").parent / f"f{n:03}.yaml")
+    shutil.copy(sources[0], write(tmp_path / "small", "pod.yaml", "").parent / "pod.yaml")
+    joined = []
+    real_join = runner._join_slices
+    monkeypatch.setattr(runner, "_join_slices", lambda done, work: (joined.append(len(done.parts)), real_join(done, work)))
+
+    def streamed(jobs):
+        problems, stream = stream_builtin([str(tmp_path / "big"), str(tmp_path / "small")], select_checks(), RunnerOptions(jobs=jobs))
+        return [(item.key, [d.model_dump() for d in item.result or []], item.files, item.objects) for item in stream]
+
+    whole = streamed(1)
+    assert not joined
+    assert streamed(2) == whole
+    assert joined and joined[0] > 2  # the big application, in slices

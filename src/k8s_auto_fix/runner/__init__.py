@@ -21,7 +21,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +36,9 @@ from ..manifests.objects import K8sObject
 PARALLEL_MIN_FILES = 200
 # Batches of work for Ray: enough to spread over a cluster's CPUs, few enough that each task outweighs its overhead.
 RAY_BATCHES = 64
+# A streamed application larger than a worker's share of the input is cut into
+# slices of this fraction of a share: small enough for the workers to share it.
+STREAM_SLICES_PER_SHARE = 8
 # A streamed application with more records than this is cut into one piece per
 # worker (each piece loads the application once): one large application must
 # not leave the other workers idle.
@@ -158,6 +161,15 @@ def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: Ap
     else:
         done = _run_batch_with([_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())], options, work, tell)
 
+    _join_slices(done, work)
+    outcome.results = [done.results[order] for order in sorted(done.results)]
+    outcome.problems = sorted(outcome.problems + done.problems, key=lambda p: (p.path, p.line or 0))
+    outcome.files, outcome.objects = done.files, done.objects
+    return outcome
+
+
+def _join_slices(done: _Done[R], work: ApplicationWork[R]) -> None:
+    """In the parent: each sliced application's slices joined into its result (the cross-object work)."""
     sliced: dict[int, list[tuple[_Unit, R | None, list[K8sObject]]]] = {}
     for unit, result, objects in done.parts:
         sliced.setdefault(unit.order, []).append((unit, result, objects))
@@ -167,10 +179,7 @@ def _for_each_application(paths: Sequence[str], options: RunnerOptions, work: Ap
         joined = _guarded(done.problems, app.key, work.joined, app, [r for _, r, _ in parts if r is not None])
         if joined is not None:
             done.results[order] = joined
-    outcome.results = [done.results[order] for order in sorted(done.results)]
-    outcome.problems = sorted(outcome.problems + done.problems, key=lambda p: (p.path, p.line or 0))
-    outcome.files, outcome.objects = done.files, done.objects
-    return outcome
+    done.parts = []
 
 
 def _run_batch_shared(shared: tuple, batch: list[_Unit]) -> _Done:
@@ -226,26 +235,48 @@ class Streamed(Generic[R]):
 
 def stream_applications(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> tuple[list[Problem], Iterator[Streamed[R]]]:
     """The paths that could not be listed, and each application's whole work
-    as it completes, in input order. Applications are never sliced here: what
-    is held at once is a few applications, not the input."""
+    as it completes, in input order. What is held at once is a few
+    applications, not the input: an application larger than a slice is cut
+    into slices (spread over the workers, joined here once they are all back),
+    so that one large application does not leave the other workers idle."""
     apps, problems = _applications(paths, options)
     return problems, _stream_units(apps, options, work, paths)
 
 
 def _stream_units(apps: dict[str, list[str]], options: RunnerOptions, work: ApplicationWork[R], paths: Sequence[str]) -> Iterator[Streamed[R]]:
-    units = [_Unit(order, key, files, split=False) for order, (key, files) in enumerate(apps.items())]
-    if options.executor == "ray":
-        from .on_ray import stream_on_ray
-
-        yield from stream_on_ray(units, options, work)
-        return
     jobs = options.jobs or os.cpu_count() or 1
+    parallel = options.executor == "ray" or (jobs > 1 and sum(map(len, apps.values())) >= PARALLEL_MIN_FILES and STDIN_PATH not in paths)
+    # Slicing costs a join here, so only an application larger than a worker's share of the
+    # input is sliced: one that would keep its worker busy while the others run out of work.
+    share = sum(_file_bytes(p) for files in apps.values() for p in files) // jobs
+    slice_bytes = max(1, share // STREAM_SLICES_PER_SHARE) if parallel and jobs > 1 else None
+    units = [unit for order, (key, files) in enumerate(apps.items()) for _, unit in _units_of(order, key, files, share if slice_bytes else None, slice_bytes)]
+    slice_count = Counter(unit.order for unit in units)
+    held: _Done[R] = _Done()
     with relaxed_collector():
-        if jobs > 1 and sum(len(u.files) for u in units) >= PARALLEL_MIN_FILES and STDIN_PATH not in paths:
-            yield from _stream_in_pool(units, options, work, jobs)
-        else:
-            for unit in units:
-                yield streamed(unit, _run_batch_with([unit], options, work))
+        for unit, done in _in_order(units, options, work, parallel):
+            if not unit.split:
+                yield streamed(unit, done)
+                continue
+            held.merge(done)
+            slice_count[unit.order] -= 1
+            if slice_count[unit.order] == 0:  # the application's last slice: join, and hand it over
+                _join_slices(held, work)
+                yield streamed(unit, held)
+                held = _Done()
+
+
+def _in_order(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], parallel: bool) -> Iterator[tuple[_Unit, _Done[R]]]:
+    """Each unit with its outcome, in the units' order: as Ray tasks, in the local pool, or here."""
+    if options.executor == "ray":
+        from .on_ray import map_on_ray
+
+        yield from zip(units, map_on_ray(_run_batch_shared, (options, work), ([u] for u in units), options))
+    elif parallel:
+        yield from _stream_in_pool(units, options, work, options.jobs or os.cpu_count() or 1)
+    else:
+        for unit in units:
+            yield unit, _run_batch_with([unit], options, work)
 
 
 def streamed(unit: _Unit, done: _Done[R]) -> Streamed[R]:
@@ -287,26 +318,33 @@ def _file_bytes(path: str) -> int:
     return os.path.getsize(path) if path != STDIN_PATH else 0
 
 
+def _units_of(order: int, key: str, files: list[str], largest: int | None, slice_bytes: int | None = None) -> list[tuple[int, _Unit]]:
+    """An application as one unit, or, larger than ``largest`` bytes, as slices
+    of about ``slice_bytes`` (default: ``largest``), marked split; each with its size in bytes."""
+    sizes = [_file_bytes(p) for p in files]
+    if largest is None or sum(sizes) <= largest:
+        return [(sum(sizes), _Unit(order, key, files, split=False))]
+    slice_bytes = slice_bytes or largest
+    pieces: list[tuple[int, _Unit]] = []
+    chunk: list[str] = []
+    chunk_bytes = 0
+    for path, size in zip(files, sizes):
+        chunk.append(path)
+        chunk_bytes += size
+        if chunk_bytes >= slice_bytes:
+            pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
+            chunk, chunk_bytes = [], 0
+    if chunk:
+        pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
+    return pieces
+
+
 def _plan(apps: dict[str, list[str]], batch_count: int) -> list[list[_Unit]]:
     """Spread applications over batches of similar size, biggest first; an
     application larger than one batch is sliced (and marked split)."""
-    sizes = {key: sum(_file_bytes(p) for p in files) for key, files in apps.items()}
-    target = max(1, sum(sizes.values()) // batch_count)
-    pieces: list[tuple[int, _Unit]] = []
-    for order, (key, files) in enumerate(apps.items()):
-        if sizes[key] <= target:
-            pieces.append((sizes[key], _Unit(order, key, files, split=False)))
-            continue
-        chunk: list[str] = []
-        chunk_bytes = 0
-        for path in files:
-            chunk.append(path)
-            chunk_bytes += _file_bytes(path)
-            if chunk_bytes >= target:
-                pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
-                chunk, chunk_bytes = [], 0
-        if chunk:
-            pieces.append((chunk_bytes, _Unit(order, key, chunk, split=True)))
+    total = sum(_file_bytes(p) for files in apps.values() for p in files)
+    target = max(1, total // batch_count)
+    pieces = [piece for order, (key, files) in enumerate(apps.items()) for piece in _units_of(order, key, files, target)]
     batches: list[list[_Unit]] = [[] for _ in range(batch_count)]
     loads = [0] * batch_count
     for size, unit in sorted(pieces, key=lambda p: p[0], reverse=True):
@@ -343,14 +381,13 @@ def _run_batch(batch: list[_Unit]) -> _Done:
     return _run_batch_with(batch, options, work)
 
 
-def _stream_in_pool(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> Iterator[Streamed[R]]:
+def _stream_in_pool(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> Iterator[tuple[_Unit, _Done[R]]]:
     """imap keeps the input order and hands each result over as soon as the ones before it are in."""
     global _worker_state
     _worker_state = (options, work)
     try:
         with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            for unit, done in zip(units, pool.imap(_run_unit, units, chunksize=1)):
-                yield streamed(unit, done)
+            yield from zip(units, pool.imap(_run_unit, units, chunksize=1))
     finally:
         _worker_state = None
 

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
-from . import ApplicationWork, R, RunnerOptions, S, Streamed, T, _run_batch_shared, _Unit, streamed
+from . import R, RunnerOptions, S, T
 
 # Object store for a local Ray: the units and results are small (paths in, detections out).
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -58,11 +58,6 @@ def ray_session(options: RunnerOptions):
         yield ray
     finally:
         ray.shutdown()
-
-
-def stream_on_ray(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R]) -> Iterator[Streamed[R]]:
-    for unit, done in zip(units, map_on_ray(_run_batch_shared, (options, work), ([u] for u in units), options)):
-        yield streamed(unit, done)
 
 
 def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options: RunnerOptions) -> Iterator[R]:
