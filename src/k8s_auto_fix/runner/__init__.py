@@ -13,7 +13,8 @@ of that application; the others go on.
 input order, as results arrive, for outputs that must not hold everything in
 memory (JSON Lines). Both run on local worker processes or, with
 ``executor="ray"``, as Ray tasks (``runner/on_ray.py``): the unit of work is
-one application either way.
+one application, or a slice of a large one, either way. ``map_ordered`` runs
+the later stages (propose, verify) the same way, per application or piece.
 """
 
 from __future__ import annotations
@@ -236,9 +237,9 @@ class Streamed(Generic[R]):
 def stream_applications(paths: Sequence[str], options: RunnerOptions, work: ApplicationWork[R]) -> tuple[list[Problem], Iterator[Streamed[R]]]:
     """The paths that could not be listed, and each application's whole work
     as it completes, in input order. What is held at once is a few
-    applications, not the input: an application larger than a slice is cut
-    into slices (spread over the workers, joined here once they are all back),
-    so that one large application does not leave the other workers idle."""
+    applications, not the input. An application larger than a worker's share
+    of the input is cut into slices (spread over the workers, joined here once
+    they are all back), so that it does not leave the other workers idle."""
     apps, problems = _applications(paths, options)
     return problems, _stream_units(apps, options, work, paths)
 
@@ -249,12 +250,13 @@ def _stream_units(apps: dict[str, list[str]], options: RunnerOptions, work: Appl
     # Slicing costs a join here, so only an application larger than a worker's share of the
     # input is sliced: one that would keep its worker busy while the others run out of work.
     share = sum(_file_bytes(p) for files in apps.values() for p in files) // jobs
-    slice_bytes = max(1, share // STREAM_SLICES_PER_SHARE) if parallel and jobs > 1 else None
-    units = [unit for order, (key, files) in enumerate(apps.items()) for _, unit in _units_of(order, key, files, share if slice_bytes else None, slice_bytes)]
+    largest = share if parallel and jobs > 1 else None
+    slice_bytes = max(1, share // STREAM_SLICES_PER_SHARE)
+    units = [unit for order, (key, files) in enumerate(apps.items()) for _, unit in _units_of(order, key, files, largest, slice_bytes)]
     slice_count = Counter(unit.order for unit in units)
     held: _Done[R] = _Done()
     with relaxed_collector():
-        for unit, done in _in_order(units, options, work, parallel):
+        for unit, done in _in_order(units, options, work, jobs if parallel else 1):
             if not unit.split:
                 yield streamed(unit, done)
                 continue
@@ -266,14 +268,14 @@ def _stream_units(apps: dict[str, list[str]], options: RunnerOptions, work: Appl
                 held = _Done()
 
 
-def _in_order(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], parallel: bool) -> Iterator[tuple[_Unit, _Done[R]]]:
-    """Each unit with its outcome, in the units' order: as Ray tasks, in the local pool, or here."""
+def _in_order(units: list[_Unit], options: RunnerOptions, work: ApplicationWork[R], jobs: int) -> Iterator[tuple[_Unit, _Done[R]]]:
+    """Each unit with its outcome, in the units' order: as Ray tasks, in a local pool of ``jobs``, or here."""
     if options.executor == "ray":
         from .on_ray import map_on_ray
 
         yield from zip(units, map_on_ray(_run_batch_shared, (options, work), ([u] for u in units), options))
-    elif parallel:
-        yield from _stream_in_pool(units, options, work, options.jobs or os.cpu_count() or 1)
+    elif jobs > 1:
+        yield from _stream_in_pool(units, options, work, jobs)
     else:
         for unit in units:
             yield unit, _run_batch_with([unit], options, work)
