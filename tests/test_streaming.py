@@ -124,7 +124,7 @@ def test_an_application_with_many_records_is_proposed_and_verified_in_pieces_wit
     monkeypatch.setattr(rules, "pieces", counted)
     monkeypatch.setattr(verifier, "pieces", counted)
     in_pieces = _pipeline(cli, tmp_path / "pieces", [str(REPO / "examples")], "jsonl")
-    assert max(cut) == 2  # the examples folder is one application: cut in two, for propose and for verify
+    assert max(cut) > 2  # the examples folder is one application: cut into pieces, for propose and for verify
     assert in_pieces == whole
 
 

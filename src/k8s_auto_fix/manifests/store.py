@@ -94,3 +94,19 @@ class ObjectStore:
         names = sorted(os.listdir(key))
         files = [os.path.join(key, n) for n in names if os.path.isfile(os.path.join(key, n))]
         return [f for f, problem in iter_manifest_files(files) if not problem and application_key(f, ContextMode.DIR, chart_roots) == key]
+
+
+_last: tuple[tuple[str, str], ObjectStore] | None = None  # per process: (pass, application) worked on last, and its store
+
+
+def store_for_application(key: str, pass_id: str) -> ObjectStore:
+    """A store for one application's records in one pass over the input (a
+    stage's run), kept for the next piece of the same application in this
+    process: the pieces of a large application that a worker takes one after
+    another parse its files once, not once a piece. Only the last application
+    is kept, so memory stays that of one application; another pass (files may
+    have changed since) never sees it."""
+    global _last
+    if _last is None or _last[0] != (pass_id, key):
+        _last = ((pass_id, key), ObjectStore())
+    return _last[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from ..checks.registry import Proposal, Violation
 from ..contracts import Applicability, Detection, PatchRecord, Source, Verdict, object_digest
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
-from ..manifests.store import ObjectStore
+from ..manifests.store import ObjectStore, store_for_application
 from ..patch import PATCH_ERRORS, apply_patch
 from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from ..verify.gates.runnability import RUNNABILITY
@@ -96,7 +97,7 @@ def propose_distributed(detections: list[Detection], options: FixOptions, runner
     with executor_session(runner):
         size = max(1, -(-len(order) // parallelism(runner)))
         slices = [order[start : start + size] for start in range(0, len(order), size)]
-        parts = list(map_ordered(_propose_group, options, ([detections[i] for i in s] for s in slices), runner))
+        parts = list(map_ordered(_propose_group, (options, uuid.uuid4().hex), ([detections[i] for i in s] for s in slices), runner))
     for part in parts:
         result.warnings += part.warnings
         result.without_fix.update(part.without_fix)
@@ -114,11 +115,13 @@ def propose_stream(detections: Iterable[Detection], options: FixOptions, runner:
     with executor_session(runner):
         workers = parallelism(runner)
         groups = (piece for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path) for piece in pieces(list(group), workers))
-        yield from map_ordered(_propose_group, options, groups, runner)
+        yield from map_ordered(_propose_group, (options, uuid.uuid4().hex), groups, runner)
 
 
-def _propose_group(options: FixOptions, detections: list[Detection]) -> ProposeResult:
-    return propose_rules(detections, options)
+def _propose_group(shared: tuple[FixOptions, str], detections: list[Detection]) -> ProposeResult:
+    options, pass_id = shared
+    key = (detections[0].application or detections[0].manifest_path) if detections else ""
+    return propose_rules(detections, options, store_for_application(key, pass_id))
 
 
 def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:

@@ -40,10 +40,12 @@ RAY_BATCHES = 64
 # A streamed application larger than a worker's share of the input is cut into
 # slices of this fraction of a share: small enough for the workers to share it.
 STREAM_SLICES_PER_SHARE = 8
-# A streamed application with more records than this is cut into one piece per
-# worker (each piece loads the application once): one large application must
-# not leave the other workers idle.
+# A streamed application with more records than this is cut into pieces, a few
+# per worker (a worker parses the application once for all the pieces it takes:
+# see ``store_for_application``), so that one large application does not leave
+# the other workers idle, at the end of a stage least of all.
 SPLIT_RECORDS = 1000
+PIECES_PER_WORKER = 4
 R = TypeVar("R")
 # Told as work completes: files done, files in all, and the results just made
 # (one application's, or a batch's). For a progress bar; called in the parent.
@@ -441,10 +443,10 @@ def map_ordered(step: Callable[[S, T], R], shared: S, items: Iterable[T], option
 
 def pieces(records: list[T], workers: int) -> list[list[T]]:
     """One application's records (findings, patches) for ``map_ordered``: whole,
-    or, when there are many, cut into one contiguous piece per worker."""
+    or, when there are many, cut into a few contiguous pieces per worker."""
     if workers < 2 or len(records) < SPLIT_RECORDS:
         return [records]
-    size = -(-len(records) // workers)
+    size = -(-len(records) // (workers * PIECES_PER_WORKER))
     return [records[start : start + size] for start in range(0, len(records), size)]
 
 

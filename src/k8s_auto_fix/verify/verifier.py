@@ -9,6 +9,7 @@ engine judges its combined changes with the same loop.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import groupby
@@ -18,7 +19,7 @@ import yaml
 from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
-from ..manifests.store import ObjectStore
+from ..manifests.store import ObjectStore, store_for_application
 from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
@@ -157,7 +158,7 @@ def verify_parallel(
             slices = [order[start : start + size] for start in range(0, len(order), size)]
             items = [([patches[i] for i in indices], [by_id[patches[i].id] for i in indices if patches[i].id in by_id]) for indices in slices]
             parts = []
-            for indices, part in zip(slices, map_ordered(_verify_group, (checks, options), items, runner)):
+            for indices, part in zip(slices, map_ordered(_verify_group, (checks, options, uuid.uuid4().hex), items, runner)):
                 parts.append((list(zip([i for i in indices if not patches[i].is_manual], part.verdicts)), part.manual))
     else:
         size = -(-len(order) // jobs)  # one slice per worker: a big application is loaded at most once each
@@ -188,9 +189,10 @@ def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, Verdict]], int]:
 
 
 def _verify_group(shared: tuple, item: tuple) -> VerifyResult:
-    checks, options = shared
+    checks, options, pass_id = shared
     patches, detections = item
-    return Verifier(checks, options).verify(patches, detections)
+    key = (detections[0].application or detections[0].manifest_path) if detections else ""
+    return Verifier(checks, options, store_for_application(key, pass_id)).verify(patches, detections)
 
 
 def verify_stream(
@@ -204,7 +206,7 @@ def verify_stream(
         workers = parallelism(runner)
         groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
         items = (piece for mine, group in _aligned(patches, groups) for piece in _pieces_with_detections(mine, group, workers))
-        yield from map_ordered(_verify_group, (checks, options), items, runner)
+        yield from map_ordered(_verify_group, (checks, options, uuid.uuid4().hex), items, runner)
 
 
 def _pieces_with_detections(patches: list[PatchRecord], detections: list[Detection], workers: int) -> Iterator[tuple[list[PatchRecord], list[Detection]]]:
