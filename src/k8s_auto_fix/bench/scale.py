@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -70,11 +71,12 @@ def _renamed(text: str, k: int) -> str:
         return text
 
 
-def _tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
+def _processes() -> tuple[dict[int, list[int]], dict[int, tuple[int, float]]]:
+    """Children of every process, and each process's (resident bytes, CPU seconds with
+    its reaped children's), from /proc."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
+    usage: dict[int, tuple[int, float]] = {}
+    page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -84,17 +86,27 @@ def _tree_rss(root: int) -> int:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-        rss[int(entry)] = int(fields[21]) * page
-    total, stack = 0, [root]
+        usage[int(entry)] = (int(fields[21]) * page, sum(int(f) for f in fields[11:15]) / tick)
+    return children, usage
+
+
+def _trees(roots: Sequence[int]) -> tuple[int, float]:
+    """(resident bytes, CPU seconds) of processes and all their descendants."""
+    children, usage = _processes()
+    rss, cpu, stack = 0, 0.0, list(roots)
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        rss += usage.get(pid, (0, 0.0))[0]
+        cpu += usage.get(pid, (0, 0.0))[1]
         stack += children.get(pid, [])
-    return total
+    return rss, cpu
 
 
-def measure(command: list[str], env: dict | None = None, also: Sequence[int] = ()) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in bytes of the process tree and of the trees of ``also``, stderr) of one command."""
+def measure(command: list[str], env: dict | None = None, also: Sequence[int] = ()) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS in bytes, stderr) of one command, counting its
+    process tree and the trees of ``also`` (a cluster it works on: its CPU during the command)."""
+    also_cpu = _trees(also)[1]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     peak = [0]
@@ -102,7 +114,7 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], sum(_tree_rss(pid) for pid in (proc.pid, *also)))
+            peak[0] = max(peak[0], _trees([proc.pid, *also])[0])
             done.wait(SAMPLE_SECONDS)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -111,9 +123,11 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and every process it waited for
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + _trees(also)[1] - also_cpu
     if proc.returncode not in (0, 1, 2):
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({proc.returncode}): {stderr.strip()[-500:]}")
-    return wall, peak[0], stderr
+    return wall, cpu, peak[0], stderr
 
 
 def _stage_commands(stages: list[str], inputs: list[Path], folder: Path, executor: list[str], workers: int) -> list[list[str]]:
@@ -165,57 +179,58 @@ def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: 
 def _one_size(executor: str, factor: int, stages: list[str], inputs: list[Path], scratch: Path, options, env, cluster, workers: int) -> dict:
     folder = scratch / f"out-{executor}-{factor}"
     folder.mkdir()
-    wall, peak, objects = 0.0, 0, 0
+    wall, cpu, peak, objects = 0.0, 0.0, 0, 0
     for command in _stage_commands(stages, inputs, folder, options, workers):
-        seconds, rss, stderr = measure(command, env, cluster)
+        seconds, cpu_seconds, rss, stderr = measure(command, env, cluster)
         wall += seconds
+        cpu += cpu_seconds
         peak = max(peak, rss)
         found = re.search(r"in (\d+) object\(s\)", stderr)
         objects = int(found.group(1)) if found else objects
     shutil.rmtree(folder)
     return {
         "executor": executor, "factor": factor, "objects": objects, "wall_s": round(wall, 2),
-        "ms_per_object": round(1000 * wall / max(objects, 1), 3), "peak_rss_mb": round(peak / 2**20, 1),
+        "ms_per_object": round(1000 * wall / max(objects, 1), 3), "cpu_s": round(cpu, 2), "cpu_ms_per_object": round(1000 * cpu / max(objects, 1), 3),
+        "peak_rss_mb": round(peak / 2**20, 1),
     }
 
 
 def compare(rows: list[dict], executors: list[str]) -> dict:
-    """Ratios to 1x, and the marginal cost: the time each size adds per object it
-    adds (what a fixed start-up cost, amortised over more objects, does not hide)."""
+    """Each size against 1x (wall and CPU time per object, peak RSS), each executor's
+    wall time against the local executor's, and the verdicts: linear when the time
+    per object stays within 15% of 1x at every size, flat when the peak RSS does."""
     for executor in executors:
         mine = [r for r in rows if r["executor"] == executor]
-        for previous, r in zip([None, *mine], mine):
+        for r in mine:
             r["per_object_vs_1x"] = round(r["ms_per_object"] / (mine[0]["ms_per_object"] or 1e-9), 3)
+            r["cpu_per_object_vs_1x"] = round(r["cpu_ms_per_object"] / (mine[0]["cpu_ms_per_object"] or 1e-9), 3)
             r["rss_vs_1x"] = round(r["peak_rss_mb"] / (mine[0]["peak_rss_mb"] or 1e-9), 3)
-            added = r["objects"] - previous["objects"] if previous else 0
-            r["marginal_ms_per_object"] = round(1000 * (r["wall_s"] - previous["wall_s"]) / added, 3) if previous and added else None
     local = {r["factor"]: r for r in rows if r["executor"] == "local"}
-    for r in rows:  # an executor's overhead: its wall time over the local executor's, size by size
+    for r in rows:
         r["wall_vs_local"] = round(r["wall_s"] / local[r["factor"]]["wall_s"], 3) if r["factor"] in local else None
-    linear = {e: all(abs(r["per_object_vs_1x"] - 1) <= LINEAR_TOLERANCE for r in rows if r["executor"] == e) for e in executors}
-    marginal = {}
-    for e in executors:
-        steps = [r["marginal_ms_per_object"] for r in rows if r["executor"] == e and r["marginal_ms_per_object"] is not None]
-        marginal[e] = bool(steps) and max(steps) <= min(steps) * (1 + LINEAR_TOLERANCE) / (1 - LINEAR_TOLERANCE)
-    return {"linear": linear, "marginal_linear": marginal}
+
+    def within(key: str) -> dict[str, bool]:
+        return {e: all(abs(r[key] - 1) <= LINEAR_TOLERANCE for r in rows if r["executor"] == e) for e in executors}
+
+    return {"linear": within("per_object_vs_1x"), "cpu_linear": within("cpu_per_object_vs_1x"), "rss_flat": within("rss_vs_1x")}
 
 
 def print_scale(report: dict, console: Console) -> None:
     table = Table(title=f"bench scale: {', '.join(report['stages'])} (--format jsonl), {report['workers']} workers")
-    for column in ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "marginal ms/object", "peak RSS MB", "RSS vs 1x", "wall vs local"):
+    columns = ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "CPU ms/object", "vs 1x", "peak RSS MB", "vs 1x", "wall vs local")
+    for column in columns:
         table.add_column(column, justify="left" if column == "executor" else "right")
     for r in report["runs"]:
-        table.add_row(r["executor"], f"{r['factor']}x", str(r["objects"]), f"{r['wall_s']:.1f}", f"{r['ms_per_object']:.2f}",
-                      f"{r['per_object_vs_1x']:.2f}", "" if r["marginal_ms_per_object"] is None else f"{r['marginal_ms_per_object']:.2f}",
-                      f"{r['peak_rss_mb']:.0f}", f"{r['rss_vs_1x']:.2f}", "" if r.get("wall_vs_local") is None else f"{r['wall_vs_local']:.2f}")
+        table.add_row(r["executor"], f"{r['factor']}x", str(r["objects"]), f"{r['wall_s']:.1f}", f"{r['ms_per_object']:.2f}", f"{r['per_object_vs_1x']:.2f}",
+                      f"{r['cpu_ms_per_object']:.2f}", f"{r['cpu_per_object_vs_1x']:.2f}", f"{r['peak_rss_mb']:.0f}", f"{r['rss_vs_1x']:.2f}",
+                      "" if r.get("wall_vs_local") is None else f"{r['wall_vs_local']:.2f}")
     console.print(table)
     for executor, seconds in report.get("executor_start_s", {}).items():
         if seconds:
             console.print(f"{executor}: the cluster took {seconds:.1f} s to start (once, not in the rows)")
-    for executor, ok in report["linear"].items():
-        steady = report["marginal_linear"][executor]
-        console.print(f"{executor}: time per object {'within' if ok else 'NOT within'} {LINEAR_TOLERANCE:.0%} of 1x at every size; "
-                      f"marginal time per object {'within' if steady else 'NOT within'} {LINEAR_TOLERANCE:.0%} of its mean")
+    for executor in report["executors"]:
+        verdicts = [("wall time per object", report["linear"]), ("CPU time per object", report["cpu_linear"]), ("peak RSS", report["rss_flat"])]
+        console.print(f"{executor}: " + "; ".join(f"{name} {'within' if v[executor] else 'NOT within'} {LINEAR_TOLERANCE:.0%} of 1x at every size" for name, v in verdicts))
 
 
 def scale_chart(report: dict, path: Path) -> None:
@@ -228,9 +243,10 @@ def scale_chart(report: dict, path: Path) -> None:
     for executor in report["executors"]:
         mine = [r for r in report["runs"] if r["executor"] == executor]
         xs = [r["objects"] for r in mine]
-        left.plot(xs, [r["ms_per_object"] for r in mine], marker="o", label=executor)
+        left.plot(xs, [r["ms_per_object"] for r in mine], marker="o", label=f"{executor}: wall")
+        left.plot(xs, [r["cpu_ms_per_object"] for r in mine], marker="s", linestyle="--", label=f"{executor}: CPU")
         right.plot(xs, [r["peak_rss_mb"] for r in mine], marker="o", label=executor)
-    left.set(title="time per object", xlabel="objects", ylabel="ms / object")
+    left.set(title="time per object (wall, and CPU of all processes)", xlabel="objects", ylabel="ms / object")
     right.set(title="peak RSS (process tree)", xlabel="objects", ylabel="MB")
     for axis in (left, right):
         axis.set_xscale("log", base=2)
