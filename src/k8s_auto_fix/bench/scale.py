@@ -72,8 +72,7 @@ def _renamed(text: str, k: int) -> str:
 
 
 def _processes() -> tuple[dict[int, list[int]], dict[int, tuple[int, float]]]:
-    """Children of every process, and each process's (resident bytes, CPU seconds with
-    its reaped children's), from /proc."""
+    """Children of every process, and each process's (resident bytes, CPU seconds), from /proc."""
     children: dict[int, list[int]] = {}
     usage: dict[int, tuple[int, float]] = {}
     page, tick = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK")
@@ -86,26 +85,29 @@ def _processes() -> tuple[dict[int, list[int]], dict[int, tuple[int, float]]]:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
-        usage[int(entry)] = (int(fields[21]) * page, sum(int(f) for f in fields[11:15]) / tick)
+        usage[int(entry)] = (int(fields[21]) * page, (int(fields[11]) + int(fields[12])) / tick)
     return children, usage
 
 
-def _trees(roots: Sequence[int]) -> tuple[int, float]:
-    """(resident bytes, CPU seconds) of processes and all their descendants."""
+def _trees(roots: Sequence[int]) -> dict[int, tuple[int, float]]:
+    """(resident bytes, CPU seconds) of each process in the trees of ``roots``."""
     children, usage = _processes()
-    rss, cpu, stack = 0, 0.0, list(roots)
+    found, stack = {}, list(roots)
     while stack:
         pid = stack.pop()
-        rss += usage.get(pid, (0, 0.0))[0]
-        cpu += usage.get(pid, (0, 0.0))[1]
+        if pid in usage:
+            found[pid] = usage[pid]
         stack += children.get(pid, [])
-    return rss, cpu
+    return found
 
 
 def measure(command: list[str], env: dict | None = None, also: Sequence[int] = ()) -> tuple[float, float, int, str]:
     """(wall seconds, CPU seconds, peak RSS in bytes, stderr) of one command, counting its
-    process tree and the trees of ``also`` (a cluster it works on: its CPU during the command)."""
-    also_cpu = _trees(also)[1]
+    process tree and the trees of ``also`` (a cluster it works on). The command's CPU is
+    its own and what it waited for; a cluster's is sampled with the memory, process by
+    process (its workers come and go, and nobody waits for them)."""
+    baseline = {pid: cpu for pid, (_, cpu) in _trees(also).items()}
+    cluster_cpu: dict[int, float] = {}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -113,9 +115,13 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
     done = threading.Event()
 
     def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _trees([proc.pid, *also])[0])
-            done.wait(SAMPLE_SECONDS)
+        while True:
+            mine = _trees([proc.pid])
+            theirs = _trees(also)
+            peak[0] = max(peak[0], sum(rss for rss, _ in mine.values()) + sum(rss for rss, _ in theirs.values()))
+            cluster_cpu.update({pid: cpu - baseline.get(pid, 0.0) for pid, (_, cpu) in theirs.items()})
+            if done.wait(SAMPLE_SECONDS):
+                return
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -124,7 +130,7 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
     done.set()
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and every process it waited for
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + _trees(also)[1] - also_cpu
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime) + sum(cluster_cpu.values())
     if proc.returncode not in (0, 1, 2):
         raise RuntimeError(f"{' '.join(command[:4])} ... failed ({proc.returncode}): {stderr.strip()[-500:]}")
     return wall, cpu, peak[0], stderr
