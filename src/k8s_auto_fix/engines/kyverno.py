@@ -32,10 +32,10 @@ from pathlib import Path
 
 import yaml
 
-from ..contracts import Detection, DetectResult, Engine, Problem, Severity, detection_id
+from ..contracts import Detection, DetectResult, Engine, Problem, Severity
 from ..manifests.loader import load_paths
 from ..manifests.objects import K8sObject
-from .policy_files import read_policy_documents
+from .policy_files import in_object_order, policy_detection, read_policy_documents
 
 BATCH_SIZE = 400  # objects per CLI run: large enough that start-up is a small share, small enough to bound its memory
 POLICY_KINDS = ("ClusterPolicy", "Policy", "ValidatingPolicy", "NamespacedValidatingPolicy", "ValidatingAdmissionPolicy")
@@ -269,23 +269,13 @@ def detect_with_kyverno(paths: Sequence[str], policy_folders: Sequence[str], bat
     for obj, found in zip(objects, results):
         result.detections += [to_detection(obj, r, policies) for r in found if r.failed]
     result.problems += notes(policies, objects, results)
-    result.detections.sort(key=lambda d: (d.manifest_path, d.document_index, d.list_index or 0, d.policy_id))
+    in_object_order(result.detections)
     return result
 
 
 def to_detection(obj: K8sObject, r: RuleResult, policies: PolicySet) -> Detection:
-    return Detection(
-        id=detection_id(obj.path, obj.ref, r.policy_id, None, r.message),
-        manifest_path=obj.path,
-        policy_id=r.policy_id,
-        violation_text=r.message,
-        object=obj.ref,
-        document_index=obj.document_index,
-        list_index=obj.list_index,
-        line=obj.line,
-        severity=policies.severity.get(r.policy) or _SEVERITIES.get(r.severity, Severity.MEDIUM),
-        engine=Engine.KYVERNO,
-    )
+    severity = policies.severity.get(r.policy) or _SEVERITIES.get(r.severity, Severity.MEDIUM)
+    return policy_detection(obj, r.policy_id, r.message, severity, Engine.KYVERNO)
 
 
 def notes(policies: PolicySet, objects: list[K8sObject], results: list[list[RuleResult]]) -> list[Problem]:

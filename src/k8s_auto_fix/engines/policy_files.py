@@ -1,6 +1,7 @@
-"""Reading the --policies folders of the policy engines (Kyverno, VAP): their
-YAML files in a stable order, each parsed once, and one digest of all their
-text, under which engine results are memoised."""
+"""What the policy engines (Kyverno, VAP) share: reading their --policies
+folders (YAML files in a stable order, each parsed once, and one digest of
+all their text, under which engine results are memoised), and turning a
+failed policy rule into a detection."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
+
+from ..contracts import Detection, Engine, Severity, detection_id
+from ..manifests.objects import K8sObject
 
 POLICY_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -47,3 +51,24 @@ def _parse(path: str, raw: bytes, error: type[Exception]) -> list:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else path
         raise error(f"{where}: not a YAML policy file: {getattr(err, 'problem', err)}") from None
+
+
+def policy_detection(obj: K8sObject, policy_id: str, message: str, severity: Severity, engine: Engine) -> Detection:
+    """A policy's failure on an object, as a detection."""
+    return Detection(
+        id=detection_id(obj.path, obj.ref, policy_id, None, message),
+        manifest_path=obj.path,
+        policy_id=policy_id,
+        violation_text=message,
+        object=obj.ref,
+        document_index=obj.document_index,
+        list_index=obj.list_index,
+        line=obj.line,
+        severity=severity,
+        engine=engine,
+    )
+
+
+def in_object_order(detections: list[Detection]) -> None:
+    """Sort a policy engine's detections by object, then policy (in place)."""
+    detections.sort(key=lambda d: (d.manifest_path, d.document_index, d.list_index or 0, d.policy_id))

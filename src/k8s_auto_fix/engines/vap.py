@@ -31,10 +31,10 @@ import httpx
 import yaml
 
 from ..cluster import ClusterError, KubeClient
-from ..contracts import Detection, DetectResult, Engine, Problem, Severity, detection_id
+from ..contracts import DetectResult, Engine, Problem, Severity
 from ..manifests.loader import load_paths
 from . import VapError
-from .policy_files import read_policy_documents
+from .policy_files import in_object_order, policy_detection, read_policy_documents
 
 PREFIX = "vap:"
 SEVERITY_ANNOTATION = "k8s-auto-fix.io/severity"
@@ -230,22 +230,8 @@ def detect_with_vap(paths: Sequence[str], policy_folders: Sequence[str], kubecon
     for obj, (found, _) in zip(objects, judged):
         _RESULTS[(client.server, policies.digest, _digest(obj.data))] = found
     for obj, (failures, refused) in zip(objects, judged):
-        for f in failures:
-            result.detections.append(
-                Detection(
-                    id=detection_id(obj.path, obj.ref, f.policy_id, None, f.message),
-                    manifest_path=obj.path,
-                    policy_id=f.policy_id,
-                    violation_text=f.message,
-                    object=obj.ref,
-                    document_index=obj.document_index,
-                    list_index=obj.list_index,
-                    line=obj.line,
-                    severity=policies.severity(f.policy),
-                    engine=Engine.VAP,
-                )
-            )
+        result.detections += [policy_detection(obj, f.policy_id, f.message, policies.severity(f.policy), Engine.VAP) for f in failures]
         if refused and not failures:
             result.problems.append(Problem(obj.path, f"{obj.ref}: not evaluated by the policies, the API server refused it: {refused}", line=obj.line, level="note"))
-    result.detections.sort(key=lambda d: (d.manifest_path, d.document_index, d.list_index or 0, d.policy_id))
+    in_object_order(result.detections)
     return result

@@ -32,7 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ..contracts import Applicability, ReviewOutcome
-from .base import QUEUE_FORMAT, QueueError, QueueLocation
+from .base import QUEUE_FORMAT, QueueError, QueueLocation, after_rejection, check_leased, leased_item, review_outcome
 
 SCHEMA = "k8s_auto_fix"
 # Serialises concurrent `queue init`s: CREATE ... IF NOT EXISTS races on the catalog otherwise.
@@ -174,7 +174,7 @@ class PostgresQueue:
                     applicability = excluded.applicability, leased_at = excluded.leased_at, finished_at = NULL, outcome = NULL""",
                 (row["id"], row["attempts"] + 1, owner, row["policy_id"], applicability, now),
             )
-        return {**json.loads(row["payload"]), "id": row["id"], "score": row["score"], "attempt": row["attempts"] + 1, "owner": owner}
+        return leased_item(row, owner)
 
     @_reported
     def ack(self, item_id: str, owner: str) -> None:
@@ -188,7 +188,7 @@ class PostgresQueue:
         """The reviewer rejected the fix: it comes back (a revised fix), failed for good after ``max_attempts``."""
         with self.db.transaction():
             row = self._leased(item_id, owner)
-            state = "failed" if row["attempts"] >= max_attempts else "ready"
+            state = after_rejection(row["attempts"], max_attempts)
             self._close(row, state, "rejected")
         return state
 
@@ -199,10 +199,7 @@ class PostgresQueue:
             f"""SELECT item_id, policy_id, applicability, outcome, (finished_at - leased_at) / 60.0 AS minutes
                 FROM {SCHEMA}.reviews WHERE outcome IS NOT NULL ORDER BY finished_at, item_id, attempt"""
         )
-        return [
-            ReviewOutcome(id=r["item_id"], policy_id=r["policy_id"], applicability=r["applicability"], accepted=r["outcome"] == "accepted", minutes=max(0.0, r["minutes"]))
-            for r in rows
-        ]
+        return [review_outcome(r) for r in rows]
 
     @_reported
     def requeue(self, item_id: str) -> None:
@@ -235,10 +232,5 @@ class PostgresQueue:
     def _leased(self, item_id: str, owner: str) -> dict:
         # FOR UPDATE: a worker taking the expired lease over waits for this verdict, or this one sees it moved.
         row = self.db.execute(f"SELECT * FROM {SCHEMA}.items WHERE id = %s FOR UPDATE", (item_id,)).fetchone()
-        if row is None:
-            raise QueueError(f"no item {item_id}")
-        if row["state"] != "leased" or row["owner"] != owner:
-            # The lease expired and moved to another worker (or was never this one's): its result is not this worker's to record.
-            holder = f"leased to {row['owner']}" if row["state"] == "leased" else row["state"]
-            raise QueueError(f"item {item_id} is not leased to {owner} (it is {holder})")
+        check_leased(row, item_id, owner)
         return row

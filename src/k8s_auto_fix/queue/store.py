@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..contracts import Applicability, ReviewOutcome
-from .base import QUEUE_FORMAT, QueueError, default_worker_id
+from .base import QUEUE_FORMAT, QueueError, after_rejection, check_leased, default_worker_id, leased_item, review_outcome
 
 __all__ = ["Queue", "QueueError", "default_worker_id"]
 
@@ -179,7 +179,7 @@ class Queue:
                 "INSERT OR REPLACE INTO reviews (item_id, attempt, owner, policy_id, applicability, leased_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (row["id"], row["attempts"] + 1, owner, row["policy_id"], applicability, now),
             )
-        return {**json.loads(row["payload"]), "id": row["id"], "score": row["score"], "attempt": row["attempts"] + 1, "owner": owner}
+        return leased_item(row, owner)
 
     @_reported
     def ack(self, item_id: str, owner: str) -> None:
@@ -193,7 +193,7 @@ class Queue:
         """The reviewer rejected the fix: it comes back (a revised fix), failed for good after ``max_attempts``."""
         with self._transaction():
             row = self._leased(item_id, owner)
-            state = "failed" if row["attempts"] >= max_attempts else "ready"
+            state = after_rejection(row["attempts"], max_attempts)
             self._close(row, state, "rejected")
         return state
 
@@ -206,10 +206,7 @@ class Queue:
             """SELECT item_id, policy_id, applicability, outcome, (finished_at - leased_at) / 60.0 AS minutes
                FROM reviews WHERE outcome IS NOT NULL ORDER BY finished_at, item_id, attempt"""
         )
-        return [
-            ReviewOutcome(id=r["item_id"], policy_id=r["policy_id"], applicability=r["applicability"], accepted=r["outcome"] == "accepted", minutes=max(0.0, r["minutes"]))
-            for r in rows
-        ]
+        return [review_outcome(r) for r in rows]
 
     @_reported
     def requeue(self, item_id: str) -> None:
@@ -246,12 +243,7 @@ class Queue:
 
     def _leased(self, item_id: str, owner: str):
         row = self.db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-        if row is None:
-            raise QueueError(f"no item {item_id}")
-        if row["state"] != "leased" or row["owner"] != owner:
-            # The lease expired and moved to another worker (or was never this one's): its result is not this worker's to record.
-            holder = f"leased to {row['owner']}" if row["state"] == "leased" else row["state"]
-            raise QueueError(f"item {item_id} is not leased to {owner} (it is {holder})")
+        check_leased(row, item_id, owner)
         return row
 
     def _transaction(self):
