@@ -28,6 +28,7 @@ LAYERS = [
     {"propose"},
     {"fix", "risk", "schedule", "queue"},
     {"report"},
+    {"streamed"},
     {"run", "inputs"},
     {"bench"},
     {"cli", "__init__"},

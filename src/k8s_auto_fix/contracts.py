@@ -571,6 +571,11 @@ def iter_models(path: str | Path, model: type[Model]) -> Iterator[Model]:
             raise ContractError(f"{path}:{number + 1}: not UTF-8 text") from None
 
 
+def stream_models(path: str | Path, model: type[Model]) -> Iterator[Model]:
+    """A contract file one record at a time: JSON Lines are streamed, a JSON array is read whole."""
+    return iter_models(path, model) if is_json_lines(path) else iter(read_models(path, model))
+
+
 class JsonLinesWriter:
     """Records written one line each as they come, into a temporary file beside
     ``path`` that replaces it when the writer closes without an error (readers

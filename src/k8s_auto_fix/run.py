@@ -3,13 +3,20 @@
 detect -> propose -> verify -> risk -> schedule -> queue -> metrics, each
 writing the same file its own command writes, so any stage can be rerun on
 its own from the folder.
+
+With JSON Lines (``record_format="jsonl"``) the first three stages stream,
+as their commands do with ``--format jsonl``, one after the other in this
+process and on one executor (one Ray job for all three); the later stages
+read their records back. ``until`` stops after one of the first three: at
+fleet scale that keeps memory flat, since ranking and the report need every
+record at once.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -18,7 +25,7 @@ from .checks import Check
 from .checks.fixes import FixOptions
 from .checks.selection import select_checks
 from .config import RunConfig
-from .contracts import ObjectEdit, write_json_atomic, write_models
+from .contracts import Detection, ObjectEdit, PatchRecord, Verdict, read_models, write_json_atomic, write_models
 from .detect import DetectOptions, detect
 from .fix.roundtrip import render_file
 from .manifests.images import ImageFacts, shipped_facts
@@ -32,6 +39,7 @@ from .report.metrics import pipeline_metrics
 from .risk.score import score_risk
 from .runner import executor_session
 from .schedule.score import build_schedule
+from .streamed import DetectTally, ProposeTally, VerifyTally, detect_jsonl, propose_jsonl, verify_jsonl
 from .verify.judging import VerifyOptions
 from .verify.verifier import verify_parallel
 
@@ -49,6 +57,28 @@ class RunOptions:
     checks: Sequence[Check] | None = None  # None: the configuration's selection
     image_facts: ImageFacts | None = None  # None: the shipped facts
     queue: str | None = None  # a queue URL; None: OUT/queue.db
+    record_format: str = "json"  # or "jsonl": detections, patches and verified streamed as JSON Lines
+    until: str | None = None  # stop after this stage: detect, propose or verify (None: run them all)
+
+
+FIRST_STAGES = ("detect", "propose", "verify")
+
+
+def artefact(out: Path, name: str, record_format: str = "json") -> Path:
+    """Where run writes a first-stage artefact: detections, patches or verified (.json, or .jsonl for JSON Lines)."""
+    return out / f"{name}.{record_format}"
+
+
+@dataclass
+class FirstStages:
+    """What the first three stages leave for the rest of the run (their records, or only their counts when streamed)."""
+
+    detect: DetectTally
+    propose: ProposeTally | None = None
+    verify: VerifyTally | None = None
+    detections: list = field(default_factory=list)
+    patches: list = field(default_factory=list)
+    verdicts: list = field(default_factory=list)
 
 
 def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None] = lambda name: None) -> dict:
@@ -58,25 +88,21 @@ def run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Cal
 
 def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Callable[[str], None]) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    runner = options.detect.runner
     checks = list(options.checks) if options.checks is not None else select_checks(selection=options.config.checks, custom=options.config.custom_checks)
-    step("detect")
-    detected = detect(paths, checks, options.detect)
-    write_models(out / "detections.json", detected.detections)
-    step("propose")
-    store = ObjectStore()
     facts = options.image_facts or shipped_facts()
     fix_options = FixOptions(options.config.fixes, options.image_pins or {}, facts)
-    if runner.executor == "local":
-        proposed = propose_rules(detected.detections, fix_options, store)
-    else:
-        proposed = propose_distributed(detected.detections, fix_options, runner)
-    write_models(out / "patches.json", proposed.patches)
-    step("verify")
-    verdicts = verify_parallel(checks, VerifyOptions(image_facts=facts), proposed.patches, detected.detections, runner=runner).verdicts
-    write_models(out / "verified.json", verdicts)
+    store = ObjectStore()
+    first = _streamed_stages if options.record_format == "jsonl" else _stages_in_memory
+    done = first(paths, out, checks, options, fix_options, VerifyOptions(image_facts=facts), store, step)
+    if options.until in FIRST_STAGES:
+        return {"until": options.until, "first": done, "problems": done.detect.problems}
+    if options.record_format == "jsonl":  # the later stages need every record: read back
+        done.detections = read_models(artefact(out, "detections", "jsonl"), Detection)
+        done.patches = read_models(artefact(out, "patches", "jsonl"), PatchRecord)
+        done.verdicts = read_models(artefact(out, "verified", "jsonl"), Verdict)
+    detections, patches, verdicts = done.detections, done.patches, done.verdicts
     step("risk")
-    risks = score_risk(detected.detections, options.epss_csv, options.kev_json, options.trivy_reports, store)
+    risks = score_risk(detections, options.epss_csv, options.kev_json, options.trivy_reports, store)
     write_models(out / "risk.json", risks)
     step("schedule")
     items = build_schedule(verdicts, risks, options.config.schedule)
@@ -89,17 +115,61 @@ def _run_pipeline(paths: Sequence[str], out: Path, options: RunOptions, step: Ca
     finally:
         queue.close()
     step("metrics")
-    metrics = pipeline_metrics(detected.detections, proposed.patches, verdicts)
+    metrics = pipeline_metrics(detections, patches, verdicts)
     write_json_atomic(out / "metrics.json", metrics)
     step("report")
     # Diffs for the head of the queue: enough to review from, small enough to open.
     head = {item.id for item in items[:REPORT_DIFFS]}
-    diffs = _diffs([p for p in proposed.patches if p.id in head], detected.detections, store)
-    write_report(out / "report.html", detected.detections, proposed.patches, verdicts, items, risks, metrics, diffs, list(paths))
+    diffs = _diffs([p for p in patches if p.id in head], detections, store)
+    write_report(out / "report.html", detections, patches, verdicts, items, risks, metrics, diffs, list(paths))
     return {
-        "metrics": metrics, "queue": stats, "schedule": items, "problems": detected.problems, "detections": detected.detections, "risks": risks,
+        "metrics": metrics, "queue": stats, "schedule": items, "problems": done.detect.problems, "detections": detections, "risks": risks,
         "verdicts": verdicts,
     }
+
+
+def _stages_in_memory(paths, out: Path, checks, options: RunOptions, fix_options: FixOptions, verify_options: VerifyOptions, store: ObjectStore, step) -> FirstStages:
+    """detect, propose and verify with every record in memory, each stage's file written whole."""
+    runner = options.detect.runner
+    step("detect")
+    detected = detect(paths, checks, options.detect)
+    write_models(artefact(out, "detections"), detected.detections)
+    done = FirstStages(DetectTally(detected.problems, detected.files, detected.objects, len(detected.detections)), detections=detected.detections)
+    if options.until == "detect":
+        return done
+    step("propose")
+    if runner.executor == "local":
+        proposed = propose_rules(detected.detections, fix_options, store)
+    else:
+        proposed = propose_distributed(detected.detections, fix_options, runner)
+    write_models(artefact(out, "patches"), proposed.patches)
+    with_ops = sum(1 for p in proposed.patches if not p.is_manual)
+    done.propose = ProposeTally(len(detected.detections), len(proposed.patches), with_ops, proposed.warnings, proposed.without_fix)
+    done.patches = proposed.patches
+    if options.until == "propose":
+        return done
+    step("verify")
+    verified = verify_parallel(checks, verify_options, proposed.patches, detected.detections, runner=runner)
+    write_models(artefact(out, "verified"), verified.verdicts)
+    done.verify, done.verdicts = VerifyTally.of(verified.verdicts, verified.manual), verified.verdicts
+    return done
+
+
+def _streamed_stages(paths, out: Path, checks, options: RunOptions, fix_options: FixOptions, verify_options: VerifyOptions, store: ObjectStore, step) -> FirstStages:
+    """detect, propose and verify streamed into JSON Lines, each reading the file the one before wrote."""
+    runner = options.detect.runner
+    detections, patches = artefact(out, "detections", "jsonl"), artefact(out, "patches", "jsonl")
+    step("detect")
+    done = FirstStages(detect_jsonl(paths, checks, options.detect, detections))
+    if options.until == "detect":
+        return done
+    step("propose")
+    done.propose = propose_jsonl(detections, fix_options, runner, patches)
+    if options.until == "propose":
+        return done
+    step("verify")
+    done.verify = verify_jsonl(checks, verify_options, patches, detections, runner, artefact(out, "verified", "jsonl"))
+    return done
 
 
 def _diffs(patches, detections, store: ObjectStore) -> dict[str, str]:

@@ -192,13 +192,6 @@ def write_records(out: Path, records, output_format: RecordFormat) -> None:
         write_models(out, records)
 
 
-def stream_contract(path: Path, model):
-    """A stage's input one record at a time: JSON Lines are streamed, a JSON array is read whole."""
-    from ..contracts import is_json_lines, iter_models
-
-    return iter_models(path, model) if is_json_lines(path) else iter(read_contract(path, model))
-
-
 @contextmanager
 def contract_errors():
     """A bad line met while streaming: one line naming the file and line, exit 2."""

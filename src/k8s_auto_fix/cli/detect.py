@@ -148,30 +148,26 @@ def detect(
 def _detect_streaming(paths, checks, options, out: Path | None, known: set[str] | None = None) -> None:
     """detect --format jsonl: each application's detections are written as it is
     done, in input order, and dropped; only counts and problems are kept."""
+    from ..streamed import detect_jsonl
+
+    with executor_errors():
+        tally = detect_jsonl(paths, checks, options, out, known)
+    print_detect_tally(tally, baseline=known is not None)
+    if tally.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_FINDINGS if tally.findings else EXIT_CLEAN)
+
+
+def print_detect_tally(tally, baseline: bool = False) -> None:
+    """A streamed detect's problems and summary line (as detect prints them)."""
     from ..contracts import DetectResult
-    from ..engines.builtin import stream_builtin
     from ..report import render
 
-    problems, stream = stream_builtin(paths, checks, options.runner, options.embed_yaml)
-    files = objects = left_out = 0
-    with executor_errors(), JsonLinesWriter(out) as lines:
-        for item in stream:
-            found = item.result or []
-            if known is not None:  # --baseline: only what is new
-                left_out += sum(1 for d in found if d.id in known)
-                found = [d for d in found if d.id not in known]
-            lines.write(found)
-            problems += item.problems
-            files += item.files
-            objects += item.objects
-    summary = DetectResult.model_construct(detections=[], problems=problems, files=files, objects=objects)
-    print_problems(sorted(problems, key=lambda p: (p.path, p.line or 0)), skip_notes=False)
-    if known is not None:
-        stderr.print(f"{left_out} finding(s) already in the baseline left out")
-    stderr.print(render.summary_line(summary).replace("0 finding(s)", f"{lines.count} finding(s)", 1))
-    if summary.errors:
-        raise typer.Exit(EXIT_ERROR)
-    raise typer.Exit(EXIT_FINDINGS if lines.count else EXIT_CLEAN)
+    summary = DetectResult.model_construct(detections=[], problems=tally.problems, files=tally.files, objects=tally.objects)
+    print_problems(tally.problems, skip_notes=False)
+    if baseline:
+        stderr.print(f"{tally.in_baseline} finding(s) already in the baseline left out")
+    stderr.print(render.summary_line(summary).replace("0 finding(s)", f"{tally.findings} finding(s)", 1))
 
 
 @app.command("checks")

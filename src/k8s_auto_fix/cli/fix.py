@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..contracts import Engine, JsonLinesWriter, SchemaMode
+from ..contracts import Engine, SchemaMode, stream_models
 from ..defaults import DEFAULT_CONFIG_PATH, DEFAULT_KUBE_VERSION
 from ..manifests.context import ContextMode
 from ..manifests.helm import RELEASE
@@ -51,7 +51,6 @@ from .common import (
     read_contract,
     runner_options,
     stderr,
-    stream_contract,
     use_chart_values,
     write_records,
 )
@@ -82,7 +81,8 @@ def propose(
     """Propose a JSON Patch (with its applicability) for every finding a check can fix."""
     from ..checks.fixes import FixOptions
     from ..contracts import Detection
-    from ..propose.rules import ProposeResult, propose_distributed, propose_rules, propose_stream
+    from ..propose.rules import propose_distributed, propose_rules
+    from ..streamed import ProposeTally, propose_jsonl
 
     settings = load_settings(config)
     use_chart_values(values, set_values, release=release)
@@ -90,14 +90,8 @@ def propose(
     runner = runner_options(executor, ray_address)
     options = FixOptions(settings.fixes, load_image_pins(image_pins), load_image_facts(image_facts, trivy_report))
     if output_format is RecordFormat.JSONL and chosen == "rules":
-        result, total = ProposeResult(), 0  # patches are written as they come, not kept
-        with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
-            for part in propose_stream(_counted(stream_contract(detections, Detection), counter := [0]), options, runner):
-                lines.write(part.patches)
-                result.warnings += part.warnings
-                result.without_fix.update(part.without_fix)
-                total += sum(1 for p in part.patches if not p.is_manual)
-        _propose_summary(result, lines.count, total, counter[0])
+        with executor_errors(), contract_errors():  # patches are written as they come, not kept
+            print_propose_summary(propose_jsonl(detections, options, runner, out))
         return
     found = read_contract(detections, Detection)
     if chosen != "rules" and runner.executor == "ray":
@@ -109,21 +103,16 @@ def propose(
     with executor_errors():
         result = propose_rules(found, options) if runner.executor == "local" else propose_distributed(found, options, runner)
     write_records(out, result.patches, output_format)
-    _propose_summary(result, len(result.patches), sum(1 for p in result.patches if not p.is_manual), len(found))
+    with_ops = sum(1 for p in result.patches if not p.is_manual)
+    print_propose_summary(ProposeTally(len(found), len(result.patches), with_ops, result.warnings, result.without_fix))
 
 
-def _counted(records, counter: list[int]):
-    for record in records:
-        counter[0] += 1
-        yield record
-
-
-def _propose_summary(result, patches: int, with_ops: int, findings: int) -> None:
-    for warning in result.warnings:
+def print_propose_summary(tally) -> None:
+    for warning in tally.warnings:
         stderr.print(f"[yellow]warning:[/yellow] {warning}")
     stderr.print(
-        f"{patches} fix(es) for {findings} finding(s): {with_ops} with a patch, "
-        f"{patches - with_ops} manual; {sum(result.without_fix.values())} finding(s) of checks without a fix"
+        f"{tally.patches} fix(es) for {tally.findings} finding(s): {tally.with_ops} with a patch, "
+        f"{tally.patches - tally.with_ops} manual; {sum(tally.without_fix.values())} finding(s) of checks without a fix"
     )
 
 
@@ -218,10 +207,10 @@ def verify(
     """Run every patch through the gates (see `checks` for the suite the regression gate runs)."""
     from ..contracts import Detection, PatchRecord
     from ..manifests.schemas import SchemaSetupError
-    from ..report.metrics import first_failed_gate
+    from ..streamed import VerifyTally, verify_jsonl
     from ..verify.external import ExternalToolError
     from ..verify.judging import VerifyOptions
-    from ..verify.verifier import PatchOrderError, verify_parallel, verify_stream
+    from ..verify.verifier import PatchOrderError, verify_parallel
 
     runner = runner_options(executor, ray_address)
     unsupported = [e.value for e in rescan or () if e not in RESCAN_ENGINES]
@@ -229,7 +218,7 @@ def verify(
         raise fail(f"--rescan takes {', '.join(e.value for e in RESCAN_ENGINES)}, not {', '.join(unsupported)}")
     use_chart_values(values, set_values, kube_version, release)
     with contract_errors():  # one streamed pass: JSON Lines stay out of memory
-        found_engines = {d.engine for d in stream_contract(detections, Detection)}
+        found_engines = {d.engine for d in stream_models(detections, Detection)}
     policy_engines = {e for e in found_engines if e in (Engine.KYVERNO, Engine.VAP)} | {e for e in rescan or () if e in (Engine.KYVERNO, Engine.VAP)}
     if not policies and policy_engines:
         raise fail("Kyverno or VAP findings, and --rescan kyverno|vap, need --policies DIR (the policies that found them)")
@@ -249,19 +238,12 @@ def verify(
     checks = choose_checks(load_settings(config))
     if output_format is RecordFormat.JSONL:
         # Verdicts are written as they come; only the rejected ones' names are kept, for the summary.
-        accepted = total = manual = 0
-        rejected: list[str] = []
         try:
-            with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
-                for part in verify_stream(checks, options, stream_contract(patches, PatchRecord), stream_contract(detections, Detection), runner):
-                    lines.write(part.verdicts)
-                    manual += part.manual
-                    total += len(part.verdicts)
-                    accepted += sum(v.accepted for v in part.verdicts)
-                    rejected += [f"rejected ({first_failed_gate(v)}): {v.policy_id} {v.id}" for v in part.verdicts if not v.accepted]
+            with executor_errors(), contract_errors():
+                tally = verify_jsonl(checks, options, patches, detections, runner, out)
         except (ExternalToolError, SchemaSetupError, PatchOrderError) as err:
             raise fail(f"{patches}: {err}" if isinstance(err, PatchOrderError) else str(err)) from None
-        _verify_summary(accepted, total, manual, rejected)
+        _verify_summary(tally)
     found = read_contract(detections, Detection)
     proposed = read_contract(patches, PatchRecord)
     try:
@@ -270,15 +252,18 @@ def verify(
     except (ExternalToolError, SchemaSetupError) as err:
         raise fail(str(err)) from None
     write_records(out, result.verdicts, output_format)
-    rejected = [f"rejected ({first_failed_gate(v)}): {v.policy_id} {v.id}" for v in result.verdicts if not v.accepted]
-    _verify_summary(sum(v.accepted for v in result.verdicts), len(result.verdicts), result.manual, rejected)
+    _verify_summary(VerifyTally.of(result.verdicts, result.manual))
 
 
-def _verify_summary(accepted: int, total: int, manual: int, rejected: list[str]) -> None:
-    stderr.print(f"{accepted}/{total} patch(es) accepted; {manual} manual fix(es) not verified")
-    for line in rejected:
+def print_verify_summary(tally) -> None:
+    stderr.print(f"{tally.accepted}/{tally.verified} patch(es) accepted; {tally.manual} manual fix(es) not verified")
+    for line in tally.rejected:
         stderr.print(line)
-    raise typer.Exit(EXIT_CLEAN if accepted == total else EXIT_FINDINGS)
+
+
+def _verify_summary(tally) -> None:
+    print_verify_summary(tally)
+    raise typer.Exit(EXIT_CLEAN if tally.accepted == tally.verified else EXIT_FINDINGS)
 
 
 def _chart_outputs(run, emit_values: Path | None, emit_post_renderer: Path | None, quiet: bool) -> None:

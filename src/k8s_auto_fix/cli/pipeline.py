@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,9 +22,12 @@ from .common import (
     ExcludeOpt,
     Executor,
     ExecutorOpt,
+    FormatOpt,
     ImageFactsOpt,
     IncludeOpt,
+    JobsOpt,
     RayAddressOpt,
+    RecordFormat,
     ReleaseOpt,
     SetOpt,
     ValuesOpt,
@@ -124,6 +128,12 @@ def _queue(db: str, create: bool = False, lease: float = 300.0):
         return open_queue(db, lease, create=create)
     except QueueError as err:
         raise fail(str(err)) from None
+
+
+class FirstStage(str, Enum):
+    DETECT = "detect"
+    PROPOSE = "propose"
+    VERIFY = "verify"
 
 
 QUEUE_HELP = "The queue: sqlite:///path (a file; a plain path works too) or postgresql://user@host:port/db (a shared server). --db is an alias."
@@ -262,6 +272,11 @@ def run_command(
     queue: Annotated[Optional[str], typer.Option("--queue", help="Enqueue into this queue (sqlite:///path or postgresql://...) instead of OUT/queue.db.")] = None,
     executor: ExecutorOpt = Executor.LOCAL,
     ray_address: RayAddressOpt = None,
+    jobs: JobsOpt = 0,
+    output_format: FormatOpt = RecordFormat.JSON,
+    until: Annotated[
+        Optional[FirstStage], typer.Option("--until", help="Stop after this stage (with --format jsonl, memory stays flat however large the input).")
+    ] = None,
     inputs: Annotated[
         Optional[Path], typer.Option("--inputs", help="A file naming folders or git repositories, one a line: all in one run, with a summary per input (inputs.json).")
     ] = None,
@@ -272,7 +287,7 @@ def run_command(
     set_values: SetOpt = None,
     release: ReleaseOpt = RELEASE,
 ) -> None:
-    """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html."""
+    """detect -> propose -> verify -> risk -> schedule -> queue -> metrics, and report.html (--until: only the first stages)."""
     import tempfile
 
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -301,7 +316,11 @@ def run_command(
     if not paths:
         raise fail(f"{inputs}: no input could be used: " + "; ".join(s.message for s in listed))
     runner = runner_options(executor, ray_address)
-    options = RunOptions(settings, DetectOptions(context=context, executor=runner.executor, ray_address=runner.ray_address), epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue)
+    detect_options = DetectOptions(context=context, jobs=jobs, executor=runner.executor, ray_address=runner.ray_address)
+    options = RunOptions(
+        settings, detect_options, epss_csv, kev_json, trivy_report or (), load_image_pins(image_pins), checks, facts, queue,
+        record_format=output_format.value, until=until.value if until else None,
+    )
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         task = progress.add_task("starting")
         try:
@@ -311,15 +330,43 @@ def run_command(
             raise fail(str(err)) from None
         finally:
             scratch.cleanup()
-    print_problems(result["problems"])
     from ..report.render import print_inputs_summary, print_run_summary
 
-    print_run_summary(result, out, head, stdout)
+    if until is not None:
+        _print_first_stages(result["first"])
+    else:
+        print_problems(result["problems"])
+        print_run_summary(result, out, head, stdout)
     if inputs is not None:
-        summaries = summarise(listed, result["detections"], result["verdicts"], result["problems"])
+        detections, verdicts = _records_for_summary(result, out, output_format)
+        summaries = summarise(listed, detections, verdicts, result["problems"])
         write_json_atomic(out / "inputs.json", [s.as_dict() for s in summaries])
         print_inputs_summary(summaries, stdout)
         if any(s.status == "error" for s in summaries):
             raise typer.Exit(EXIT_ERROR)  # every input that could be used was; inputs.json says which could not
     if any(p.level == "error" for p in result["problems"]):
         raise typer.Exit(EXIT_ERROR)  # every artefact is written; an input was not (a CI gate must not pass)
+
+
+def _print_first_stages(done) -> None:
+    """run --until: each stage's summary, as its own command prints it."""
+    from .detect import print_detect_tally
+    from .fix import print_propose_summary, print_verify_summary
+
+    print_detect_tally(done.detect)
+    if done.propose is not None:
+        print_propose_summary(done.propose)
+    if done.verify is not None:
+        print_verify_summary(done.verify)
+
+
+def _records_for_summary(result: dict, out: Path, output_format: RecordFormat):
+    """The detections and verdicts for the per-input summary: in memory, or (run --until) streamed from the files."""
+    from ..contracts import Detection, Verdict, stream_models
+    from ..run import artefact
+
+    if "until" not in result:
+        return result["detections"], result["verdicts"]
+    verified = artefact(out, "verified", output_format.value)
+    verdicts = stream_models(verified, Verdict) if result["first"].verify is not None else ()
+    return stream_models(artefact(out, "detections", output_format.value), Detection), verdicts

@@ -7,6 +7,7 @@ its key the way detect formed it (a folder's own files, a chart, or a file).
 
 from __future__ import annotations
 
+import gc
 import os
 
 from .context import Application, ContextMode, application_key
@@ -16,9 +17,16 @@ from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, loa
 from .objects import K8sObject
 
 
+# An application this large is frozen out of the collector's full passes once
+# loaded (see ``store_for_application``): verifying the-stack's 12,000 findings
+# ran 30 full passes over its 4,000 parsed files, 20% of the stage's time.
+FREEZE_OBJECTS = 1000
+
+
 class ObjectStore:
-    def __init__(self, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES):
+    def __init__(self, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, freeze_large: bool = False):
         self.max_file_bytes = max_file_bytes
+        self.freeze_large = freeze_large
         self._files: dict[str, LoadResult] = {}
         self._apps: dict[str, Application] = {}
         self._built: dict[tuple, K8sObject] = {}  # objects a kustomization builds, at their origin
@@ -85,6 +93,8 @@ class ObjectStore:
             objects = [o for f in self._files_of(key) for o in self.file(f).objects]
             self._built |= {o.location: o for o in objects if o.built_by is not None}
             self._apps[key] = Application(key, objects)
+            if self.freeze_large and len(objects) > FREEZE_OBJECTS:
+                gc.freeze()  # what is loaded now is kept until the store goes: the collector need not walk it again
         return self._apps[key]
 
     def _files_of(self, key: str) -> list[str]:
@@ -108,5 +118,6 @@ def store_for_application(key: str, pass_id: str) -> ObjectStore:
     have changed since) never sees it."""
     global _last
     if _last is None or _last[0] != (pass_id, key):
-        _last = ((pass_id, key), ObjectStore())
+        gc.unfreeze()  # the last application's objects go back to the collector, with the store
+        _last = ((pass_id, key), ObjectStore(freeze_large=True))
     return _last[1]
