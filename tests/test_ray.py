@@ -70,6 +70,12 @@ def test_without_an_address_ray_starts_locally_and_every_stage_matches_local(tmp
                 assert cli("verify", "-p", str(p), "-d", str(d), "--format", fmt, "-o", str(v), "--executor", executor)[0] in (0, 1)
                 runs[executor] = [f.read_text() for f in (d, p, v)]
             assert runs["ray"] == runs["local"], fmt
+        chained = {}  # run --format jsonl: the three stages in one process, on one Ray job
+        for executor in ("local", "ray"):
+            out = tmp_path / f"run-{executor}"
+            assert cli("run", *inputs, "--out", str(out), "--format", "jsonl", "--until", "verify", "--executor", executor)[0] == 0
+            chained[executor] = [(out / f"{name}.jsonl").read_text() for name in ("detections", "patches", "verified")]
+        assert chained["ray"] == chained["local"] and chained["local"][0] == runs["local"][0]
         code, local_diff, _ = cli("fix", *inputs, "--unsafe-fixes", "--diff")
         code_ray, ray_diff, _ = cli("fix", *inputs, "--unsafe-fixes", "--diff", "--executor", "ray")
         assert (code_ray, ray_diff) == (code, local_diff) and local_diff

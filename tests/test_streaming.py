@@ -150,3 +150,56 @@ def test_an_application_larger_than_a_workers_share_is_streamed_in_slices_with_t
     assert not joined
     assert streamed(2) == whole
     assert joined and joined[0] > 2  # the big application, in slices
+
+
+def test_run_streams_the_first_stages_into_the_records_their_commands_write(tmp_path, cli):
+    """run --format jsonl chains detect, propose and verify in one process: the
+    same JSON Lines, in the same order, as the three commands one after another;
+    --until stops after the stage named, and the whole run ranks the same fixes
+    as a run with JSON arrays."""
+    inputs = [str(REPO / "examples"), str(REPO / "tests" / "runnability")]
+    commands = _pipeline(cli, tmp_path / "commands", inputs, "jsonl")
+    code, _, stderr = cli("run", *inputs, "--out", str(tmp_path / "until"), "--format", "jsonl", "--until", "verify")
+    assert code == 0, stderr
+    assert {f.name for f in (tmp_path / "until").iterdir()} == {"detections.jsonl", "patches.jsonl", "verified.jsonl"}
+    for name in ("detections", "patches", "verified"):
+        assert _without_reasons(_records(tmp_path / "until" / f"{name}.jsonl")) == _without_reasons(commands[name]), name
+    assert f"{len(commands['detections'])} finding(s) in" in stderr and "patch(es) accepted" in stderr
+
+    assert cli("run", *inputs, "--out", str(tmp_path / "detect-only"), "--format", "jsonl", "--until", "detect")[0] == 0
+    assert [f.name for f in (tmp_path / "detect-only").iterdir()] == ["detections.jsonl"]
+
+    ranked = {}
+    for fmt in ("json", "jsonl"):
+        code, _, stderr = cli("run", *inputs, "--out", str(tmp_path / f"all-{fmt}"), "--format", fmt, "--head", "0")
+        assert code == 0, stderr
+        ranked[fmt] = [(item["id"], item["policy_id"]) for item in json.loads((tmp_path / f"all-{fmt}" / "schedule.json").read_text())]
+    assert ranked["jsonl"] == ranked["json"] and ranked["json"]
+    assert _records(tmp_path / "all-jsonl" / "verified.jsonl") == _records(tmp_path / "until" / "verified.jsonl")
+
+
+def _without_reasons(records: list[dict]) -> list[dict]:
+    """run records each gate's reasons (its report shows them); verify only with --include-errors."""
+    return [{k: v for k, v in r.items() if k not in ("reasons", "errors")} for r in records]
+
+
+def test_a_workers_large_application_is_kept_out_of_the_collectors_passes_until_the_next_one(tmp_path):
+    """A worker's store freezes a large application once loaded (the collector's
+    full passes stop walking it), and hands it back when the next application comes."""
+    import gc
+
+    from k8s_auto_fix.manifests.store import FREEZE_OBJECTS, store_for_application
+
+    items = "".join(f"- apiVersion: v1\n  kind: ConfigMap\n  metadata:\n    name: c{n}\n" for n in range(FREEZE_OBJECTS + 1))
+    big = write(tmp_path / "big", "list.yaml", f"apiVersion: v1\nkind: List\nitems:\n{items}").parent
+    small = write(tmp_path / "small", "pod.yaml", (REPO / "examples" / "001.yaml").read_text()).parent
+    gc.unfreeze()
+    try:
+        store_for_application(str(small), "pass").application(str(small), str(small))
+        assert gc.get_freeze_count() == 0  # a small one is left to the collector
+        app = store_for_application(str(big), "pass").application(str(big), str(big))
+        assert len(app.objects) > FREEZE_OBJECTS and gc.get_freeze_count() > 0
+        store_for_application(str(small), "pass")
+        assert gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()

@@ -3,15 +3,17 @@ local executor and on Ray, with JSON Lines.
 
 Each replica is a copy of the corpus in a folder of its own, every object
 renamed (``metadata.name`` + ``-rK``), so the inputs grow by whole
-applications, as a fleet does. Each size runs the chosen stages as the CLI
-runs them, in a fresh process (``--format jsonl``), and is measured from
+applications, as a fleet does. Each size runs the chosen stages as a fleet
+runs them, one ``run --format jsonl --until LAST`` in a fresh process (one
+executor session: one Ray job for every stage), and is measured from
 outside: wall time, and peak RSS summed over the process and everything it
 started (pool workers), sampled every 0.1 s. Ray runs as a fleet runs it: a
 cluster (one node of ``workers`` CPUs on this machine) is started once and
 every command joins it with ``--ray-address``; its start is timed apart, and
 its processes (GCS, raylet, agents, workers) count in the peak RSS. Each
-executor has one warm-up run on one replica first, not counted. Cost is
-linear when the time per object stays within 15% across sizes.
+executor has one warm-up run on one replica first, not counted, and its
+fixed cost per command is measured apart, as detect on a one-file input.
+Cost is linear when the time per object stays within 15% across sizes.
 """
 
 from __future__ import annotations
@@ -136,17 +138,27 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
     return wall, cpu, peak[0], stderr
 
 
-def _stage_commands(stages: list[str], inputs: list[Path], folder: Path, executor: list[str], workers: int) -> list[list[str]]:
-    """The stages as the CLI runs them. Only detect takes --jobs (local worker
-    processes); propose and verify use every core, 2 on this machine."""
-    tool = [sys.executable, "-m", "k8s_auto_fix"]
-    d, p, v = folder / "detections.jsonl", folder / "patches.jsonl", folder / "verified.jsonl"
-    commands = {
-        "detect": [*tool, "detect", *map(str, inputs), "--format", "jsonl", "--out", str(d), "--jobs", str(workers), *executor],
-        "propose": [*tool, "propose", "-d", str(d), "--format", "jsonl", "-o", str(p), *executor],
-        "verify": [*tool, "verify", "-p", str(p), "-d", str(d), "--format", "jsonl", "-o", str(v), *executor],
-    }
-    return [commands[s] for s in stages]
+def _run_command(stages: list[str], inputs: list[Path], folder: Path, executor: list[str], workers: int) -> list[str]:
+    """The stages (a prefix of detect, propose, verify) as one `run --format jsonl --until LAST`."""
+    return [
+        sys.executable, "-m", "k8s_auto_fix", "run", *map(str, inputs), "--out", str(folder),
+        "--format", "jsonl", "--until", stages[-1], "--jobs", str(workers), *executor,
+    ]
+
+
+def _small_manifest(folder: Path) -> Path:
+    """The corpus's smallest manifest with an object in it (a few hundred bytes): for a command's fixed cost."""
+    files = (Path(p) for p, problem in iter_manifest_files([str(folder)]) if problem is None and Path(p).is_file())
+    return min((f for f in files if f.stat().st_size >= 200), key=lambda f: (f.stat().st_size, str(f)))
+
+
+def _command_seconds(scratch: Path, corpus_file: Path, options: list[str], env, cluster) -> float:
+    """The wall time of detect on a one-file input: what a command costs before any work (on Ray: a job, its workers)."""
+    folder = scratch / "one-file"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(corpus_file, folder / corpus_file.name)
+    command = [sys.executable, "-m", "k8s_auto_fix", "detect", str(folder), "--format", "jsonl", "--out", str(scratch / "one-file.jsonl"), *options]
+    return min(measure(command, env, cluster)[0] for _ in range(3))
 
 
 @contextmanager
@@ -163,12 +175,14 @@ def _executor(name: str, workers: int) -> Iterator[tuple[list[str], dict | None,
 
 
 def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: list[str], workers: int, console: Console) -> dict:
-    rows, started = [], {}
+    rows, started, per_command = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-scale-") as scratch:
         replicas = make_replicas(corpus, max(factors), Path(scratch))
+        one_file = _small_manifest(replicas[0])
         for executor in executors:
             with _executor(executor, workers) as (options, env, cluster, start_s):
                 started[executor] = round(start_s, 2)
+                per_command[executor] = round(_command_seconds(Path(scratch), one_file, options, env, cluster), 2)
                 # One run not counted: the first after the replicas are written pays for the page
                 # cache, and on Ray for the cluster's first workers (what a fleet's nightly run has paid).
                 _one_size(executor, 0, stages, replicas[:1], Path(scratch), options, env, cluster, workers)
@@ -177,22 +191,16 @@ def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: 
                     r = rows[-1]
                     console.print(f"{executor:>5} x{factor}: {r['objects']} objects, {r['wall_s']} s, {r['ms_per_object']} ms/object, {r['peak_rss_mb']} MB peak")
     return {
-        "corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "executor_start_s": started,
+        "corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "executor_start_s": started, "command_s": per_command,
         "runs": rows, **compare(rows, executors),
     }
 
 
 def _one_size(executor: str, factor: int, stages: list[str], inputs: list[Path], scratch: Path, options, env, cluster, workers: int) -> dict:
     folder = scratch / f"out-{executor}-{factor}"
-    folder.mkdir()
-    wall, cpu, peak, objects = 0.0, 0.0, 0, 0
-    for command in _stage_commands(stages, inputs, folder, options, workers):
-        seconds, cpu_seconds, rss, stderr = measure(command, env, cluster)
-        wall += seconds
-        cpu += cpu_seconds
-        peak = max(peak, rss)
-        found = re.search(r"in (\d+) object\(s\)", stderr)
-        objects = int(found.group(1)) if found else objects
+    wall, cpu, peak, stderr = measure(_run_command(stages, inputs, folder, options, workers), env, cluster)
+    found = re.search(r"in (\d+) object\(s\)", stderr)
+    objects = int(found.group(1)) if found else 0
     shutil.rmtree(folder)
     return {
         "executor": executor, "factor": factor, "objects": objects, "wall_s": round(wall, 2),
@@ -234,6 +242,8 @@ def print_scale(report: dict, console: Console) -> None:
     for executor, seconds in report.get("executor_start_s", {}).items():
         if seconds:
             console.print(f"{executor}: the cluster took {seconds:.1f} s to start (once, not in the rows)")
+    for executor, seconds in report.get("command_s", {}).items():
+        console.print(f"{executor}: a command costs {seconds:.2f} s before any work (detect on one file)")
     for executor in report["executors"]:
         verdicts = [("wall time per object", report["linear"]), ("CPU time per object", report["cpu_linear"]), ("peak RSS", report["rss_flat"])]
         console.print(f"{executor}: " + "; ".join(f"{name} {'within' if v[executor] else 'NOT within'} {LINEAR_TOLERANCE:.0%} of 1x at every size" for name, v in verdicts))

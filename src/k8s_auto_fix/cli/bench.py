@@ -154,7 +154,7 @@ def bench_scale_command(
     corpus: Annotated[Path, typer.Argument(help="The corpus to replicate (default: ../shared/corpus).")] = Path("../shared/corpus"),
     factors: Annotated[str, typer.Option("--factors", help="Replica counts.")] = "1,2,4,8",
     executors: Annotated[str, typer.Option("--executors", help="Executors to compare: local, ray.")] = "local,ray",
-    stages: Annotated[str, typer.Option("--stages", help="Stages to run, in order: detect, propose, verify.")] = "detect,propose,verify",
+    stages: Annotated[str, typer.Option("--stages", help="Stages to run, in order: detect, propose, verify (as one `run --format jsonl --until` the last).")] = "detect,propose,verify",
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, or the CPUs of the Ray cluster the bench starts.")] = 2,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scale.json and scale.png.")] = Path("bench-out"),
 ) -> None:
