@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -51,6 +52,22 @@ def test_the_pipeline_on_a_two_node_ray_cluster_gives_the_local_artefacts_on_the
     for name in expected:
         assert got[name] == expected[name], name
     assert two_node_cluster.alive_nodes() == 2  # the run used the cluster and left it running
+
+
+def test_relative_paths_are_the_drivers_on_a_cluster_started_elsewhere(tmp_path, two_node_cluster, monkeypatch):
+    """The cluster's workers start in the folder the cluster was started from; a
+    command run elsewhere names its inputs relative to its own folder, and its
+    records keep them as given."""
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        monkeypatch.setenv(key, two_node_cluster.env[key])
+    shutil.copytree(REPO / "examples", tmp_path / "apps", ignore=shutil.ignore_patterns("policies"))
+    runs = {}
+    for executor in ("local", "ray"):
+        where = ["--executor", "ray", "--ray-address", two_node_cluster.address] if executor == "ray" else []
+        done = cli_process("run", "apps", "--out", executor, "--format", "jsonl", "--until", "verify", *where, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[executor] = [(tmp_path / executor / f"{name}.jsonl").read_text() for name in ("detections", "patches", "verified")]
+    assert runs["ray"] == runs["local"] and '"manifest_path": "apps/001.yaml"' in runs["local"][0]
 
 
 def test_without_an_address_ray_starts_locally_and_every_stage_matches_local(tmp_path, cli):

@@ -203,3 +203,18 @@ def test_a_workers_large_application_is_kept_out_of_the_collectors_passes_until_
         assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
+
+
+def test_a_stage_that_found_nothing_streams_an_empty_file_the_next_reads_as_no_records(tmp_path, cli):
+    """A clean input: detect writes an empty JSON Lines file, and propose, verify
+    and a whole run --format jsonl read it as no records (not as broken JSON)."""
+    clean = str(REPO / "deploy" / "ray-cluster.yaml")
+    d, p = tmp_path / "d.jsonl", tmp_path / "p.jsonl"
+    assert cli("detect", clean, "--format", "jsonl", "--out", str(d))[0] == 0 and d.read_text() == ""
+    code, _, stderr = cli("propose", "-d", str(d), "--format", "jsonl", "-o", str(p))
+    assert code == 0 and "0 fix(es) for 0 finding(s)" in stderr
+    assert cli("verify", "-p", str(p), "-d", str(d), "-o", str(tmp_path / "v.json"))[0] == 0
+    assert json.loads((tmp_path / "v.json").read_text()) == []
+    code, _, stderr = cli("run", clean, "--out", str(tmp_path / "run"), "--format", "jsonl", "--head", "0")
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "run" / "schedule.json").read_text()) == []

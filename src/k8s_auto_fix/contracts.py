@@ -537,10 +537,16 @@ def read_models(path: str | Path, model: type[Model]) -> list[Model]:
 
 
 def is_json_lines(path: str | Path) -> bool:
-    """A contract file in JSON Lines starts with an object; a JSON array with ``[``."""
+    """A contract file in JSON Lines starts with an object; a JSON array with ``[``.
+    An empty file is JSON Lines with no record (what a stage that found nothing streams)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(64).lstrip()
+            while not head:  # whitespace only so far: read on, to tell an empty file from a late start
+                chunk = handle.read(65536)
+                if not chunk:
+                    return True
+                head = chunk.lstrip()
     except OSError:
         return False  # read_models reports it
     return head.startswith(b"{")

@@ -16,6 +16,7 @@ for, without its dashboard, and is stopped at the end.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -44,8 +45,6 @@ def ray_session(options: RunnerOptions):
     if options.ray_address:
         ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     else:
-        import os
-
         ray.init(
             address="local",
             num_cpus=options.jobs or os.cpu_count() or 1,
@@ -66,8 +65,9 @@ def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options
 
     with ray_session(options) as ray:
         task = ray.remote(num_cpus=1, max_retries=2)(_in_worker)  # a worker that dies is retried: the steps are pure
-        # The driver's process-wide settings (chart values, release) go with the work: a worker is another process.
-        shared_ref = ray.put((step, helm.current(), shared))
+        # The driver's process-wide settings (chart values, release) and its working folder go with
+        # the work: a worker is another process, started where the cluster was, and paths may be relative.
+        shared_ref = ray.put((step, helm.current(), os.getcwd(), shared))
         ahead = max(2, int(ray.cluster_resources().get("CPU", 1)) * TASKS_AHEAD_PER_CPU)
         pending: deque = deque()
         remaining = iter(items)
@@ -84,9 +84,14 @@ def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options
 
 
 def _in_worker(bundle: tuple, item):
-    """In a Ray worker: the driver's chart settings, then the step."""
+    """In a Ray worker (of this job only): the driver's chart settings and working folder, then the step."""
     from ..manifests import helm
 
-    step, chart_options, shared = bundle
+    step, chart_options, folder, shared = bundle
     helm.configure(chart_options)
+    if os.getcwd() != folder:
+        try:
+            os.chdir(folder)  # the inputs' relative paths are the driver's, and are recorded as given
+        except OSError:
+            pass  # not on this node: absolute paths still work, relative ones are reported unreadable
     return step(shared, item)
