@@ -4,9 +4,9 @@ One task per application, as the local runner cuts the input. The stage's
 work object (the checks, the options) is put in Ray's object store once and
 shared by every task. Results come back in input order: a window of tasks
 runs ahead of the one being read, so a slow application does not stall the
-cluster, and what the driver holds stays bounded by the window, not the
-input. Workers read the files at the paths the driver lists, so on a cluster
-of several machines the inputs must be at the same path on every node (a
+cluster, and what is held stays bounded by the window, not the input.
+Workers read the files at the paths the driver lists, so on a cluster of
+several machines the inputs must be at the same path on every node (a
 shared volume, or the repository in the image; see deploy/ray-cluster.yaml).
 
 Without an address Ray starts on this machine (``address="local"``: a fresh
@@ -25,7 +25,10 @@ from . import R, RunnerOptions, S, T
 
 # Object store for a local Ray: the units and results are small (paths in, detections out).
 LOCAL_OBJECT_STORE_BYTES = 200 * 1024 * 1024
-TASKS_AHEAD_PER_CPU = 4
+TASKS_AHEAD_PER_CPU = 4  # unfinished tasks per CPU: a queue for every worker
+# Finished tasks waiting for the one at the head to be read: their results are
+# held (in Ray's object store) so that the workers never wait for the reader.
+DONE_AHEAD = 256
 
 
 class RayUnavailable(Exception):
@@ -68,19 +71,44 @@ def map_on_ray(step: Callable[[S, T], R], shared: S, items: Iterable[T], options
         # The driver's process-wide settings (chart values, release) and its working folder go with
         # the work: a worker is another process, started where the cluster was, and paths may be relative.
         shared_ref = ray.put((step, helm.current(), os.getcwd(), shared))
-        ahead = max(2, int(ray.cluster_resources().get("CPU", 1)) * TASKS_AHEAD_PER_CPU)
-        pending: deque = deque()
-        remaining = iter(items)
-        for item in remaining:
-            pending.append(task.remote(shared_ref, item))
-            if len(pending) >= ahead:
-                break
-        while pending:
-            result = ray.get(pending.popleft())
-            for item in remaining:  # keep the window full
-                pending.append(task.remote(shared_ref, item))
-                break
+        window = _Window(ray, lambda item: task.remote(shared_ref, item), items, max(2, int(ray.cluster_resources().get("CPU", 1)) * TASKS_AHEAD_PER_CPU))
+        yield from window.in_order()
+
+
+class _Window:
+    """Tasks in flight, read back in input order. It keeps ``running`` tasks
+    unfinished, not ``running`` tasks in all: behind a large application at the
+    head, the ones after it go on running (the next large one among them) and
+    wait, done, in the object store, up to ``DONE_AHEAD`` of them."""
+
+    def __init__(self, ray, submit: Callable, items: Iterable, running: int):
+        self.ray, self.submit, self.items, self.running = ray, submit, iter(items), running
+        self.pending: deque = deque()  # submitted, in input order
+        self.unfinished: set = set()
+
+    def in_order(self) -> Iterator:
+        self._fill()
+        while self.pending:
+            head = self.pending.popleft()
+            while head in self.unfinished:
+                finished, _ = self.ray.wait(list(self.unfinished), num_returns=1)
+                self.unfinished.difference_update(finished)
+                self._fill()
+            result = self.ray.get(head)
+            self._fill()
             yield result
+
+    def _fill(self) -> None:
+        while len(self.unfinished) < self.running and len(self.pending) < self.running + DONE_AHEAD:
+            item = next(self.items, _END)
+            if item is _END:
+                return
+            ref = self.submit(item)
+            self.pending.append(ref)
+            self.unfinished.add(ref)
+
+
+_END = object()
 
 
 def _in_worker(bundle: tuple, item):
