@@ -13,7 +13,9 @@ every command joins it with ``--ray-address``; its start is timed apart, and
 its processes (GCS, raylet, agents, workers) count in the peak RSS. Each
 executor has one warm-up run on one replica first, not counted, and its
 fixed cost per command is measured apart, as detect on a one-file input.
-Cost is linear when the time per object stays within 15% across sizes.
+Every size runs ``repeat`` times, in rounds (1x, 2x, 4x, 8x, then again),
+and its fastest run is kept (the peak RSS is the highest of its runs). Cost
+is linear when the time per object stays within 15% across sizes.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def _executor(name: str, workers: int) -> Iterator[tuple[list[str], dict | None,
         yield ["--executor", "ray", "--ray-address", cluster.address], cluster.env, cluster.pids, time.perf_counter() - start
 
 
-def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: list[str], workers: int, console: Console) -> dict:
+def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: list[str], workers: int, console: Console, repeat: int = 2) -> dict:
     rows, started, per_command = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="k8s-auto-fix-scale-") as scratch:
         replicas = make_replicas(corpus, max(factors), Path(scratch))
@@ -186,13 +188,19 @@ def bench_scale(corpus: Path, factors: list[int], executors: list[str], stages: 
                 # One run not counted: the first after the replicas are written pays for the page
                 # cache, and on Ray for the cluster's first workers (what a fleet's nightly run has paid).
                 _one_size(executor, 0, stages, replicas[:1], Path(scratch), options, env, cluster, workers)
-                for factor in factors:
-                    rows.append(_one_size(executor, factor, stages, replicas[:factor], Path(scratch), options, env, cluster, workers))
-                    r = rows[-1]
-                    console.print(f"{executor:>5} x{factor}: {r['objects']} objects, {r['wall_s']} s, {r['ms_per_object']} ms/object, {r['peak_rss_mb']} MB peak")
+                # Rounds of every size, the fastest run of each kept: a slow spell of the shared
+                # machine lands on one run of a size, not on all the runs of one size.
+                best: dict[int, dict] = {}
+                for _ in range(repeat):
+                    for factor in factors:
+                        r = _one_size(executor, factor, stages, replicas[:factor], Path(scratch), options, env, cluster, workers)
+                        console.print(f"{executor:>5} x{factor}: {r['objects']} objects, {r['wall_s']} s, {r['ms_per_object']} ms/object, {r['peak_rss_mb']} MB peak")
+                        if factor not in best or r["wall_s"] < best[factor]["wall_s"]:
+                            best[factor] = {**r, "peak_rss_mb": max(r["peak_rss_mb"], best.get(factor, r)["peak_rss_mb"])}
+                rows += [best[factor] for factor in factors]
     return {
-        "corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "executor_start_s": started, "command_s": per_command,
-        "runs": rows, **compare(rows, executors),
+        "corpus": str(corpus), "factors": factors, "executors": executors, "stages": stages, "workers": workers, "repeat": repeat,
+        "executor_start_s": started, "command_s": per_command, "runs": rows, **compare(rows, executors),
     }
 
 
@@ -230,7 +238,7 @@ def compare(rows: list[dict], executors: list[str]) -> dict:
 
 
 def print_scale(report: dict, console: Console) -> None:
-    table = Table(title=f"bench scale: {', '.join(report['stages'])} (--format jsonl), {report['workers']} workers")
+    table = Table(title=f"bench scale: {', '.join(report['stages'])} (run --format jsonl), {report['workers']} workers, best of {report.get('repeat', 1)}")
     columns = ("executor", "replicas", "objects", "wall s", "ms/object", "vs 1x", "CPU ms/object", "vs 1x", "peak RSS MB", "vs 1x", "wall vs local")
     for column in columns:
         table.add_column(column, justify="left" if column == "executor" else "right")

@@ -156,6 +156,7 @@ def bench_scale_command(
     executors: Annotated[str, typer.Option("--executors", help="Executors to compare: local, ray.")] = "local,ray",
     stages: Annotated[str, typer.Option("--stages", help="Stages to run, in order: detect, propose, verify (as one `run --format jsonl --until` the last).")] = "detect,propose,verify",
     workers: Annotated[int, typer.Option("--workers", help="Worker processes, or the CPUs of the Ray cluster the bench starts.")] = 2,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Runs of each size, in rounds; the fastest is reported.")] = 2,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for scale.json and scale.png.")] = Path("bench-out"),
 ) -> None:
     """Wall time, time per object and peak RSS on 1x..8x replicas of the corpus (renamed objects), local and Ray, with JSON Lines."""
@@ -173,7 +174,7 @@ def bench_scale_command(
         raise fail(f"--executors {executors!r}: local and/or ray")
     if not corpus.is_dir():
         raise fail(f"{corpus}: not a folder")
-    report = bench_scale(corpus, multiples, names, chosen, workers, stderr)
+    report = bench_scale(corpus, multiples, names, chosen, workers, stderr, repeat)
     print_scale(report, stdout)
     write_json_atomic(out / "scale.json", report)
     scale_chart(report, out / "scale.png")
