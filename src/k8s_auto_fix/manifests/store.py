@@ -16,7 +16,6 @@ from .kustomize import kustomization_file
 from .loader import DEFAULT_MAX_FILE_BYTES, LoadResult, iter_manifest_files, load_file
 from .objects import K8sObject
 
-
 # An application this large is frozen out of the collector's full passes once
 # loaded (see ``store_for_application``): verifying the-stack's 12,000 findings
 # ran 30 full passes over its 4,000 parsed files, 20% of the stage's time.
