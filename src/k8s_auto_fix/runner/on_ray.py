@@ -79,7 +79,7 @@ class _Window:
     """Tasks in flight, read back in input order. It keeps ``running`` tasks
     unfinished, not ``running`` tasks in all: behind a large application at the
     head, the ones after it go on running (the next large one among them) and
-    wait, done, in the object store, up to ``DONE_AHEAD`` of them."""
+    wait, done (their results held by Ray), up to ``DONE_AHEAD`` of them."""
 
     def __init__(self, ray, submit: Callable, items: Iterable, running: int):
         self.ray, self.submit, self.items, self.running = ray, submit, iter(items), running
