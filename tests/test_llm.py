@@ -234,3 +234,48 @@ def test_missing_api_key_is_one_line_and_sends_nothing(tmp_path, cli, monkeypatc
     detections = write(tmp_path, "d.json", "[]")
     code, _, stderr = cli("propose", "--detections", str(detections), "--mode", "grok", "--out", str(tmp_path / "p.json"))
     assert code == 2 and "$XAI_API_KEY" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_model_mode_with_json_lines_streams_chunks_within_one_budget(tmp_path, cli, monkeypatch):
+    """propose --mode ENDPOINT --format jsonl reads the findings as a stream and
+    writes each chunk's records as it is done: the records of the JSON array, in
+    the same order, and one rate budget across chunks (measured at the server)."""
+    import k8s_auto_fix.propose.llm.distributed as distributed
+
+    for app in ("shop", "blog", "news"):
+        containers = "".join(f"\n  - name: c{i}\n    image: example.com/shop/web:1.25" for i in range(3))
+        write(tmp_path / "in" / app, "pod.yaml", f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {app}}}\nspec:\n  containers:{containers}\n")
+    found = tmp_path / "d.jsonl"
+    cli("detect", str(tmp_path / "in"), "--format", "jsonl", "--out", str(found))
+    chosen = [line for line in found.read_text().splitlines() if '"no-read-only-root-fs"' in line]
+    found.write_text("\n".join(chosen) + "\n")
+
+    def answer(body):
+        index = int(body["messages"][1]["content"].split("Container: c")[1].split("\n")[0])
+        return {"content": json.dumps([{"op": "add", "path": f"/spec/containers/{index}/securityContext", "value": {"readOnlyRootFilesystem": True}}])}
+
+    monkeypatch.setenv("TEST_KEY", "sk-test")
+    made: list[int] = []
+    real_chunks = distributed.chunks
+    monkeypatch.setattr(distributed, "CHUNK_LOCAL", 4)
+    monkeypatch.setattr(distributed, "chunks", lambda found, size: (made.append(len(c)) or c for c in real_chunks(found, size)))
+    records = {}
+    for fmt in ("json", "jsonl"):
+        with ScriptedChat(responder=answer, delay=0.02) as server:
+            config = write(tmp_path, "run.yaml", f"""
+                endpoints:
+                  vendor: {{endpoint: "{server.url}", model: test-model, api_key_env: TEST_KEY, requests_per_minute: 300}}
+                """)
+            out = tmp_path / f"p.{fmt}"
+            code, _, stderr = cli("propose", "-d", str(found), "-o", str(out), "--mode", "vendor", "--config", str(config), "--jobs", "4", "--format", fmt)
+        assert code == 0, stderr
+        assert "9 patch record(s) for 9 finding(s) via test-model: 9 model; 0 unfixed; 9 request(s)" in stderr
+        text = out.read_text()
+        rows = json.loads(text) if fmt == "json" else [json.loads(line) for line in text.splitlines()]
+        records[fmt] = [{k: v for k, v in r.items() if k != "usage"} for r in rows]  # usage holds the request's latency
+        # 300 a minute: starts 0.2 s apart, with room for delivery jitter. A budget per chunk
+        # (tried by breaking it) lets a chunk's first request follow the last one's answer, 0.05-0.07 s later.
+        arrivals = sorted(server.arrivals)
+        assert all(b - a >= 0.13 for a, b in zip(arrivals, arrivals[1:])), [round(b - a, 3) for a, b in zip(arrivals, arrivals[1:])]
+    assert records["jsonl"] == records["json"] and [r["id"] for r in records["json"]] == [json.loads(line)["id"] for line in chosen]
+    assert made == [3, 3, 3]  # three applications of three findings, chunks of at most 4: one application each

@@ -122,27 +122,36 @@ def test_model_workers_on_ray_share_one_rate_budget_measured_at_the_server(tmp_p
         return {"content": json.dumps([{"op": "add", "path": f"/spec/containers/{index}/securityContext", "value": {"readOnlyRootFilesystem": True}}])}
 
     monkeypatch.setenv("TEST_KEY", "sk-test")
+    import k8s_auto_fix.propose.llm.distributed as distributed
+
+    monkeypatch.setattr(distributed, "CHUNK_PER_THREAD_RAY", 2)  # --format jsonl: chunks of 8 findings, one application each, one task each
+    arrivals, records = {}, {}
     ray.init(address="local", num_cpus=2, object_store_memory=80_000_000, include_dashboard=False, log_to_driver=False)
     try:
         # Two idle workers, started before the run, so that both slices really run at once.
         ray.get([ray.remote(lambda: time.sleep(1)).remote() for _ in range(2)])
-        with ScriptedChat(responder=answer, delay=0.05) as server:
-            config = write(tmp_path, "run.yaml", f"""
-                endpoints:
-                  vendor: {{endpoint: "{server.url}", model: test-model, api_key_env: TEST_KEY, requests_per_minute: 600}}
-                """)
-            code, _, stderr = cli("propose", "-d", str(found), "-o", str(tmp_path / "p.json"), "--mode", "vendor", "--config", str(config),
-                                  "--jobs", "4", "--executor", "ray")
+        for fmt in ("json", "jsonl"):
+            with ScriptedChat(responder=answer, delay=0.05) as server:
+                config = write(tmp_path, "run.yaml", f"""
+                    endpoints:
+                      vendor: {{endpoint: "{server.url}", model: test-model, api_key_env: TEST_KEY, requests_per_minute: 600}}
+                    """)
+                code, _, stderr = cli("propose", "-d", str(found), "-o", str(tmp_path / f"p.{fmt}"), "--mode", "vendor", "--config", str(config),
+                                      "--jobs", "4", "--executor", "ray", "--format", fmt)
+            assert code == 0, stderr
+            text = (tmp_path / f"p.{fmt}").read_text()
+            records[fmt] = [{k: v for k, v in p.items() if k != "usage"} for p in (json.loads(text) if fmt == "json" else map(json.loads, text.splitlines()))]
+            arrivals[fmt] = sorted(server.arrivals)
     finally:
         ray.shutdown()
-    assert code == 0, stderr
-    patches = json.loads((tmp_path / "p.json").read_text())
+    patches = records["json"]
     assert [p["id"] for p in patches] == [d["id"] for d in chosen] and all(p["source"] == "model" for p in patches)
-    t = sorted(server.arrivals)
-    assert len(t) >= len(chosen) == 16
-    # 600 a minute for all workers together: any k+1 requests span at least (k-2) x 0.1 s. Two slots
-    # of slack are the delivery jitter between a start granted by the actor and the request arriving
-    # (the budget's contract is on starts); a budget per worker lets both workers' requests arrive
-    # together, again and again, which no slack of a slot or two hides over 16 requests.
-    assert all(t[j] - t[i] >= (j - i - 2) * 0.1 - 1e-3 for i in range(len(t)) for j in range(i + 1, len(t))), [round(b - a, 3) for a, b in zip(t, t[1:])]
-    assert t[-1] - t[0] >= (len(t) - 3) * 0.1
+    assert records["jsonl"] == records["json"]  # streamed in chunks (tasks), the same records in the same order
+    for t in arrivals.values():
+        assert len(t) >= len(chosen) == 16
+        # 600 a minute for all workers together: any k+1 requests span at least (k-2) x 0.1 s. Two slots
+        # of slack are the delivery jitter between a start granted by the actor and the request arriving
+        # (the budget's contract is on starts); a budget per worker lets both workers' requests arrive
+        # together, again and again, which no slack of a slot or two hides over 16 requests.
+        assert all(t[j] - t[i] >= (j - i - 2) * 0.1 - 1e-3 for i in range(len(t)) for j in range(i + 1, len(t))), [round(b - a, 3) for a, b in zip(t, t[1:])]
+        assert t[-1] - t[0] >= (len(t) - 3) * 0.1

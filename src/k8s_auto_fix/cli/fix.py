@@ -93,6 +93,9 @@ def propose(
         with executor_errors(), contract_errors():  # patches are written as they come, not kept
             print_propose_summary(propose_jsonl(detections, options, runner, out))
         return
+    if output_format is RecordFormat.JSONL:  # a model mode: records written chunk by chunk, locally or on Ray
+        _propose_with_model_stream(chosen, settings, detections, out, options, jobs, runner)
+        return
     found = read_contract(detections, Detection)
     if chosen != "rules" and runner.executor == "ray":
         _propose_with_model_on_ray(chosen, settings, found, out, options, jobs, output_format, runner)
@@ -151,6 +154,38 @@ def _propose_with_model_on_ray(endpoint: str, settings, found, out: Path, option
         result = propose_with_model_on_ray(settings, endpoint, client.api_key, found, options, jobs, runner)
     write_records(out, result.patches, output_format)
     stderr.print(result.summary(len(found), client.endpoint.model))
+
+
+def _propose_with_model_stream(endpoint: str, settings, detections: Path, out: Path, options, jobs: int, runner) -> None:
+    """Model mode with --format jsonl: the findings read as a stream, in chunks; each chunk's records written as it is done."""
+    from collections import Counter
+
+    from ..contracts import Detection, JsonLinesWriter
+    from ..propose.llm.client import ModelError, Usage
+    from ..propose.llm.distributed import propose_with_model_stream
+    from ..propose.llm.loop import model_summary
+    from ..propose.llm.providers import client_for
+
+    try:
+        client = client_for(settings, endpoint)  # checks the endpoint and its key before anything starts
+    except ModelError as err:
+        raise fail(str(err)) from None
+    client.close()
+    findings, sources, unfixed, usage = [0], Counter(), 0, Usage()
+
+    def counted(records):
+        for record in records:
+            findings[0] += 1
+            yield record
+
+    with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
+        parts = propose_with_model_stream(settings, endpoint, client.api_key, counted(stream_models(detections, Detection)), options, jobs, runner)
+        for part in parts:
+            lines.write(part.patches)
+            sources.update(p.source.value for p in part.patches)
+            unfixed += len(part.unfixed)
+            usage.add(part.usage)
+    stderr.print(model_summary(sources, unfixed, usage, findings[0], client.endpoint.model))
 
 
 class PartialResults:

@@ -1,4 +1,4 @@
-"""The model proposer on Ray (`propose --mode ENDPOINT --executor ray`).
+"""The model proposer on Ray (`propose --mode ENDPOINT --executor ray`), and over a stream of findings.
 
 The findings are cut into one slice per CPU, grouped by application, as the
 rules proposer's are; each slice is a Ray task running the model loop with its
@@ -7,15 +7,27 @@ budget for all of them: a single Ray actor holds the ``RateBudget`` and every
 request of every worker takes its place there first, so N workers together
 stay within what one process would send. The actor only says how long to
 wait; workers sleep on their side, so it never blocks.
+
+With JSON Lines (``propose_with_model_stream``) the findings are read as a
+stream and cut into chunks of consecutive findings (whole small applications
+together, a large one in pieces); each chunk's records are handed over, in
+input order, as soon as it and the ones before it are done, so memory holds
+a few chunks, never the input. Locally the chunks run one after another in
+this process, on one client (one budget) with its threads; on Ray they are
+tasks within the one budget actor.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Iterable, Iterator
+from itertools import groupby
 
 from ...checks.fixes import FixOptions
 from ...config import RunConfig
 from ...contracts import Detection
+from ...manifests.store import ObjectStore, store_for_application
 from ...runner import RunnerOptions, executor_session, map_ordered, parallelism
 from .client import RateBudget, Usage
 from .loop import LLMResult, propose_with_model
@@ -56,7 +68,7 @@ def propose_with_model_on_ray(config: RunConfig, name: str, api_key: str | None,
         size = max(1, -(-len(order) // parallelism(runner)))
         slices = [[detections[i] for i in order[start : start + size]] for start in range(0, len(order), size)]
         # The key travels with the task (workers on other nodes do not have the driver's environment).
-        parts = list(map_ordered(_propose_slice, (config, name, api_key, options, jobs, actor), slices, runner))
+        parts = list(map_ordered(_propose_slice, (config, name, api_key, options, jobs, actor, uuid.uuid4().hex), slices, runner))
     usage = Usage()
     for part in parts:
         result.patches += part.patches
@@ -69,11 +81,65 @@ def propose_with_model_on_ray(config: RunConfig, name: str, api_key: str | None,
 
 
 def _propose_slice(shared: tuple, detections: list[Detection]) -> LLMResult:
-    config, name, api_key, options, jobs, actor = shared
+    config, name, api_key, options, jobs, actor, pass_id = shared
     endpoint = config.endpoint(name)
     client = PROVIDERS[endpoint.api](endpoint, config.proposer, api_key)
     client.budget = SharedBudget(actor)
     try:
-        return propose_with_model(client, config, detections, name, options, jobs)
+        return propose_with_model(client, config, detections, name, options, jobs, store=_chunk_store(detections, pass_id))
     finally:
         client.close()
+
+
+# Findings per chunk of a stream: on Ray a few per worker thread, so that chunks
+# spread over the workers; locally many, so that the threads rarely wait for
+# the slowest answer of a chunk.
+CHUNK_PER_THREAD_RAY = 8
+CHUNK_LOCAL = 1000
+
+
+def propose_with_model_stream(
+    config: RunConfig, name: str, api_key: str | None, detections: Iterable[Detection], options: FixOptions, jobs: int, runner: RunnerOptions
+) -> Iterator[LLMResult]:
+    """Model patches for a stream of findings, chunk by chunk, each chunk's records (and its usage) in input order as it is done."""
+    pass_id = uuid.uuid4().hex  # a large application's pieces in one process parse it once (store_for_application)
+    if runner.executor == "ray":
+        with executor_session(runner):
+            endpoint = config.endpoint(name)
+            actor = budget_actor(endpoint.requests_per_minute, endpoint.tokens_per_minute)
+            shared = (config, name, api_key, options, jobs, actor, pass_id)
+            yield from map_ordered(_propose_slice, shared, chunks(detections, max(1, jobs) * CHUNK_PER_THREAD_RAY), runner)
+        return
+    endpoint = config.endpoint(name)
+    client = PROVIDERS[endpoint.api](endpoint, config.proposer, api_key)  # one client: one budget for every chunk
+    try:
+        for chunk in chunks(detections, CHUNK_LOCAL):
+            client.usage = Usage()  # each chunk's own usage (no request is in flight between chunks)
+            yield propose_with_model(client, config, chunk, name, options, jobs, store=_chunk_store(chunk, pass_id))
+    finally:
+        client.close()
+
+
+def chunks(detections: Iterable[Detection], size: int) -> Iterator[list[Detection]]:
+    """Consecutive findings in chunks of at most ``size``: small applications
+    together, one larger than ``size`` in pieces of its own."""
+    chunk: list[Detection] = []
+    for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path):
+        found = list(group)
+        if chunk and len(chunk) + len(found) > size:
+            yield chunk
+            chunk = []
+        while len(found) > size:
+            yield found[:size]
+            found = found[size:]
+        chunk += found
+    if chunk:
+        yield chunk
+
+
+def _chunk_store(detections: list[Detection], pass_id: str) -> ObjectStore:
+    """A piece of one application: the process's store for it (parsed once for all its pieces); several applications: a new store."""
+    keys = {d.application or d.manifest_path for d in detections}
+    if len(keys) != 1:
+        return ObjectStore()
+    return store_for_application(keys.pop(), pass_id)

@@ -11,6 +11,7 @@ A finding the model never fixes falls back to the rule fix
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -40,16 +41,18 @@ class LLMResult:
     unfixed: list[str] = field(default_factory=list)
 
     def summary(self, findings: int, model: str) -> str:
-        sources: dict[str, int] = {}
-        for patch in self.patches:
-            sources[patch.source.value] = sources.get(patch.source.value, 0) + 1
-        usage = self.usage.as_dict()
-        return (
-            f"{len(self.patches)} patch record(s) for {findings} finding(s) via {model}: "
-            + ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
-            + f"; {len(self.unfixed)} unfixed; {usage['requests']} request(s), "
-            f"{usage['prompt_tokens']}+{usage['completion_tokens']} tokens, {usage['latency_s']} s model time"
-        )
+        return model_summary(Counter(p.source.value for p in self.patches), len(self.unfixed), self.usage, findings, model)
+
+
+def model_summary(sources: Counter, unfixed: int, usage: Usage, findings: int, model: str) -> str:
+    """The one-line account of a model run: records by source, unfixed findings, requests, tokens, model time."""
+    spent = usage.as_dict()
+    return (
+        f"{sum(sources.values())} patch record(s) for {findings} finding(s) via {model}: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(sources.items()))
+        + f"; {unfixed} unfixed; {spent['requests']} request(s), "
+        f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {spent['latency_s']} s model time"
+    )
 
 
 Progress = Callable[[int, "PatchRecord | None"], None]  # told (the finding's index, its record) as each completes
@@ -57,11 +60,11 @@ Progress = Callable[[int, "PatchRecord | None"], None]  # told (the finding's in
 
 def propose_with_model(
     client: ModelClient, config: RunConfig, detections: list[Detection], endpoint: str, options: FixOptions | None = None, jobs: int = 4,
-    progress: Progress | None = None,
+    progress: Progress | None = None, store: ObjectStore | None = None,
 ) -> LLMResult:  # fmt: skip
-    """Model patches for ``detections``, verified with the default check suite."""
+    """Model patches for ``detections``, verified with the default check suite (objects from ``store``, or a new one)."""
     options = options or FixOptions(config.fixes)
-    store = ObjectStore()
+    store = store or ObjectStore()
     verifier = Verifier(select_checks(), VerifyOptions(image_facts=options.facts), store)
     return ModelProposer(client, config, verifier, store, endpoint, options).propose_all(detections, jobs, progress)
 
