@@ -279,3 +279,36 @@ def test_model_mode_with_json_lines_streams_chunks_within_one_budget(tmp_path, c
         assert all(b - a >= 0.13 for a, b in zip(arrivals, arrivals[1:])), [round(b - a, 3) for a, b in zip(arrivals, arrivals[1:])]
     assert records["jsonl"] == records["json"] and [r["id"] for r in records["json"]] == [json.loads(line)["id"] for line in chosen]
     assert made == [3, 3, 3]  # three applications of three findings, chunks of at most 4: one application each
+
+
+def test_a_streamed_model_run_stopped_midway_keeps_the_chunks_it_finished(tmp_path, cli, monkeypatch):
+    """The answers already paid for are not thrown away: the chunks done before
+    the run stopped are in the file, whole records; nothing after them."""
+    import k8s_auto_fix.propose.llm.distributed as distributed
+
+    for app in ("shop", "blog"):
+        write(tmp_path / "in" / app, "pod.yaml", f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {app}}}\nspec:\n  containers:\n  - {{name: c0, image: example.com/web:1.2}}\n")
+    found = tmp_path / "d.jsonl"
+    cli("detect", str(tmp_path / "in"), "--include", "no-read-only-root-fs", "--format", "jsonl", "--out", str(found))
+    found.write_text("".join(line + "\n" for line in found.read_text().splitlines() if '"no-read-only-root-fs"' in line))
+    monkeypatch.setattr(distributed, "CHUNK_LOCAL", 1)
+    real = distributed.propose_with_model
+    calls = []
+
+    def stops_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distributed, "propose_with_model", stops_at_the_second)
+    monkeypatch.setenv("TEST_KEY", "sk-test")
+    out = tmp_path / "p.jsonl"
+    with ScriptedChat([{"content": GOOD}]) as server:
+        config = write(tmp_path, "run.yaml", f'endpoints:\n  vendor: {{endpoint: "{server.url}", model: test-model, api_key_env: TEST_KEY}}\n')
+        code, _, _ = cli("propose", "-d", str(found), "-o", str(out), "--mode", "vendor", "--config", str(config), "--format", "jsonl")
+    assert code == 130 and len(calls) == 2  # Ctrl-C: "Aborted!", 128 + SIGINT
+    first = json.loads(found.read_text().splitlines()[0])
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in kept] == [first["id"]] and kept[0]["source"] == "model"
+    assert not list(tmp_path.glob(".p.jsonl*"))  # no temporary file left behind

@@ -585,10 +585,13 @@ def stream_models(path: str | Path, model: type[Model]) -> Iterator[Model]:
 class JsonLinesWriter:
     """Records written one line each as they come, into a temporary file beside
     ``path`` that replaces it when the writer closes without an error (readers
-    see the old file or the whole new one); ``path`` None writes to stdout."""
+    see the old file or the whole new one); ``path`` None writes to stdout.
+    With ``keep_partial``, an error keeps the records written so far (whole
+    lines, each a finished record) instead of the old file."""
 
-    def __init__(self, path: str | Path | None):
+    def __init__(self, path: str | Path | None, keep_partial: bool = False):
         self.path = Path(os.path.realpath(path)) if path is not None and os.path.islink(path) else (Path(path) if path is not None else None)
+        self.keep_partial = keep_partial  # stopped by an error: the records written so far replace the file (answers paid for)
         self.count = 0
         self._tmp: str | None = None
 
@@ -620,7 +623,7 @@ class JsonLinesWriter:
                 self.handle.close()
             return False
         self.handle.close()
-        if exc_type is None:
+        if exc_type is None or (self.keep_partial and self.count):
             if self.path.exists():
                 os.chmod(self._tmp, stat.S_IMODE(self.path.stat().st_mode))
             else:  # a new file: what open() would give it, as write_bytes_atomic does

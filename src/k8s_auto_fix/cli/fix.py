@@ -178,7 +178,8 @@ def _propose_with_model_stream(endpoint: str, settings, detections: Path, out: P
             findings[0] += 1
             yield record
 
-    with executor_errors(), contract_errors(), JsonLinesWriter(out) as lines:
+    # Stopped midway (an interrupt, a dead endpoint), the records of the chunks done are kept: answers paid for.
+    with executor_errors(), contract_errors(), JsonLinesWriter(out, keep_partial=True) as lines:
         parts = propose_with_model_stream(settings, endpoint, client.api_key, counted(stream_models(detections, Detection)), options, jobs, runner)
         for part in parts:
             lines.write(part.patches)
