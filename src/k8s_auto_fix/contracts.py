@@ -200,6 +200,11 @@ class Detection(Record):
         """What identifies the finding on its object: check, container, message."""
         return (self.policy_id, self.container, self.violation_text)
 
+    @property
+    def application_key(self) -> str:
+        """The application to rebuild for this finding (its file, when detect recorded none)."""
+        return self.application or self.manifest_path
+
 
 class DetectResult(Record):
     """What an engine found in a set of paths."""

@@ -10,16 +10,21 @@ chains them in one process, on one executor (one Ray job for the three).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checks import Check
 from .checks.fixes import FixOptions
+from .config import RunConfig
 from .contracts import Detection, JsonLinesWriter, PatchRecord, Problem, Verdict, stream_models
 from .detect import DetectOptions
 from .runner import RunnerOptions
 from .verify.judging import VerifyOptions
+
+if TYPE_CHECKING:  # the model client (httpx) is imported only by a model run
+    from .propose.llm.client import Usage
 
 
 @dataclass
@@ -65,24 +70,51 @@ class ProposeTally:
     without_fix: Counter = field(default_factory=Counter)  # check -> findings it cannot fix
 
 
+def _counted(tally, path: Path) -> Iterator[Detection]:
+    """The detections of ``path``, one at a time, each counted in ``tally.findings``."""
+    for record in stream_models(path, Detection):
+        tally.findings += 1
+        yield record
+
+
 def propose_jsonl(detections: Path, options: FixOptions, runner: RunnerOptions, out: Path | None) -> ProposeTally:
     """Rule fixes for the detections in ``detections`` (JSON Lines or a JSON array), into ``out``."""
     from .propose.rules import propose_stream
 
     tally = ProposeTally()
-
-    def counted(records):
-        for record in records:
-            tally.findings += 1
-            yield record
-
     with JsonLinesWriter(out) as lines:
-        for part in propose_stream(counted(stream_models(detections, Detection)), options, runner):
+        for part in propose_stream(_counted(tally, detections), options, runner):
             lines.write(part.patches)
             tally.warnings += part.warnings
             tally.without_fix.update(part.without_fix)
             tally.with_ops += sum(1 for p in part.patches if not p.is_manual)
     tally.patches = lines.count
+    return tally
+
+
+@dataclass
+class ModelTally:
+    findings: int = 0
+    sources: Counter = field(default_factory=Counter)  # records by source (model, rules-fallback, ...)
+    unfixed: int = 0
+    usage: Usage | None = None  # requests, tokens and model time, summed over the chunks
+
+
+def propose_with_model_jsonl(
+    config: RunConfig, endpoint: str, api_key: str | None, detections: Path, options: FixOptions, jobs: int, runner: RunnerOptions, out: Path | None
+) -> ModelTally:
+    """Model fixes for the detections in ``detections``, chunk by chunk, into ``out``. Stopped
+    midway (an interrupt, a dead endpoint), the records of the chunks done are kept: answers paid for."""
+    from .propose.llm.client import Usage
+    from .propose.llm.distributed import propose_with_model_stream
+
+    tally = ModelTally(usage=Usage())
+    with JsonLinesWriter(out, keep_partial=True) as lines:
+        for part in propose_with_model_stream(config, endpoint, api_key, _counted(tally, detections), options, jobs, runner):
+            lines.write(part.patches)
+            tally.sources.update(p.source.value for p in part.patches)
+            tally.unfixed += len(part.unfixed)
+            tally.usage.add(part.usage)
     return tally
 
 

@@ -93,9 +93,9 @@ def _processes() -> tuple[dict[int, list[int]], dict[int, tuple[int, float]]]:
     return children, usage
 
 
-def _trees(roots: Sequence[int]) -> dict[int, tuple[int, float]]:
-    """(resident bytes, CPU seconds) of each process in the trees of ``roots``."""
-    children, usage = _processes()
+def _trees(roots: Sequence[int], processes: tuple | None = None) -> dict[int, tuple[int, float]]:
+    """(resident bytes, CPU seconds) of each process in the trees of ``roots`` (from one scan of /proc: ``processes``, or a new one)."""
+    children, usage = processes or _processes()
     found, stack = {}, list(roots)
     while stack:
         pid = stack.pop()
@@ -120,8 +120,8 @@ def measure(command: list[str], env: dict | None = None, also: Sequence[int] = (
 
     def sample():
         while True:
-            mine = _trees([proc.pid])
-            theirs = _trees(also)
+            scan = _processes()  # once for both trees
+            mine, theirs = _trees([proc.pid], scan), _trees(also, scan)
             peak[0] = max(peak[0], sum(rss for rss, _ in mine.values()) + sum(rss for rss, _ in theirs.values()))
             cluster_cpu.update({pid: cpu - baseline.get(pid, 0.0) for pid, (_, cpu) in theirs.items()})
             if done.wait(SAMPLE_SECONDS):

@@ -158,35 +158,19 @@ def _propose_with_model_on_ray(endpoint: str, settings, found, out: Path, option
 
 def _propose_with_model_stream(endpoint: str, settings, detections: Path, out: Path, options, jobs: int, runner) -> None:
     """Model mode with --format jsonl: the findings read as a stream, in chunks; each chunk's records written as it is done."""
-    from collections import Counter
-
-    from ..contracts import Detection, JsonLinesWriter
-    from ..propose.llm.client import ModelError, Usage
-    from ..propose.llm.distributed import propose_with_model_stream
+    from ..propose.llm.client import ModelError
     from ..propose.llm.loop import model_summary
     from ..propose.llm.providers import client_for
+    from ..streamed import propose_with_model_jsonl
 
     try:
         client = client_for(settings, endpoint)  # checks the endpoint and its key before anything starts
     except ModelError as err:
         raise fail(str(err)) from None
     client.close()
-    findings, sources, unfixed, usage = [0], Counter(), 0, Usage()
-
-    def counted(records):
-        for record in records:
-            findings[0] += 1
-            yield record
-
-    # Stopped midway (an interrupt, a dead endpoint), the records of the chunks done are kept: answers paid for.
-    with executor_errors(), contract_errors(), JsonLinesWriter(out, keep_partial=True) as lines:
-        parts = propose_with_model_stream(settings, endpoint, client.api_key, counted(stream_models(detections, Detection)), options, jobs, runner)
-        for part in parts:
-            lines.write(part.patches)
-            sources.update(p.source.value for p in part.patches)
-            unfixed += len(part.unfixed)
-            usage.add(part.usage)
-    stderr.print(model_summary(sources, unfixed, usage, findings[0], client.endpoint.model))
+    with executor_errors(), contract_errors():
+        tally = propose_with_model_jsonl(settings, endpoint, client.api_key, detections, options, jobs, runner, out)
+    stderr.print(model_summary(tally.sources, tally.unfixed, tally.usage, tally.findings, client.endpoint.model))
 
 
 class PartialResults:

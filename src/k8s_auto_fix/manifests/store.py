@@ -120,3 +120,10 @@ def store_for_application(key: str, pass_id: str) -> ObjectStore:
         gc.unfreeze()  # the last application's objects go back to the collector, with the store
         _last = ((pass_id, key), ObjectStore(freeze_large=True))
     return _last[1]
+
+
+def store_for_findings(findings, pass_id: str) -> ObjectStore:
+    """The store for a batch of one pass's findings: one application's share the
+    process's store for it (``store_for_application``); several get a new one."""
+    keys = {f.application_key for f in findings}
+    return store_for_application(keys.pop(), pass_id) if len(keys) == 1 else ObjectStore()

@@ -13,7 +13,7 @@ from ..checks.registry import Proposal, Violation
 from ..contracts import Applicability, Detection, PatchRecord, Source, Verdict, object_digest
 from ..manifests.context import Application
 from ..manifests.objects import K8sObject
-from ..manifests.store import ObjectStore, store_for_application
+from ..manifests.store import ObjectStore, store_for_findings
 from ..patch import PATCH_ERRORS, apply_patch
 from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from ..verify.gates.runnability import RUNNABILITY
@@ -92,7 +92,7 @@ def propose_distributed(detections: list[Detection], options: FixOptions, runner
     grouped by application, cut into one slice per CPU (each slice loads the
     applications it needs once), each proposed on its own (a fix depends only on
     its finding's object and application), put back in order: the same patches."""
-    order = sorted(range(len(detections)), key=lambda i: (detections[i].application or detections[i].manifest_path, i))
+    order = sorted(range(len(detections)), key=lambda i: (detections[i].application_key, i))
     result = ProposeResult()
     with executor_session(runner):
         size = max(1, -(-len(order) // parallelism(runner)))
@@ -114,14 +114,13 @@ def propose_stream(detections: Iterable[Detection], options: FixOptions, runner:
     in input order."""
     with executor_session(runner):
         workers = parallelism(runner)
-        groups = (piece for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path) for piece in pieces(list(group), workers))
+        groups = (piece for _, group in groupby(detections, key=lambda d: d.application_key) for piece in pieces(list(group), workers))
         yield from map_ordered(_propose_group, (options, uuid.uuid4().hex), groups, runner)
 
 
 def _propose_group(shared: tuple[FixOptions, str], detections: list[Detection]) -> ProposeResult:
     options, pass_id = shared
-    key = (detections[0].application or detections[0].manifest_path) if detections else ""
-    return propose_rules(detections, options, store_for_application(key, pass_id))
+    return propose_rules(detections, options, store_for_findings(detections, pass_id))
 
 
 def as_manual(record: PatchRecord, verdict: Verdict) -> PatchRecord:

@@ -19,7 +19,7 @@ import yaml
 from ..checks import Check
 from ..contracts import Detection, PatchRecord, Reason, SchemaMode, Verdict
 from ..manifests.objects import K8sObject
-from ..manifests.store import ObjectStore, store_for_application
+from ..manifests.store import ObjectStore, store_for_findings
 from ..runner import RunnerOptions, executor_session, map_ordered, parallelism, pieces
 from .gates import GATES
 from .gates.apply import APPLY, mistyped
@@ -191,8 +191,7 @@ def _verify_slice(indices: list[int]) -> tuple[list[tuple[int, Verdict]], int]:
 def _verify_group(shared: tuple, item: tuple) -> VerifyResult:
     checks, options, pass_id = shared
     patches, detections = item
-    key = (detections[0].application or detections[0].manifest_path) if detections else ""
-    return Verifier(checks, options, store_for_application(key, pass_id)).verify(patches, detections)
+    return Verifier(checks, options, store_for_findings(detections, pass_id)).verify(patches, detections)
 
 
 def verify_stream(
@@ -204,7 +203,7 @@ def verify_stream(
     verdicts as they are done, in order."""
     with executor_session(runner):
         workers = parallelism(runner)
-        groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path))
+        groups = (list(group) for _, group in groupby(detections, key=lambda d: d.application_key))
         items = (piece for mine, group in _aligned(patches, groups) for piece in _pieces_with_detections(mine, group, workers))
         yield from map_ordered(_verify_group, (checks, options, uuid.uuid4().hex), items, runner)
 

@@ -27,7 +27,7 @@ from itertools import groupby
 from ...checks.fixes import FixOptions
 from ...config import RunConfig
 from ...contracts import Detection
-from ...manifests.store import ObjectStore, store_for_application
+from ...manifests.store import store_for_findings
 from ...runner import RunnerOptions, executor_session, map_ordered, parallelism
 from .client import RateBudget, Usage
 from .loop import LLMResult, propose_with_model
@@ -61,7 +61,7 @@ def budget_actor(requests_per_minute: int | None, tokens_per_minute: int | None)
 def propose_with_model_on_ray(config: RunConfig, name: str, api_key: str | None, detections: list[Detection], options: FixOptions, jobs: int, runner: RunnerOptions) -> LLMResult:
     """Model patches for ``detections`` on Ray, in the findings' order, within the endpoint's one budget."""
     endpoint = config.endpoint(name)
-    order = sorted(range(len(detections)), key=lambda i: (detections[i].application or detections[i].manifest_path, i))
+    order = sorted(range(len(detections)), key=lambda i: (detections[i].application_key, i))
     result = LLMResult()
     with executor_session(runner):
         actor = budget_actor(endpoint.requests_per_minute, endpoint.tokens_per_minute)
@@ -86,7 +86,7 @@ def _propose_slice(shared: tuple, detections: list[Detection]) -> LLMResult:
     client = PROVIDERS[endpoint.api](endpoint, config.proposer, api_key)
     client.budget = SharedBudget(actor)
     try:
-        return propose_with_model(client, config, detections, name, options, jobs, store=_chunk_store(detections, pass_id))
+        return propose_with_model(client, config, detections, name, options, jobs, store=store_for_findings(detections, pass_id))
     finally:
         client.close()
 
@@ -115,7 +115,7 @@ def propose_with_model_stream(
     try:
         for chunk in chunks(detections, CHUNK_LOCAL):
             client.usage = Usage()  # each chunk's own usage (no request is in flight between chunks)
-            yield propose_with_model(client, config, chunk, name, options, jobs, store=_chunk_store(chunk, pass_id))
+            yield propose_with_model(client, config, chunk, name, options, jobs, store=store_for_findings(chunk, pass_id))
     finally:
         client.close()
 
@@ -124,7 +124,7 @@ def chunks(detections: Iterable[Detection], size: int) -> Iterator[list[Detectio
     """Consecutive findings in chunks of at most ``size``: small applications
     together, one larger than ``size`` in pieces of its own."""
     chunk: list[Detection] = []
-    for _, group in groupby(detections, key=lambda d: d.application or d.manifest_path):
+    for _, group in groupby(detections, key=lambda d: d.application_key):
         found = list(group)
         if chunk and len(chunk) + len(found) > size:
             yield chunk
@@ -136,10 +136,3 @@ def chunks(detections: Iterable[Detection], size: int) -> Iterator[list[Detectio
     if chunk:
         yield chunk
 
-
-def _chunk_store(detections: list[Detection], pass_id: str) -> ObjectStore:
-    """A piece of one application: the process's store for it (parsed once for all its pieces); several applications: a new store."""
-    keys = {d.application or d.manifest_path for d in detections}
-    if len(keys) != 1:
-        return ObjectStore()
-    return store_for_application(keys.pop(), pass_id)
